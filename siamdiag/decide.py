@@ -1,0 +1,83 @@
+"""From check results to one verdict with reasons: a pure function, no I/O.
+
+Order of precedence: insufficient data, divergence, degeneracy, then the window tests under a
+Holm step-down at the family level alpha (so one run fails falsely at most alpha of the time
+through the tests), then the persistence guard that turns 'nothing found' on too little
+effective data into 'inconclusive' rather than a pass it cannot back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from . import checks
+
+
+class Verdict(str, Enum):
+    STATIONARY = "stationary"
+    NOT_CONVERGED = "not_converged"
+    NONSTATIONARY = "nonstationary"
+    DIVERGED = "diverged"
+    DEGENERATE = "degenerate"
+    INCONCLUSIVE = "inconclusive"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+
+UNIT_ROOT_LEVEL = 0.05  # on too little effective data, ADF decides unit root vs persistent noise
+DEFAULT_FAILING = frozenset({Verdict.NOT_CONVERGED, Verdict.NONSTATIONARY, Verdict.DIVERGED, Verdict.DEGENERATE})
+STRICT_FAILING = DEFAULT_FAILING | {Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA}
+
+
+def holm(p_values: dict[str, float], alpha: float) -> set[str]:
+    """Names rejected by Holm's step-down procedure at family-wise level alpha."""
+    rejected: set[str] = set()
+    ordered = sorted(p_values.items(), key=lambda kv: (kv[1], kv[0]))
+    for i, (name, p) in enumerate(ordered):
+        if p > alpha / (len(ordered) - i):
+            break
+        rejected.add(name)
+    return rejected
+
+
+@dataclass(frozen=True)
+class WindowTests:
+    """The gating tests on one window plus what classifies a rejection."""
+
+    drift: checks.Drift
+    level_shift: checks.Shift
+    variance: checks.VarianceChange
+    unit_root: checks.UnitRoot
+    shape: checks.Shape
+    persistence: checks.Persistence
+    batches: int
+    transient_in_window: bool   # MSER burn-in ends after the window start, loss falling
+
+    def p_values(self) -> dict[str, float]:
+        return {"drift": self.drift.p_value, "level_shift": self.level_shift.p_value,
+                "variance": self.variance.p_value, "unit_root": self.unit_root.p_value}
+
+
+def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
+    """Verdict for a run that reached the window tests, and the tests Holm rejected.
+
+    A step-shaped level change is a level shift even when the loss falls; a falling trend
+    (or a burn-in that has not ended) is learning still under way; anything else rejected is
+    non-stationarity (rising drift, unit-root wandering, variance change). When nothing is
+    rejected but the window is too persistent to trust that, ADF decides: a unit root it
+    cannot reject is wandering (fail); a rejected one is persistent noise (inconclusive).
+    """
+    rejected = holm(tests.p_values(), alpha)
+    falling = tests.drift.total < 0
+    if "level_shift" in rejected and tests.shape.step_like:
+        return Verdict.NONSTATIONARY, rejected
+    if "variance" in rejected and not (tests.transient_in_window or {"drift", "level_shift"} & rejected):
+        return Verdict.NONSTATIONARY, rejected
+    if tests.transient_in_window or (falling and {"drift", "level_shift"} & rejected):
+        return Verdict.NOT_CONVERGED, rejected
+    if rejected:
+        return Verdict.NONSTATIONARY, rejected
+    if not tests.persistence.enough:
+        if tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
+            return Verdict.NONSTATIONARY, {"unit_root"}
+        return Verdict.INCONCLUSIVE, rejected
+    return Verdict.STATIONARY, rejected
