@@ -40,30 +40,38 @@ def fmt_p(p: float) -> str:
     return f"p={p:.2g}" if p >= 1e-4 else "p<1e-4"
 
 
+# Which findings lead the reasons, by verdict: the one that decided it comes first.
+REASON_ORDER = {
+    Verdict.NOT_CONVERGED: ("transient", "drift", "level_shift"),
+    Verdict.NONSTATIONARY: ("level_shift", "variance", "drift", "unit_root"),
+}
+
+
 def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Window, alpha: float,
             sigma: float) -> list[str]:
     """Human reasons for a tested window, most decisive first."""
     span = window.last_step - window.first_step
     at = lambda frac: fmt_step(window.first_step + frac * span)  # noqa: E731
     d, s, v, u = tests.drift, tests.level_shift, tests.variance, tests.unit_root
-    reasons = []
+    found: dict[str, str] = {}
     if "level_shift" in rejected:
-        reasons.append(f"level shift of {s.delta / sigma:+.2f}σ "
-                       f"near step {at(s.at_fraction)} ({fmt_p(s.p_value)})")
+        found["level_shift"] = f"level shift of {s.delta / sigma:+.2f}σ near step {at(s.at_fraction)} ({fmt_p(s.p_value)})"
     if tests.transient_in_window:
-        reasons.append(f"the learning transient reaches into the window: the burn-in (MSER-5) ends at "
-                       f"step {fmt_step(window.burn_in_step)}, after the window start {fmt_step(window.first_step)}")
+        found["transient"] = (f"the learning transient reaches into the window: the burn-in (MSER-5) ends at "
+                              f"step {fmt_step(window.burn_in_step)}, after the window start {fmt_step(window.first_step)}")
     if "drift" in rejected:
         direction = "still decreasing" if d.total < 0 else "drifting upward"
-        reasons.append(f"loss {direction}: {d.total_sigma:+.2f}σ over the window, beyond the "
-                       f"±{d.margin_sigma:g}σ margin ({fmt_p(d.p_value)})")
+        found["drift"] = (f"loss {direction}: {d.total_sigma:+.2f}σ over the window, beyond the "
+                          f"±{d.margin_sigma:g}σ margin ({fmt_p(d.p_value)})")
     if "variance" in rejected:
-        reasons.append(f"variance changed ×{v.ratio:.2f} near step {at(v.at_fraction)} ({fmt_p(v.p_value)})")
+        found["variance"] = f"variance changed ×{v.ratio:.2f} near step {at(v.at_fraction)} ({fmt_p(v.p_value)})"
     if "unit_root" in rejected:
         evidence = (f"KPSS rejects level stationarity ({fmt_p(u.kpss.p_value)})" if u.kpss.p_value < 0.05 else
                     f"the window holds only {tests.persistence.effective_size:.0f} effectively independent points")
-        reasons.append(f"unit-root-like wandering: ADF cannot reject a unit root ({fmt_p(u.adf.p_value)}) and "
-                       f"{evidence}; if the logged loss is smoothed (EMA), log the raw per-step loss")
+        found["unit_root"] = (f"unit-root-like wandering: ADF cannot reject a unit root ({fmt_p(u.adf.p_value)}) and "
+                              f"{evidence}; if the logged loss is smoothed (EMA), log the raw per-step loss")
+    first = REASON_ORDER.get(verdict, ())
+    reasons = [found[k] for k in first if k in found] + [text for k, text in found.items() if k not in first]
     if verdict is Verdict.INCONCLUSIVE:
         reasons.append(f"too persistent to decide: effective sample size {tests.persistence.effective_size:.0f} "
                        f"< {checks.MIN_ESS:.0f} (τ_int={tests.persistence.tau_int:.1f}); log longer or judge a longer window")

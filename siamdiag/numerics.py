@@ -112,7 +112,8 @@ def mser_truncation(y: np.ndarray, batch: int = 5, search_limit: int | None = No
 
     Chooses d minimising the squared standard error of the mean of what remains,
     S²(d)/(n-d)², over batch means of ``batch`` points; O(n) through reverse cumulative sums.
-    ``search_limit`` bounds d so that a short noisy tail cannot win by being short.
+    ``search_limit`` (default: half the series, the usual validity bound) keeps a short tail
+    from winning merely by being short.
     """
     count = len(y) // batch
     z = y[len(y) - count * batch:].reshape(count, batch).mean(axis=1)
@@ -122,7 +123,7 @@ def mser_truncation(y: np.ndarray, batch: int = 5, search_limit: int | None = No
     remaining = count - np.arange(count)
     sse = rev_sq - rev_sum * rev_sum / remaining
     score = sse / (remaining.astype(float) ** 2)
-    limit = count - 2 if search_limit is None else max(1, min(count - 2, search_limit // batch))
+    limit = count // 2 if search_limit is None else max(1, min(count - 2, search_limit // batch))
     d = int(np.argmin(score[: limit + 1]))
     return offset + d * batch
 

@@ -1,0 +1,77 @@
+"""Write the golden sample runs: one small log per verdict, plus a long-format file with
+several runs and a gzip copy. Seeded, so the files are byte-identical on every machine.
+
+    python sample_runs/make_samples.py          # rewrites sample_runs/*.csv*
+    siamdiag analyze sample_runs/ --format json  # what tests/test_golden.py compares against
+"""
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(name: str, header: list[str], rows, compress: bool = False) -> None:
+    lines = [",".join(header)] + [",".join(_cell(v) for v in row) for row in rows]
+    text = "\n".join(lines) + "\n"
+    path = os.path.join(HERE, name)
+    if compress:
+        with open(path, "wb") as fh:
+            fh.write(gzip.compress(text.encode(), mtime=0))
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+
+
+def _cell(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return "nan" if np.isnan(v) else ("inf" if np.isinf(v) else f"{v:.6g}")
+
+
+def main() -> None:
+    rng = np.random.default_rng(20261122)
+    n = 2000
+    t = np.arange(n)
+    transient = 1.5 * np.exp(-t / 80)
+    # stationary: a contrastive run that settled, with a grad norm that swings with it
+    common = rng.standard_normal(n)
+    loss = 0.35 + transient + 0.02 * (0.8 * common + 0.6 * rng.standard_normal(n))
+    grad = 1.2 + 2 * transient + 0.1 * (0.8 * common + 0.6 * rng.standard_normal(n))
+    write("stationary.csv", ["step", "loss", "grad_norm"], zip(t, loss, grad))
+    # not_converged: still learning at the end
+    loss = 0.3 + 1.5 * np.exp(-t / 700) + 0.02 * rng.standard_normal(n)
+    write("not_converged.csv", ["global_step", "train_loss"], zip(t, loss))
+    # nonstationary: the loss jumps up by 1.5 sigma three quarters through the run
+    loss = 0.35 + transient + 0.02 * rng.standard_normal(n) + 0.03 * (t >= 1500)
+    write("nonstationary.csv", ["step", "loss"], zip(t, loss))
+    # diverged: NaN after a blow-up
+    loss = 0.35 + transient + 0.02 * rng.standard_normal(n)
+    loss[1900:] = np.nan
+    write("diverged.csv", ["step", "loss"], zip(t, loss))
+    # degenerate: loss pinned at the margin (collapsed embeddings), as siamdiag train logs it
+    loss = np.where(t < 300, 1.0 - 0.5 * np.exp(-t / 50) + 0.01 * rng.standard_normal(n), 1.0)
+    write("degenerate.csv", ["step", "loss", "margin"], zip(t, loss, np.full(n, 1.0)))
+    # inconclusive: very persistent noise (an EMA-smoothed log): too few independent points
+    from scipy.signal import lfilter
+
+    ema = 0.3 + lfilter([0.02], [1, -0.98], 0.05 * rng.standard_normal(n + 3000))[3000:]
+    write("inconclusive.csv", ["step", "loss"], zip(t, ema))
+    # insufficient_data: a run that has only just started
+    write("insufficient_data.csv", ["step", "loss"], zip(t[:60], 0.35 + transient[:60]))
+    # long format: three runs in one file, gzip-compressed, one of them resumed from step 600
+    rows = []
+    for run in ("seed0", "seed1", "seed2"):
+        steps = np.concatenate([t[:800], t[600:]]) if run == "seed1" else t
+        values = 0.35 + 1.5 * np.exp(-steps / 80) + 0.02 * rng.standard_normal(len(steps))
+        rows += [(run, s, v) for s, v in zip(steps, values)]
+    write("sweep.csv.gz", ["run", "step", "loss"], rows, compress=True)
+
+
+if __name__ == "__main__":
+    main()

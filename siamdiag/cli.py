@@ -1,0 +1,135 @@
+"""Command line: the only module that prints or exits.
+
+Exit codes are an API: 0 gate passed, 1 gate failed, 2 usage or input error (including "no
+runs found"), 3 internal error. An unexpected exception never exits 1.
+"""
+from __future__ import annotations
+
+import os
+
+# Pin BLAS threads before numpy loads: a multithreaded BLAS on a busy 2-core CI runner is
+# 30-50x slower for these small least-squares problems (research notes §3.2).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+             "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import traceback  # noqa: E402
+
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import SiamdiagError, UsageError  # noqa: E402
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def parse_window(value: str) -> float:
+    try:
+        w = float(value)
+    except ValueError:
+        raise UsageError(f"--window: {value!r} is not a number; give a fraction (0.5) or a step count (20000)")
+    if not (0 < w <= 1 or (w > 1 and w.is_integer())):
+        raise UsageError(f"--window: {value!r} must be a fraction in (0, 1] or a whole number of steps")
+    return w
+
+
+def parse_burn_in(value: str) -> float | None:
+    if value.lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"--burn-in: {value!r} must be 'auto' or a step number")
+
+
+def write_atomically(path: str, text: str, inputs: list[str]) -> None:
+    """Write the whole report or nothing: a temporary file in the same directory, then an
+    atomic rename. Refuses to overwrite one of the logs being analysed."""
+    target = os.path.realpath(path)
+    for p in inputs:
+        if p != "-" and os.path.exists(p) and os.path.realpath(p) == target:
+            raise UsageError(f"--output {path}: that is one of the input logs; refusing to overwrite it")
+    directory = os.path.dirname(target) or "."
+    if not os.path.isdir(directory):
+        raise UsageError(f"--output {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".siamdiag-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="siamdiag")
+def cli() -> None:
+    """Has this Siamese / metric-learning run's loss settled? A diagnostic and a CI gate."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
+@click.option("--fail-on", help="Comma-separated verdicts that fail the gate "
+              "[default: not_converged,nonstationary,diverged,degenerate].")
+@click.option("--strict", is_flag=True, help="Also fail inconclusive and insufficient_data.")
+@click.option("--alpha", type=click.FloatRange(1e-6, 0.5), default=0.01, show_default=True,
+              help="Family-wise false-alarm rate per run (Holm over the window tests).")
+@click.option("--window", "window", default="0.5", show_default=True,
+              help="Evaluation window: a fraction of the step range (0.5 = second half) or a number of final steps.")
+@click.option("--burn-in", default="auto", show_default=True,
+              help="'auto' (MSER-5 finds the end of the transient) or the first step to judge.")
+@click.option("--step-col", help="Column holding the step (default: detected).")
+@click.option("--loss-col", help="Column holding the training loss (default: detected).")
+@click.option("--grad-norm-col", help="Column holding the gradient norm (default: detected).")
+@click.option("--run-col", help="Column(s) identifying the run in a long-format log, e.g. 'run' or 'method,seed'.")
+def analyze(paths, fmt, output, fail_on, strict, alpha, window, burn_in, step_col, loss_col, grad_norm_col, run_col):
+    """Judge every run in PATHS (files, directories, globs, '-' for stdin; .csv/.tsv, gzip ok)."""
+    from .columns import ColumnOverrides
+    from .pipeline import analyze_paths
+    from .prepare import Options
+    from .render import RENDERERS
+    from .report import GatePolicy
+
+    options = Options(alpha=alpha, window=parse_window(window), burn_in=parse_burn_in(burn_in))
+    policy = GatePolicy.from_options(fail_on, strict)
+    overrides = ColumnOverrides(step=step_col, loss=loss_col, grad_norm=grad_norm_col, run=run_col)
+    report = analyze_paths(list(paths), options, overrides, policy)
+    to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = RENDERERS[fmt](report, to_terminal)
+    if output:
+        write_atomically(output, text, list(paths))
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps user errors to exit 2 and anything unexpected to exit 3."""
+    try:
+        cli.main(args=argv, prog_name="siamdiag", standalone_mode=False)
+    except SiamdiagError as exc:
+        click.echo(f"siamdiag: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("siamdiag: aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        sys.exit(EXIT_PASS)
+    except Exception:  # noqa: BLE001 - the contract: unexpected errors exit 3, never 1
+        click.echo("siamdiag: internal error (please report this with the log that caused it):", err=True)
+        click.echo(traceback.format_exc(), err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(EXIT_PASS)

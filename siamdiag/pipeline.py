@@ -1,0 +1,16 @@
+"""The whole flow for a set of paths: ingest -> order -> analyse -> report. No I/O beyond
+reading the inputs."""
+from __future__ import annotations
+
+from .analysis import analyze_run
+from .columns import ColumnOverrides
+from .ingest import read_runs
+from .prepare import Options, order_run
+from .report import GatePolicy, Report
+
+
+def analyze_paths(paths, options: Options = Options(), overrides: ColumnOverrides = ColumnOverrides(),
+                  policy: GatePolicy = GatePolicy()) -> Report:
+    """Judge every run found under ``paths``; each run independently of the others."""
+    runs = tuple(analyze_run(order_run(raw), options) for raw in read_runs(paths, overrides))
+    return Report(runs=runs, policy=policy, alpha=options.alpha)

@@ -1,0 +1,23 @@
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "sample_runs")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def write_csv(path, header, rows, newline="\n"):
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(newline.join([",".join(header)] + [",".join(str(v) for v in r) for r in rows]) + newline)
+    return str(path)
+
+
+@pytest.fixture
+def stationary_rows():
+    rng = np.random.default_rng(7)
+    n = 1500
+    return [(i, f"{0.3 + 0.02 * rng.standard_normal():.6f}") for i in range(n)]

@@ -1,0 +1,62 @@
+"""Numeric building blocks against slow, obvious re-implementations and known answers."""
+import numpy as np
+import pytest
+
+from siamdiag import numerics
+
+
+def test_block_means_keep_the_end_and_match_a_loop():
+    x = np.arange(10.0)
+    means, size = numerics.block_means(x, 3)
+    assert size == 4  # ceil(10 / 3)
+    assert means.tolist() == [np.mean(x[2:6]), np.mean(x[6:10])]
+
+
+def test_nested_rss_matches_separate_least_squares():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 6))
+    y = X[:, :3] @ [1.0, -2.0, 0.5] + rng.standard_normal(200)
+    rss = numerics.nested_rss(y, X)
+    for k in range(1, 7):
+        coef, *_ = np.linalg.lstsq(X[:, :k], y, rcond=None)
+        assert rss[k - 1] == pytest.approx(np.sum((y - X[:, :k] @ coef) ** 2), rel=1e-9)
+
+
+def test_ar_order_recovers_an_ar2_process():
+    from scipy.signal import lfilter
+
+    orders = []
+    for seed in range(20):
+        e = np.random.default_rng(seed).standard_normal(3000)
+        x = lfilter([1.0], [1.0, -0.5, 0.3], e)
+        orders.append(numerics.ar_residuals(x)[1])
+    assert np.mean(np.array(orders) == 2) >= 0.8
+
+
+def test_tau_int_of_ar1_is_close_to_theory():
+    # AR(1): tau_int = (1 + phi) / (1 - phi) = 3 for phi = 0.5 (averaged over seeds)
+    from siamdiag.synthetic import ar1
+
+    taus = [numerics.integrated_autocorrelation_time(ar1(5000, np.random.default_rng(s), 0.5)) for s in range(30)]
+    assert np.mean(taus) == pytest.approx(3.0, rel=0.1)
+    white = [numerics.integrated_autocorrelation_time(np.random.default_rng(s).standard_normal(5000)) for s in range(30)]
+    assert np.mean(white) == pytest.approx(1.0, abs=0.15)
+
+
+def test_mser_finds_the_end_of_a_step_transient():
+    rng = np.random.default_rng(3)
+    y = np.concatenate([np.full(300, 5.0), np.zeros(1700)]) + 0.1 * rng.standard_normal(2000)
+    assert 295 <= numerics.mser_truncation(y) <= 310
+
+
+def test_winsorize_clips_only_outliers():
+    x = np.zeros(1000) + np.random.default_rng(1).standard_normal(1000)
+    x[10] = 1000.0
+    w = numerics.winsorize(x)
+    assert w[10] < 10
+    assert np.array_equal(np.delete(w, 10), np.delete(x, 10))
+
+
+def test_bartlett_lrv_of_white_noise_is_its_variance():
+    x = np.random.default_rng(2).standard_normal(20000)
+    assert numerics.bartlett_long_run_variance(x - x.mean(), 10) == pytest.approx(1.0, abs=0.05)
