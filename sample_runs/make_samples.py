@@ -1,8 +1,11 @@
 """Write the golden sample runs: one small log per verdict, plus a long-format file with
 several runs and a gzip copy. Seeded, so the files are byte-identical on every machine.
 
-    python sample_runs/make_samples.py          # rewrites sample_runs/*.csv*
-    siamdiag analyze sample_runs/ --format json  # what tests/test_golden.py compares against
+    python sample_runs/make_samples.py             # rewrites sample_runs/*.csv*
+    python sample_runs/make_samples.py --expected  # also re-records sample_runs/expected/*.json
+
+The expected JSON is a regression record (tests/test_golden.py compares against it); the
+verdict each file must get is fixed by construction and by its name, not by that record.
 """
 from __future__ import annotations
 
@@ -73,5 +76,28 @@ def main() -> None:
     write("sweep.csv.gz", ["run", "step", "loss"], rows, compress=True)
 
 
+def record_expected() -> None:
+    import json
+
+    from siamdiag.pipeline import analyze_paths
+    from siamdiag.report import report_to_dict
+
+    os.makedirs(os.path.join(HERE, "expected"), exist_ok=True)
+    cwd = os.getcwd()
+    os.chdir(HERE)
+    try:
+        for name in sorted(f for f in os.listdir(".") if f.endswith((".csv", ".csv.gz"))):
+            doc = report_to_dict(analyze_paths([name]))
+            with open(os.path.join("expected", name.split(".")[0] + ".json"), "w") as fh:
+                json.dump(doc, fh, indent=2, allow_nan=False)
+                fh.write("\n")
+    finally:
+        os.chdir(cwd)
+
+
 if __name__ == "__main__":
+    import sys
+
     main()
+    if "--expected" in sys.argv:
+        record_expected()

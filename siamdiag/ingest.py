@@ -147,17 +147,17 @@ def _parse_delimited(text: str, delimiter: str, source: str) -> pd.DataFrame:
         raise InputError(source, "empty file: no header row") from None
     except pd.errors.ParserError as exc:
         msg = str(exc)
-        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
-        if m:
-            expected, line = int(m.group(1)), int(m.group(2))
-            row = text.split("\n")[line - 1] if line - 1 < text.count("\n") + 1 else ""
-            raise InputError(source, f"expected {expected} fields, found {m.group(3)}", line,
-                             field_column(row, delimiter, expected)) from None
-        m = re.search(r"row (\d+)", msg)
         detail = msg.split("C error: ")[-1].strip()
-        if m:
-            line = data_line_numbers(text)[min(int(m.group(1)), max(0, len(data_line_numbers(text)) - 1))]
-            raise InputError(source, detail, line, 1) from None
+        lines = text.split("\n")
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+        if m and int(m.group(2)) <= len(lines):
+            expected, line = int(m.group(1)), int(m.group(2))
+            raise InputError(source, f"expected {expected} fields, found {m.group(3)}", line,
+                             field_column(lines[line - 1], delimiter, expected)) from None
+        m = re.search(r"row (\d+)", msg)
+        rows = data_line_numbers(text)
+        if m and rows:
+            raise InputError(source, detail, rows[min(int(m.group(1)), len(rows) - 1)], 1) from None
         raise InputError(source, detail) from None
 
 

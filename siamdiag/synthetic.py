@@ -76,3 +76,18 @@ PROCESSES: dict[str, Process] = {p.name: p for p in [
     Process("variance_doubling", lambda n, r: r.standard_normal(n) * (1 + (_t(n) >= 0.8 * n)), frozenset({"nonstationary"}), N),
     Process("divergence_last_5pct", lambda n, r: white(n, r) + np.where(_t(n) >= 0.95 * n, 0.01 * np.exp((_t(n) - 0.95 * n) / (0.01 * n)), 0.0), frozenset({"diverged"}), N),
 ]}
+
+
+def ar1_pair(n: int, rng: np.random.Generator, phi: float, rho: float, burn: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Two AR(1) series whose innovations correlate at ``rho`` (truth: coupled iff rho != 0)."""
+    e1 = rng.standard_normal(n + burn)
+    e2 = rho * e1 + np.sqrt(1 - rho * rho) * rng.standard_normal(n + burn)
+    return lfilter([1.0], [1.0, -phi], e1)[burn:], lfilter([1.0], [1.0, -phi], e2)[burn:]
+
+
+def shared_trend_pair(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and grad norm that share only a decaying trend (truth: not coupled)."""
+    t = np.arange(n) / n
+    loss = 1 + 2 * np.exp(-4 * t) + 0.2 * rng.standard_normal(n)
+    grad = 0.5 + 3 * np.exp(-4 * t) + 0.3 * ar1(n, rng, 0.5)
+    return loss, grad

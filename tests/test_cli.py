@@ -1,0 +1,109 @@
+"""The CLI contract: exit codes, output files, formats, gate options."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from siamdiag import cli
+
+from .conftest import SAMPLES, write_csv
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_exit_0_on_a_stationary_run(capsys):
+    code, out, err = run_cli(["analyze", os.path.join(SAMPLES, "stationary.csv")], capsys)
+    assert code == 0 and "stationary" in out and "gate: PASS" in out and err == ""
+
+
+def test_exit_1_on_a_failing_run(capsys):
+    code, out, _ = run_cli(["analyze", os.path.join(SAMPLES, "nonstationary.csv")], capsys)
+    assert code == 1 and "gate: FAIL" in out
+
+
+def test_exit_2_on_bad_input_with_location_and_no_traceback(tmp_path, capsys):
+    path = write_csv(tmp_path / "bad.csv", ["step", "loss"], [(0, 0.1), (1, "oops")])
+    code, out, err = run_cli(["analyze", path], capsys)
+    assert code == 2 and out == ""
+    assert f"{path}:3:3:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["analyze", "/nonexistent/x.csv"], ["analyze"], ["analyze", SAMPLES, "--window", "2.5"],
+                                  ["analyze", SAMPLES, "--fail-on", "bogus"], ["analyze", SAMPLES, "--format", "xml"],
+                                  ["analyze", SAMPLES, "--burn-in", "soon"]])
+def test_exit_2_on_usage_errors(args, capsys):
+    assert run_cli(args, capsys)[0] == 2
+
+
+def test_exit_3_on_internal_error(monkeypatch, capsys):
+    import siamdiag.pipeline
+
+    def boom(*a, **k):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(siamdiag.pipeline, "analyze_paths", boom)
+    code, _, err = run_cli(["analyze", SAMPLES], capsys)
+    assert code == 3 and "internal error" in err
+
+
+def test_strict_and_fail_on(capsys):
+    path = os.path.join(SAMPLES, "inconclusive.csv")
+    assert run_cli(["analyze", path], capsys)[0] == 0
+    assert run_cli(["analyze", path, "--strict"], capsys)[0] == 1
+    assert run_cli(["analyze", os.path.join(SAMPLES, "not_converged.csv"), "--fail-on", "diverged"], capsys)[0] == 0
+    assert run_cli(["analyze", os.path.join(SAMPLES, "stationary.csv"), "--fail-on", "stationary"], capsys)[0] == 1
+
+
+def test_json_schema(capsys):
+    code, out, _ = run_cli(["analyze", SAMPLES, "--format", "json"], capsys)
+    doc = json.loads(out)
+    assert code == 1 and doc["gate"] == "fail" and doc["schema_version"] == 1 and doc["siamdiag_version"]
+    verdicts = {r["verdict"] for r in doc["runs"]}
+    assert verdicts == {"stationary", "not_converged", "nonstationary", "diverged", "degenerate",
+                        "inconclusive", "insufficient_data"}
+    for r in doc["runs"]:
+        assert {"run", "verdict", "gate", "reasons", "window", "adf", "kpss", "drift", "level_shift",
+                "variance", "grad_norm"} <= set(r)
+        assert r["reasons"]
+    stationary = next(r for r in doc["runs"] if r["run"].endswith("stationary.csv") and r["verdict"] == "stationary")
+    assert stationary["grad_norm"]["coupled"] is True
+    assert stationary["window"]["first_step"] == 1000
+
+
+def test_output_is_atomic_and_never_overwrites_an_input(tmp_path, capsys):
+    src = os.path.join(SAMPLES, "stationary.csv")
+    out_path = tmp_path / "report.json"
+    code, out, _ = run_cli(["analyze", src, "--format", "json", "-o", str(out_path)], capsys)
+    assert code == 0 and out == "" and json.loads(out_path.read_text())["gate"] == "pass"
+    log = write_csv(tmp_path / "log.csv", ["step", "loss"], [(i, 0.1) for i in range(5)])
+    before = open(log).read()
+    code, _, err = run_cli(["analyze", log, "-o", log], capsys)
+    assert code == 2 and "refusing to overwrite" in err and open(log).read() == before
+    # a failed analysis leaves an existing report untouched and no temporary file behind
+    bad = write_csv(tmp_path / "bad.csv", ["step", "loss"], [(0, "x")])
+    code, _, _ = run_cli(["analyze", bad, "-o", str(out_path)], capsys)
+    assert code == 2 and json.loads(out_path.read_text())["gate"] == "pass"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".siamdiag-")]
+
+
+def test_explicit_nan_in_window_is_diverged(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = [(i, "nan" if i == 900 else f"{0.3 + 0.01 * rng.standard_normal():.5f}") for i in range(1000)]
+    code, out, _ = run_cli(["analyze", write_csv(tmp_path / "n.csv", ["step", "loss"], rows)], capsys)
+    assert code == 1 and "diverged" in out
+
+
+def test_module_entry_point_and_no_torch_import():
+    code = ("import sys, runpy; sys.argv=['siamdiag','analyze','" + os.path.join(SAMPLES, "stationary.csv") + "'];"
+            "\ntry:\n    runpy.run_module('siamdiag', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert e.code == 0, e.code\nassert 'torch' not in sys.modules\nprint('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip().endswith("ok"), res.stderr

@@ -1,0 +1,50 @@
+"""Properties that must hold for every input (hypothesis)."""
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from siamdiag.analysis import analyze_arrays
+from siamdiag.errors import SiamdiagError
+from siamdiag.ingest import read_runs
+from siamdiag.pipeline import analyze_paths
+from siamdiag.synthetic import PROCESSES
+
+NAMES = sorted(PROCESSES)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(NAMES), seed=st.integers(0, 10**6), n=st.sampled_from([300, 2000]),
+       a=st.floats(1e-3, 1e3), b=st.floats(-1e3, 1e3))
+def test_verdict_invariant_under_positive_affine_maps(name, seed, n, a, b):
+    x = PROCESSES[name].make(n, np.random.default_rng(seed))
+    assert analyze_arrays(a * x + b).verdict == analyze_arrays(x).verdict
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(list(range(4))))
+def test_verdicts_do_not_depend_on_run_order(tmp_path, order):
+    rng = np.random.default_rng(5)
+    names = ["white_noise", "slow_exp_decay", "level_shift_1sigma_up", "divergence_last_5pct"]
+    series = {k: PROCESSES[k].make(600, rng) for k in names}
+    lines = ["run,step,loss"]
+    for i in order:
+        lines += [f"{names[i]},{s},{float(v)!r}" for s, v in enumerate(series[names[i]])]
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join(lines) + "\n")
+    verdicts = {r.run: r.verdict for r in analyze_paths([str(path)]).runs}
+    expected = {k: analyze_arrays(series[k]).verdict for k in names}
+    assert verdicts == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=300),
+                      st.text(alphabet="step,los\n\r\t0123456789.-eE+naif\"' ", max_size=300).map(str.encode)))
+def test_no_byte_string_crashes_the_reader(tmp_path, data):
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(data)
+    try:
+        for run in read_runs([str(path)]):
+            assert "loss" in run.metrics
+        analyze_paths([str(path)])
+    except SiamdiagError as exc:
+        assert str(exc)  # a clear message, never a bare exception
