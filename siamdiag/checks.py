@@ -17,6 +17,7 @@ from .numerics import (ar_residuals, bartlett_long_run_variance, integrated_auto
 from .prepare import PreparedSeries
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
+MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
 BATCH_TAUS = 2.0             # each batch spans at least this many autocorrelation times
 MIN_SEGMENT = 3              # batches on each side of a candidate level or variance shift
 DRIFT_MARGIN_SIGMA = 0.25    # drifts smaller than this (in noise sigmas) are practically flat
@@ -119,11 +120,12 @@ def degeneracy(window_loss: np.ndarray, extras: dict[str, np.ndarray]) -> Degene
 # Gating tests on the window
 
 
-def batch_count(points: int, tau_int: float) -> int:
+def batch_count(points: int, tau_int: float, minimum: int = MIN_BATCHES) -> int:
     """As many batches as keep each batch >= 2 τ_int long (so batch means are close to
-    independent), between 20 and 50: more batches give the t-tests more degrees of freedom."""
+    independent), between ``minimum`` and 50: more batches give the t-tests more degrees of
+    freedom."""
     by_tau = int(points / (BATCH_TAUS * tau_int))
-    return int(min(MAX_BATCHES, max(MIN_BATCHES, by_tau)))
+    return int(min(MAX_BATCHES, max(minimum, by_tau)))
 
 
 def batch_means(x: np.ndarray, batches: int) -> np.ndarray:
@@ -226,7 +228,7 @@ def variance_change(agg_window: np.ndarray) -> VarianceChange:
     clustering (GARCH)."""
     resid, order = ar_residuals(agg_window)
     resid = winsorize(resid)
-    batches = batch_count(len(resid), integrated_autocorrelation_time(resid * resid))
+    batches = batch_count(len(resid), integrated_autocorrelation_time(resid * resid), MIN_VARIANCE_BATCHES)
     size = len(resid) // batches
     sq = (resid[len(resid) - size * batches:] ** 2).reshape(batches, size).mean(axis=1)
     logs = np.log(np.maximum(sq, 1e-300))

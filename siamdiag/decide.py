@@ -24,6 +24,7 @@ class Verdict(str, Enum):
 
 
 UNIT_ROOT_LEVEL = 0.05  # on too little effective data, ADF decides unit root vs persistent noise
+UNIT_ROOT_MIN_POINTS = 500  # ... but only on a window long enough for ADF to tell AR(0.9) from a random walk
 DEFAULT_FAILING = frozenset({Verdict.NOT_CONVERGED, Verdict.NONSTATIONARY, Verdict.DIVERGED, Verdict.DEGENERATE})
 STRICT_FAILING = DEFAULT_FAILING | {Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA}
 
@@ -60,8 +61,8 @@ class WindowTests:
 def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
     """Verdict for a run that reached the window tests, and the tests Holm rejected.
 
-    A step-shaped level change is a level shift even when the loss falls; a falling trend
-    (or a burn-in that has not ended) is learning still under way; anything else rejected is
+    A step-shaped level change is a level shift even when the loss falls; a falling trend or
+    falling unit-root-like path (or a burn-in that has not ended) is learning still under way; anything else rejected is
     non-stationarity (rising drift, unit-root wandering, variance change). When nothing is
     rejected but the window is too persistent to trust that, ADF decides: a unit root it
     cannot reject is wandering (fail); a rejected one is persistent noise (inconclusive).
@@ -72,12 +73,12 @@ def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
         return Verdict.NONSTATIONARY, rejected
     if "variance" in rejected and not (tests.transient_in_window or {"drift", "level_shift"} & rejected):
         return Verdict.NONSTATIONARY, rejected
-    if tests.transient_in_window or (falling and {"drift", "level_shift"} & rejected):
+    if tests.transient_in_window or (falling and {"drift", "level_shift", "unit_root"} & rejected):
         return Verdict.NOT_CONVERGED, rejected
     if rejected:
         return Verdict.NONSTATIONARY, rejected
     if not tests.persistence.enough:
-        if tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
+        if tests.persistence.points >= UNIT_ROOT_MIN_POINTS and tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
             return Verdict.NONSTATIONARY, {"unit_root"}
         return Verdict.INCONCLUSIVE, rejected
     return Verdict.STATIONARY, rejected

@@ -251,6 +251,19 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     return values, present
 
 
+def run_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """Run code per row and run labels in order of first appearance; composite keys join
+    their parts with '/'. Factorised column by column: no per-row string building."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for col in columns:
+        part, _ = pd.factorize(frame[col], sort=False, use_na_sentinel=False)
+        codes = codes * (int(part.max(initial=0)) + 1) + part
+    codes, _ = pd.factorize(codes, sort=False)
+    rows = np.unique(codes, return_index=True)[1]
+    labels = ["/".join("" if pd.isna(v) else str(v) for v in frame[list(columns)].iloc[i]) for i in rows]
+    return codes, labels
+
+
 def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_runs_by_source: bool) -> list[RawRun]:
     """Split a table into runs by its run column(s), one run per file when there is none.
     Without a step column, the row position within the run is the step."""
@@ -270,8 +283,7 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
             # a non-numeric extra is simply not an extra
     step_values = numeric_column(table, cmap.step, source)[0] if cmap.step else None
     if cmap.run:
-        keys = table.frame[list(cmap.run)].astype("string").fillna("").agg("/".join, axis=1)
-        codes, uniques = pd.factorize(keys, sort=False)
+        codes, uniques = run_keys(table.frame, cmap.run)
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
         groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
