@@ -133,12 +133,13 @@ def window_tests(prepared: PreparedSeries, sigma: float, alpha: float) -> Window
     w = prepared.agg_window
     persist = checks.persistence(w)
     batches = checks.batch_count(persist.points, persist.tau_int)
-    drift = checks.drift(w, sigma, batches)
+    inflation = checks.short_batch_inflation(persist.points, batches, persist.tau_int)
+    drift = checks.drift(w, sigma, batches, inflation)
     window = prepared.window
     transient = (window.burn_in_method != "fixed" and window.burn_in_step is not None
                  and window.burn_in_step > window.first_step and drift.total < 0
                  and drift.p_value < alpha)
-    return WindowTests(drift=drift, level_shift=checks.level_shift(w, sigma, batches),
+    return WindowTests(drift=drift, level_shift=checks.level_shift(w, sigma, batches, inflation),
                        variance=checks.variance_change(w), unit_root=checks.unit_root(w),
                        shape=checks.shape(w, batches), persistence=persist, batches=batches,
                        transient_in_window=bool(transient))

@@ -22,12 +22,13 @@ BATCH_TAUS = 2.0             # each batch spans at least this many autocorrelati
 MIN_SEGMENT = 3              # batches on each side of a candidate level or variance shift
 DRIFT_MARGIN_SIGMA = 0.25    # drifts smaller than this (in noise sigmas) are practically flat
 SHIFT_MARGIN_SIGMA = 0.10    # level shifts smaller than this are practically nothing
-VARIANCE_MARGIN_LOG = 0.20   # variance changes under ~22 % are practically nothing
+VARIANCE_MARGIN_LOG = 0.30   # variance changes under ~35 % are practically nothing
 TAIL_FRACTION = 0.05         # divergence is looked for in the last 5 % of the window
 EXPLOSION_MADS = 10.0        # ... as values beyond median + 10 robust sigmas
 EXPLOSION_SHARE = 0.2        # ... in at least 20 % of that tail (isolated spikes are not)
 STEP_LIKE_RATIO = 0.95      # a step must explain the batch means clearly better than a curve
 MODAL_SHARE_DEGENERATE = 0.99
+UNIT_ROOT_MIN_POINTS = 500  # ADF cannot tell AR(0.9) from a random walk on shorter windows
 MIN_ESS = 30.0               # below this no test has both size and power (research §5.9)
 COUPLING_MIN_R = 0.1         # smaller correlations are not worth reporting as coupling
 
@@ -143,7 +144,13 @@ class Drift:
     p_value: float
 
 
-def drift(window: np.ndarray, sigma: float, batches: int) -> Drift:
+def short_batch_inflation(points: int, batches: int, tau_int: float) -> float:
+    """Factor on standard errors when batches are shorter than 2 τ_int (too little data to make
+    them long enough): correlated batch means understate the variance by about that ratio."""
+    return float(np.sqrt(max(1.0, BATCH_TAUS * tau_int * batches / points)))
+
+
+def drift(window: np.ndarray, sigma: float, batches: int, inflation: float = 1.0) -> Drift:
     """Is the window's trend larger than a practical margin? One-sided minimum-effect t-test on
     the OLS slope of batch means: H0 |total drift| <= margin, df = B - 2. A huge n then cannot
     make a negligible slope fail the gate."""
@@ -152,7 +159,7 @@ def drift(window: np.ndarray, sigma: float, batches: int) -> Drift:
     slope = float(x @ (bm - bm.mean()) / (x @ x))
     resid = bm - bm.mean() - slope * x
     se = float(np.sqrt(resid @ resid / (batches - 2) / (x @ x)))
-    total, se_total = slope * batches, se * batches
+    total, se_total = slope * batches, se * batches * inflation
     margin = DRIFT_MARGIN_SIGMA * sigma
     t = (abs(total) - margin) / se_total if se_total > 0 else (np.inf if abs(total) > margin else -np.inf)
     return Drift(total, total / sigma, DRIFT_MARGIN_SIGMA, float(t), stattests.student_t_sf(t, batches - 2))
@@ -166,7 +173,7 @@ class Shift:
     p_value: float        # Bonferroni over candidate split points
 
 
-def best_split(values: np.ndarray, margin: float) -> Shift:
+def best_split(values: np.ndarray, margin: float, inflation: float = 1.0) -> Shift:
     """Largest two-segment mean change among split points with >= MIN_SEGMENT values a side:
     a minimum-effect t-test (|Δ| <= margin under H0) with a pooled within-segment variance,
     Bonferroni-adjusted over the candidates."""
@@ -179,7 +186,7 @@ def best_split(values: np.ndarray, margin: float) -> Shift:
     sse_left = total_sq[ks - 1] - ks * left_mean ** 2
     sse_right = (total_sq[-1] - total_sq[ks - 1]) - (n - ks) * right_mean ** 2
     s2 = np.maximum((sse_left + sse_right) / (n - 2), 1e-300)
-    se = np.sqrt(s2 * (1.0 / ks + 1.0 / (n - ks)))
+    se = inflation * np.sqrt(s2 * (1.0 / ks + 1.0 / (n - ks)))
     delta = right_mean - left_mean
     t = (np.abs(delta) - margin) / se
     best = int(np.argmax(t))
@@ -187,9 +194,9 @@ def best_split(values: np.ndarray, margin: float) -> Shift:
     return Shift(float(delta[best]), float(ks[best] / n), float(t[best]), p)
 
 
-def level_shift(window: np.ndarray, sigma: float, batches: int) -> Shift:
+def level_shift(window: np.ndarray, sigma: float, batches: int, inflation: float = 1.0) -> Shift:
     """A step in the mean inside the window, larger than SHIFT_MARGIN_SIGMA noise sigmas."""
-    return best_split(batch_means(window, batches), SHIFT_MARGIN_SIGMA * sigma)
+    return best_split(batch_means(window, batches), SHIFT_MARGIN_SIGMA * sigma, inflation)
 
 
 @dataclass(frozen=True)
@@ -244,7 +251,7 @@ class UnitRoot:
     p_value: float        # KPSS p when ADF cannot reject a unit root, else 1
 
 
-def unit_root(agg_window: np.ndarray, level: float = 0.05) -> UnitRoot:
+def unit_root(agg_window: np.ndarray, level: float = 0.05, min_points: int = UNIT_ROOT_MIN_POINTS) -> UnitRoot:
     """ADF (H0 unit root) and KPSS (H0 level-stationary) with an honest joint label. Only the
     'unit_root' case (ADF cannot reject, KPSS rejects) takes part in the gate: when ADF
     rejects, a KPSS rejection means trend, break or persistence, which the drift, shift and
@@ -259,7 +266,8 @@ def unit_root(agg_window: np.ndarray, level: float = 0.05) -> UnitRoot:
         label = "trend_or_break"
     else:
         label = "undecided"
-    return UnitRoot(a, k, label, k.p_value if not adf_rejects else 1.0)
+    gating = not adf_rejects and len(agg_window) >= min_points  # ADF is blind on short windows
+    return UnitRoot(a, k, label, k.p_value if gating else 1.0)
 
 
 @dataclass(frozen=True)

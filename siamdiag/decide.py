@@ -23,8 +23,8 @@ class Verdict(str, Enum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
-UNIT_ROOT_LEVEL = 0.05  # on too little effective data, ADF decides unit root vs persistent noise
-UNIT_ROOT_MIN_POINTS = 500  # ... but only on a window long enough for ADF to tell AR(0.9) from a random walk
+UNIT_ROOT_LEVEL = 0.025  # on too little effective data, ADF decides unit root vs persistent noise
+UNIT_ROOT_MIN_POINTS = checks.UNIT_ROOT_MIN_POINTS  # ... but only on a window long enough for ADF to tell AR(0.9) from a random walk
 DEFAULT_FAILING = frozenset({Verdict.NOT_CONVERGED, Verdict.NONSTATIONARY, Verdict.DIVERGED, Verdict.DEGENERATE})
 STRICT_FAILING = DEFAULT_FAILING | {Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA}
 
