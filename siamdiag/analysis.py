@@ -91,7 +91,7 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
         float(steps[-1]) if len(steps) else 0.0)
     if prepared is None:
         div = checks.divergence(steps, loss, window_start) if len(loss) else None
-        if div is not None and div.nonfinite_in_window + (1 if div.ends_nonfinite else 0) and len(loss) >= options.min_points:
+        if div is not None and (div.nonfinite_in_window or div.ends_nonfinite) and len(loss) >= options.min_points:
             return RunResult(verdict=Verdict.DIVERGED, reasons=(_nonfinite_reason(div),), window=None,
                              window_points=0, divergence=div, **base)
         return RunResult(verdict=Verdict.INSUFFICIENT_DATA, window=None, window_points=0,

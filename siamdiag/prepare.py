@@ -102,12 +102,9 @@ class Window:
 
 @dataclass(frozen=True)
 class PreparedSeries:
-    """Everything the checks read. ``steps``/``loss`` are the finite part of the run;
-    ``window_loss`` the raw window; ``agg`` block means of the whole run (window part
+    """Everything the checks read. ``window_loss`` is the raw window (finite values); ``agg`` block means of the whole run (window part
     winsorised, so a spike cannot steer the burn-in); ``agg_window`` the window's blocks."""
 
-    steps: np.ndarray
-    loss: np.ndarray
     window: Window
     window_loss: np.ndarray
     agg: np.ndarray
@@ -151,5 +148,5 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options) -> Pre
         burn_in_step, method = float(options.burn_in), "fixed"
     window = Window(start=start, first_step=float(steps[start]), last_step=float(steps[-1]),
                     burn_in_step=burn_in_step, burn_in_method=method, block=block, agg_start=agg_start)
-    return PreparedSeries(steps=steps, loss=loss, window=window, window_loss=window_loss,
+    return PreparedSeries(window=window, window_loss=window_loss,
                           agg=agg, agg_window=agg[agg_start:])

@@ -24,7 +24,7 @@ def render_json(report: Report, color: bool = False) -> str:
 
 
 def render_table(report: Report, color: bool = False) -> str:
-    table = Table(title=None, show_lines=False, expand=False)
+    table = Table()
     table.add_column("run", overflow="fold")
     table.add_column("verdict")
     table.add_column("gate")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from . import __version__
 from .analysis import RunResult
 from .decide import DEFAULT_FAILING, STRICT_FAILING, Verdict
+from .errors import UsageError
 
 SCHEMA_VERSION = 1
 
@@ -27,8 +28,6 @@ class GatePolicy:
             allowed = {v.value: v for v in Verdict}
             unknown = [n for n in names if n not in allowed]
             if unknown:
-                from .errors import UsageError
-
                 raise UsageError(f"--fail-on: unknown verdict {unknown[0]!r}; allowed: {', '.join(allowed)}")
             failing = frozenset(allowed[n] for n in names)
         else:
