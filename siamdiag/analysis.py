@@ -51,7 +51,7 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
             sigma: float) -> list[str]:
     """Human reasons for a tested window, most decisive first."""
     span = window.last_step - window.first_step
-    at = lambda frac: fmt_step(window.first_step + frac * span)  # noqa: E731
+    at = lambda frac: fmt_step(round(window.first_step + frac * span))  # noqa: E731
     d, s, v, u = tests.drift, tests.level_shift, tests.variance, tests.unit_root
     found: dict[str, str] = {}
     if "level_shift" in rejected:

@@ -102,8 +102,9 @@ class Window:
 
 @dataclass(frozen=True)
 class PreparedSeries:
-    """Everything the checks read. ``window_loss`` is the raw window (finite values); ``agg`` block means of the whole run (window part
-    winsorised, so a spike cannot steer the burn-in); ``agg_window`` the window's blocks."""
+    """Everything the checks read. ``window_loss`` is the raw window (finite values); ``agg``
+    block means of the whole run, centred on the window median, window part winsorised (so a
+    spike cannot steer the burn-in); ``agg_window`` the window's blocks."""
 
     window: Window
     window_loss: np.ndarray
@@ -135,8 +136,10 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options) -> Pre
     block = max(1, min(-(-len(loss) // MAX_BLOCKS), (len(loss) - start) // options.min_points))
     # Blocks are aligned to the end of the run, and the window is widened to whole blocks.
     agg_count_window = (len(loss) - start) // block
-    series = loss.copy()
-    series[start:] = winsorize(window_loss)
+    # Centre on the window median: every test is location-invariant, and sums of squares of
+    # a loss like 684.5 ± 2e-5 would otherwise cancel catastrophically (MSER, OLS with a constant).
+    series = loss - np.median(window_loss)
+    series[start:] = winsorize(series[start:])
     agg, _ = block_means(series, len(loss) // block)
     agg_start = len(agg) - agg_count_window
     if options.burn_in is None:

@@ -107,3 +107,24 @@ def test_module_entry_point_and_no_torch_import():
             "    assert e.code == 0, e.code\nassert 'torch' not in sys.modules\nprint('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.strip().endswith("ok"), res.stderr
+
+
+def test_window_and_burn_in_options_choose_the_judged_steps(capsys):
+    path = os.path.join(SAMPLES, "stationary.csv")  # steps 0..1999
+    doc = json.loads(run_cli(["analyze", path, "--format", "json", "--window", "400"], capsys)[1])
+    assert doc["runs"][0]["window"]["first_step"] == 1599 and doc["runs"][0]["window"]["points"] == 401
+    doc = json.loads(run_cli(["analyze", path, "--format", "json", "--window", "0.25"], capsys)[1])
+    assert doc["runs"][0]["window"]["first_step"] == 1500  # 1999 - 0.25 * 1999 = 1499.25 -> first step 1500
+    doc = json.loads(run_cli(["analyze", path, "--format", "json", "--burn-in", "700"], capsys)[1])
+    window = doc["runs"][0]["window"]
+    assert (window["first_step"], window["burn_in_step"], window["burn_in_method"]) == (700, 700, "fixed")
+
+
+def test_judging_the_whole_run_includes_the_transient(capsys):
+    # stationary.csv is 0.35 + 1.5 exp(-t/80) + noise: the whole run still holds the transient,
+    # the run after step 700 (exp(-700/80) < 2e-4) does not.
+    path = os.path.join(SAMPLES, "stationary.csv")
+    code, out, _ = run_cli(["analyze", path, "--window", "1.0"], capsys)
+    assert code == 1 and "0–1,999" in out
+    code, out, _ = run_cli(["analyze", path, "--burn-in", "700"], capsys)
+    assert code == 0 and "stationary" in out
