@@ -9,6 +9,7 @@ import numpy as np
 from . import checks
 from .decide import Verdict, WindowTests, decide_tests
 from .ingest import Metric, RawRun
+from .numerics import block_means
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series
 
 
@@ -152,11 +153,9 @@ def window_coupling(run: OrderedRun, prepared: PreparedSeries) -> checks.Couplin
     both = np.isfinite(loss) & np.isfinite(grad)
     loss, grad = loss[both], grad[both]
     block = prepared.window.block
-    count = len(loss) // block
-    if count < 50:
+    if len(loss) // block < 50:
         return None
-    cut = len(loss) - count * block
-    return checks.coupling(loss[cut:].reshape(count, block).mean(1), grad[cut:].reshape(count, block).mean(1))
+    return checks.coupling(block_means(loss, block), block_means(grad, block))
 
 
 def _nonfinite_reason(div: checks.Divergence) -> str:

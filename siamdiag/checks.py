@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import stattests
-from .numerics import (ar_residuals, bartlett_long_run_variance, integrated_autocorrelation_time,
+from .numerics import (ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
                        robust_sigma, winsorize)
 from .prepare import PreparedSeries
 
@@ -132,7 +132,7 @@ def batch_count(points: int, tau_int: float, minimum: int = MIN_BATCHES) -> int:
 def batch_means(x: np.ndarray, batches: int) -> np.ndarray:
     """``batches`` equal batch means, dropping the first few points if n is not a multiple."""
     size = len(x) // batches
-    return x[len(x) - size * batches:].reshape(batches, size).mean(axis=1)
+    return block_means(x[len(x) - size * batches:], size)
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,7 @@ def variance_change(agg_window: np.ndarray) -> VarianceChange:
     resid, order = ar_residuals(agg_window)
     resid = winsorize(resid)
     batches = batch_count(len(resid), integrated_autocorrelation_time(resid * resid), MIN_VARIANCE_BATCHES)
-    size = len(resid) // batches
-    sq = (resid[len(resid) - size * batches:] ** 2).reshape(batches, size).mean(axis=1)
+    sq = batch_means(resid * resid, batches)
     logs = np.log(np.maximum(sq, 1e-300))
     split = best_split(logs, VARIANCE_MARGIN_LOG)
     return VarianceChange(float(np.exp(split.delta)), split.at_fraction, order, split.t, split.p_value)

@@ -7,17 +7,14 @@ import numpy as np
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal sample -> its sigma
 
 
-def block_means(x: np.ndarray, max_blocks: int) -> tuple[np.ndarray, int]:
-    """Non-overlapping block means with at most ``max_blocks`` blocks.
+def block_means(x: np.ndarray, size: int) -> np.ndarray:
+    """Means of non-overlapping blocks of ``size`` points.
 
     The *end* of the series is kept whole (the few leftover points are dropped from the start),
-    because the tail is what gets judged. Returns the means and the block length.
+    because the tail is what gets judged.
     """
-    n = len(x)
-    size = max(1, -(-n // max_blocks))
-    count = n // size
-    tail = x[n - count * size:]
-    return tail.reshape(count, size).mean(axis=1), size
+    count = len(x) // size
+    return x[len(x) - count * size:].reshape(count, size).mean(axis=1)
 
 
 def robust_sigma(x: np.ndarray) -> float:
@@ -115,8 +112,8 @@ def mser_truncation(y: np.ndarray, batch: int = 5, search_limit: int | None = No
     ``search_limit`` (default: half the series, the usual validity bound) keeps a short tail
     from winning merely by being short.
     """
-    count = len(y) // batch
-    z = y[len(y) - count * batch:].reshape(count, batch).mean(axis=1)
+    z = block_means(y, batch)
+    count = len(z)
     offset = len(y) - count * batch
     rev_sum = np.cumsum(z[::-1])[::-1]
     rev_sq = np.cumsum((z * z)[::-1])[::-1]

@@ -140,7 +140,7 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options) -> Pre
     # a loss like 684.5 ± 2e-5 would otherwise cancel catastrophically (MSER, OLS with a constant).
     series = loss - np.median(window_loss)
     series[start:] = winsorize(series[start:])
-    agg, _ = block_means(series, len(loss) // block)
+    agg = block_means(series, block)
     agg_start = len(agg) - agg_count_window
     if options.burn_in is None:
         search_limit = len(agg) - agg_count_window // 2

@@ -7,9 +7,8 @@ from siamdiag import numerics
 
 def test_block_means_keep_the_end_and_match_a_loop():
     x = np.arange(10.0)
-    means, size = numerics.block_means(x, 3)
-    assert size == 4  # ceil(10 / 3)
-    assert means.tolist() == [np.mean(x[2:6]), np.mean(x[6:10])]
+    assert numerics.block_means(x, 4).tolist() == [np.mean(x[2:6]), np.mean(x[6:10])]
+    assert numerics.block_means(x, 1).tolist() == x.tolist()
 
 
 def test_nested_rss_matches_separate_least_squares():
@@ -60,3 +59,15 @@ def test_winsorize_clips_only_outliers():
 def test_bartlett_lrv_of_white_noise_is_its_variance():
     x = np.random.default_rng(2).standard_normal(20000)
     assert numerics.bartlett_long_run_variance(x - x.mean(), 10) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("n", [2000, 2001, 2999, 4001, 20000])
+def test_aggregated_window_covers_the_window_and_nothing_before_it(n):
+    # Regression: for n just above 2,000 the blocks were 3 points long while the window
+    # counted blocks of 2, so the 'window' reached back over 75 % of the run.
+    from siamdiag.prepare import Options, prepare_series
+
+    p = prepare_series(np.arange(n, dtype=float), np.random.default_rng(0).standard_normal(n), Options())
+    covered = len(p.agg_window) * p.window.block
+    assert len(p.window_loss) - p.window.block < covered <= len(p.window_loss)
+    assert len(p.agg) * p.window.block <= n
