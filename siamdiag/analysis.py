@@ -51,8 +51,7 @@ REASON_ORDER = {
 def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Window, alpha: float,
             sigma: float) -> list[str]:
     """Human reasons for a tested window, most decisive first."""
-    span = window.last_step - window.first_step
-    at = lambda frac: fmt_step(round(window.first_step + frac * span))  # noqa: E731
+    at = lambda frac: fmt_step(window.step_at(frac))  # noqa: E731
     d, s, v, u = tests.drift, tests.level_shift, tests.variance, tests.unit_root
     found: dict[str, str] = {}
     if "level_shift" in rejected:
@@ -88,10 +87,9 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     steps, loss = run.steps, run.loss
     finite_count = int(np.isfinite(loss).sum())
     prepared = prepare_series(steps, loss, options)
-    window_start = prepared.window.first_step if prepared else (
-        float(steps[-1]) if len(steps) else 0.0)
     if prepared is None:
-        div = checks.divergence(steps, loss, window_start) if len(loss) else None
+        # No window to judge: only the end of the run can still show a blow-up.
+        div = checks.divergence(steps, loss, float(steps[-1])) if len(loss) else None
         if div is not None and (div.nonfinite_in_window or div.ends_nonfinite) and len(loss) >= options.min_points:
             return RunResult(verdict=Verdict.DIVERGED, reasons=(_nonfinite_reason(div),), window=None,
                              window_points=0, divergence=div, **base)

@@ -23,8 +23,7 @@ class Verdict(str, Enum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
-UNIT_ROOT_LEVEL = 0.025  # on too little effective data, ADF decides unit root vs persistent noise
-UNIT_ROOT_MIN_POINTS = checks.UNIT_ROOT_MIN_POINTS  # ... but only on a window long enough for ADF to tell AR(0.9) from a random walk
+UNIT_ROOT_LEVEL = 0.025  # too little effective data on a long window: ADF decides unit root vs persistent noise
 DEFAULT_FAILING = frozenset({Verdict.NOT_CONVERGED, Verdict.NONSTATIONARY, Verdict.DIVERGED, Verdict.DEGENERATE})
 STRICT_FAILING = DEFAULT_FAILING | {Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA}
 
@@ -78,7 +77,7 @@ def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
     if rejected:
         return Verdict.NONSTATIONARY, rejected
     if not tests.persistence.enough:
-        if tests.persistence.points >= UNIT_ROOT_MIN_POINTS and tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
+        if tests.persistence.points >= checks.UNIT_ROOT_MIN_POINTS and tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
             return Verdict.NONSTATIONARY, {"unit_root"}
         return Verdict.INCONCLUSIVE, rejected
     return Verdict.STATIONARY, rejected

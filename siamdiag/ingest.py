@@ -198,7 +198,9 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Tab
     frame = _parse_delimited(body, delimiter, source)
     if last:
         if _row_is_valid(last, frame, delimiter):
-            frame = _parse_delimited(body + last + "\n", delimiter, source)
+            tail = _parse_delimited(header + "\n" + last + "\n", delimiter, source)
+            frame = pd.concat([frame, tail], ignore_index=True)  # no second parse of the body
+            body += last + "\n"
         else:
             notes.append(f"ignored the incomplete last line {text.count(chr(10)) + 1} "
                          "(the log is probably still being written)")

@@ -99,6 +99,10 @@ class Window:
     block: int
     agg_start: int
 
+    def step_at(self, fraction: float) -> float:
+        """The (rounded) step a fraction of the way through the window."""
+        return float(round(self.first_step + fraction * (self.last_step - self.first_step)))
+
 
 @dataclass(frozen=True)
 class PreparedSeries:

@@ -71,8 +71,7 @@ def run_to_dict(report: Report, r: RunResult) -> dict:
     """One run in the JSON schema: verdict, gate, reasons, window, then one object per check
     (null when the check did not run because an earlier one decided the verdict)."""
     w, t, rej = r.window, r.tests, r.rejected
-    span = (w.last_step - w.first_step) if w else 0.0
-    at = lambda frac: float(round(w.first_step + frac * span)) if w else None  # noqa: E731
+    at = w.step_at if w else None
     out = {
         "run": r.run, "source": r.source, "verdict": r.verdict.value, "gate": report.run_gate(r),
         "reasons": list(r.reasons), "notes": list(r.notes), "points": r.points,
