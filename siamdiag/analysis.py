@@ -90,7 +90,8 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     if prepared is None:
         # No window to judge: only the end of the run can still show a blow-up.
         div = checks.divergence(steps, loss, float(steps[-1])) if len(loss) else None
-        if div is not None and (div.nonfinite_in_window or div.ends_nonfinite) and len(loss) >= options.min_points:
+        # A log that ends non-finite has diverged however short it is (a run stopped on NaN).
+        if div is not None and (div.ends_nonfinite or (div.nonfinite_in_window and len(loss) >= options.min_points)):
             return RunResult(verdict=Verdict.DIVERGED, reasons=(_nonfinite_reason(div),), window=None,
                              window_points=0, divergence=div, **base)
         return RunResult(verdict=Verdict.INSUFFICIENT_DATA, window=None, window_points=0,

@@ -111,6 +111,11 @@ def analyze(paths, fmt, output, fail_on, strict, alpha, window, burn_in, step_co
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
+from .train_command import train  # noqa: E402  (torch is imported only when `train` runs)
+
+cli.add_command(train)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps user errors to exit 2 and anything unexpected to exit 3."""
     try:

@@ -1,0 +1,231 @@
+"""Datasets and the pair/triplet sampler.
+
+A dataset is a float tensor of examples (vectors, or 1-channel images) and integer labels. The
+sampler draws each step's batch as a pure function of (seed, step): a resumed run, a distributed
+run and a single-process run see exactly the same global batch at the same step, and no sampler
+state needs checkpointing.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InputError, UsageError
+from .config import TrainConfig
+
+LABEL_KEYS = ("y", "label", "labels", "target")
+FEATURE_KEYS = ("x", "X", "features", "data", "images")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x: torch.Tensor          # (N, D) vectors or (N, 1, H, W) images, float32
+    y: torch.Tensor          # (N,) class ids 0..C-1, int64
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    @property
+    def classes(self) -> int:
+        return int(self.y.max()) + 1
+
+
+def load_dataset(cfg: TrainConfig) -> Dataset:
+    """The dataset named by ``--data``: the bundled digits, seeded Gaussian clusters, or a file."""
+    if cfg.data == "digits":
+        from sklearn.datasets import load_digits  # ships its data inside the package: no download
+
+        digits = load_digits()
+        x = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
+        return checked(Dataset("digits", x, torch.tensor(digits.target, dtype=torch.int64)), "digits")
+    if cfg.data == "synthetic":
+        return synthetic_clusters(cfg.synthetic_classes, cfg.synthetic_dim, cfg.synthetic_samples,
+                                  cfg.synthetic_noise, cfg.seed)
+    if cfg.data.lower().endswith(".npz"):
+        return load_npz(cfg.data)
+    if cfg.data.lower().endswith(".csv"):
+        return load_csv(cfg.data, cfg.label_col)
+    raise UsageError(f"--data {cfg.data!r}: expected 'digits', 'synthetic', or a .csv or .npz file")
+
+
+def synthetic_clusters(classes: int, dim: int, samples: int, noise: float, seed: int) -> Dataset:
+    """Gaussian clusters: class centres drawn N(0, 4 I), points at centre + noise * N(0, I).
+    Separation is 2 per axis, so ``noise`` near 2 makes classes overlap substantially."""
+    rng = np.random.default_rng(seed)
+    centres = 2.0 * rng.standard_normal((classes, dim))
+    y = np.arange(samples) % classes
+    x = centres[y] + noise * rng.standard_normal((samples, dim))
+    return checked(Dataset(f"synthetic({classes}x{dim}, noise={noise:g})",
+                           torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)),
+                   "synthetic")
+
+
+def relabel(labels: np.ndarray) -> torch.Tensor:
+    """Arbitrary label values (strings, sparse ints) -> dense class ids in sorted order."""
+    _, codes = np.unique(labels, return_inverse=True)
+    return torch.tensor(codes.reshape(-1), dtype=torch.int64)
+
+
+def load_npz(path: str) -> Dataset:
+    if not os.path.isfile(path):
+        raise InputError(path, "no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"not a readable .npz archive ({exc})")
+    xkey = next((k for k in FEATURE_KEYS if k in arrays), None)
+    ykey = next((k for k in LABEL_KEYS if k in arrays), None)
+    if xkey is None or ykey is None:
+        raise InputError(path, f"needs a feature array ({'/'.join(FEATURE_KEYS)}) and a label array "
+                               f"({'/'.join(LABEL_KEYS)}); found {', '.join(arrays) or 'none'}")
+    x, y = arrays[xkey], arrays[ykey]
+    if x.dtype.kind not in "biuf":
+        raise InputError(path, f"array {xkey!r} is not numeric (dtype {x.dtype})")
+    if len(x) != len(y):
+        raise InputError(path, f"{xkey!r} has {len(x)} rows but {ykey!r} has {len(y)}")
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim != 2:
+        raise InputError(path, f"array {xkey!r} must be (N, D) vectors or (N, H, W) images; got shape {x.shape}")
+    if not np.isfinite(x).all():
+        row = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+        raise InputError(path, f"array {xkey!r} row {row} holds a non-finite value")
+    return checked(Dataset(os.path.basename(path), torch.tensor(x, dtype=torch.float32), relabel(y)), path)
+
+
+def load_csv(path: str, label_col: str) -> Dataset:
+    """Feature columns plus one label column; every feature cell must be a finite number."""
+    from ..ingest import decode, read_bytes, READERS
+
+    table = READERS["csv"](decode(read_bytes(path), path), path)
+    frame = table.frame
+    if label_col not in frame.columns:
+        raise InputError(path, f"no label column {label_col!r} (columns: {', '.join(map(str, frame.columns))}); "
+                               "name it with --label-col", line=1)
+    features = [c for c in frame.columns if c != label_col]
+    if not features:
+        raise InputError(path, "no feature columns besides the label", line=1)
+    values = np.empty((len(frame), len(features)), dtype=np.float64)
+    for j, col in enumerate(features):
+        cells = frame[col].astype(str).str.strip()
+        numbers = np.array([to_float(c) for c in cells])
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if len(bad):
+            column = list(frame.columns).index(col) + 1
+            raise InputError(path, f"column {col!r}: {cells.iloc[bad[0]]!r} is not a finite number",
+                             line=int(bad[0]) + 2, column=column)
+        values[:, j] = numbers
+    labels = frame[label_col].astype(str).str.strip().to_numpy()
+    return checked(Dataset(os.path.basename(path), torch.tensor(values, dtype=torch.float32), relabel(labels)), path)
+
+
+def to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def checked(ds: Dataset, source: str) -> Dataset:
+    """Pairs need at least two classes and a class with two examples; every class id in
+    0..C-1 must occur (negatives are drawn from the other classes)."""
+    counts = torch.bincount(ds.y)
+    if bool((counts == 0).any()):
+        raise InputError(source, f"class {int(torch.nonzero(counts == 0)[0])} has no examples")
+    if len(counts) < 2:
+        raise InputError(source, "needs at least two classes to form dissimilar pairs")
+    if int(counts.max()) < 2:
+        raise InputError(source, "needs a class with at least two examples to form similar pairs")
+    return ds
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Indices into the dataset for one step. Pairs: (anchor, other, similar). Triplets:
+    (anchor, positive, negative). InfoNCE: (anchor, positive) with in-batch negatives."""
+
+    anchor: torch.Tensor
+    other: torch.Tensor
+    negative: torch.Tensor | None = None
+    similar: torch.Tensor | None = None  # float 1/0 per pair
+    noise_seed: int = 0
+    part: tuple[int, int] = (0, 1)          # (rank, world) of this shard
+
+    def shard(self, rank: int, world: int) -> "Batch":
+        """This rank's contiguous share of the global batch."""
+        size = len(self.anchor) // world
+        cut = slice(rank * size, (rank + 1) * size)
+        return Batch(self.anchor[cut], self.other[cut],
+                     None if self.negative is None else self.negative[cut],
+                     None if self.similar is None else self.similar[cut], self.noise_seed, (rank, world))
+
+    def noise(self, shape: torch.Size) -> torch.Tensor:
+        """Standard normal augmentation noise for this shard's inputs (anchor, other, negative
+        blocks in that order): this shard's slice of the global batch's noise, so a sharded run
+        adds exactly the noise a single process would."""
+        g = torch.Generator().manual_seed(self.noise_seed)
+        rank, world = self.part
+        blocks = shape[0] // len(self.anchor)
+        full = torch.randn((blocks, len(self.anchor) * world) + tuple(shape[1:]), generator=g)
+        return full[:, rank * len(self.anchor):(rank + 1) * len(self.anchor)].reshape(shape)
+
+
+class PairSampler:
+    """Draws the global batch of step ``s`` from a generator seeded by (seed, s).
+
+    Anchors are uniform over the dataset (an epoch is ceil(N / batch) steps); a positive is another
+    example of the anchor's class, a negative an example of a different class. For pair losses a
+    fixed share ``R / (1 + R)`` of the pairs is similar (``--imbalance R``), in shuffled order.
+    Only classes with at least two examples serve as anchors.
+    """
+
+    def __init__(self, labels: torch.Tensor, kind: str, batch_size: int, imbalance: float, seed: int):
+        self.kind, self.batch_size, self.seed = kind, batch_size, seed
+        self.labels = labels
+        n, classes = len(labels), int(labels.max()) + 1
+        counts = torch.bincount(labels, minlength=classes)
+        order = torch.argsort(labels, stable=True)
+        self.class_start = torch.cumsum(counts, 0) - counts
+        self.class_count = counts
+        self.by_class = order  # indices sorted by class
+        self.rank_in_class = torch.empty(n, dtype=torch.int64)
+        self.rank_in_class[order] = torch.arange(n) - self.class_start[labels[order]]
+        self.anchors = torch.nonzero(counts[labels] >= 2).flatten()
+        self.classes = classes
+        self.similar_pairs = round(batch_size * imbalance / (1 + imbalance))
+        self.steps_per_epoch = math.ceil(n / batch_size)
+
+    def batch(self, step: int) -> Batch:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        b = self.batch_size
+        anchor = self.anchors[torch.randint(len(self.anchors), (b,), generator=g)]
+        positive = self.other_of_same_class(anchor, torch.rand(b, generator=g))
+        negative = self.of_other_class(anchor, torch.rand(b, generator=g), torch.rand(b, generator=g))
+        noise_seed = int(torch.randint(2**62, (1,), generator=g))
+        if self.kind == "triplet":
+            return Batch(anchor, positive, negative=negative, noise_seed=noise_seed)
+        if self.kind == "infonce":
+            return Batch(anchor, positive, noise_seed=noise_seed)
+        similar = torch.zeros(b)
+        similar[torch.randperm(b, generator=g)[:self.similar_pairs]] = 1.0
+        other = torch.where(similar.bool(), positive, negative)
+        return Batch(anchor, other, similar=similar, noise_seed=noise_seed)
+
+    def other_of_same_class(self, anchor: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        cls = self.labels[anchor]
+        pick = (u * (self.class_count[cls] - 1)).long().clamp(max=self.class_count[cls] - 2)
+        pick = pick + (pick >= self.rank_in_class[anchor]).long()  # skip the anchor itself
+        return self.by_class[self.class_start[cls] + pick]
+
+    def of_other_class(self, anchor: torch.Tensor, u_class: torch.Tensor, u_member: torch.Tensor) -> torch.Tensor:
+        shift = 1 + (u_class * (self.classes - 1)).long().clamp(max=self.classes - 2)
+        cls = (self.labels[anchor] + shift) % self.classes
+        pick = (u_member * self.class_count[cls]).long().clamp(max=self.class_count[cls] - 1)
+        return self.by_class[self.class_start[cls] + pick]
