@@ -58,7 +58,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def setup(device_name: str) -> Placement:
-    """Single process, or join the torchrun job described by the environment."""
+    """Single process, or join the torchrun job described by the environment. On CUDA, asks for
+    deterministic kernels so that the same seed on the same device logs the same numbers."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Placement(resolve_device(device_name))

@@ -40,8 +40,9 @@ class Outcome:
 
 
 def total_norm(parameters) -> torch.Tensor:
-    """Global L2 norm of all gradients, on the device (no synchronisation)."""
-    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
+    """Global L2 norm of all gradients, on the device (no synchronisation). ``_foreach_norm`` is
+    what clip_grad_norm_ itself uses: one call for all tensors, cheaper per step than a loop."""
+    norms = torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
@@ -100,7 +101,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- one step
 
-    def forward(self, batch: Batch, margin: float | None) -> tuple[LossOutput, torch.Tensor, torch.Tensor]:
+    def forward(self, batch: Batch, margin: float | None) -> tuple[LossOutput, torch.Tensor]:
         """Embed every example of the (sharded) batch in one pass and compute the loss."""
         parts = [batch.anchor, batch.other] + ([batch.negative] if batch.negative is not None else [])
         index = torch.cat(parts).to(self.placement.device, non_blocking=True)
@@ -114,7 +115,7 @@ class Trainer:
         third = chunks[2] if len(chunks) == 3 else similar
         labels = self.y[index[:len(batch.anchor)]]
         out = self.loss_fn(chunks[0], chunks[1], third, margin, self.cfg.temperature, labels=labels)
-        return out, raw, inputs
+        return out, raw
 
     def train_step(self, step: int) -> None:
         """Step ``step`` (1-based): sample, forward, backward, measure, clip, update, record."""
@@ -122,7 +123,7 @@ class Trainer:
         lr = set_lr(self.optimizer, cfg, step - 1, self.total_steps)
         margin = self.margin.value
         batch = self.sampler.batch(step).shard(self.placement.rank, self.placement.world)
-        out, raw, inputs = self.forward(batch, margin)
+        out, raw = self.forward(batch, margin)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.clip_grad is not None:
@@ -130,7 +131,7 @@ class Trainer:
         else:
             grad_norm = total_norm(self.params)
         self.optimizer.step()
-        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, raw, inputs, grad_norm)
+        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, raw, grad_norm)
 
     # ------------------------------------------------------------------------------- the run
 
@@ -157,7 +158,7 @@ class Trainer:
                 due = (self.recorder.pending >= flush_every or step == self.total_steps
                        or step % self.cfg.checkpoint_every == 0
                        or (epoch_end and self.cfg.margin_schedule == "adaptive")
-                       or self.recorder.pending == self.recorder.capacity
+                       or self.recorder.pending >= self.recorder.capacity
                        or (not self.placement.distributed and stop_requested()))
                 if not due:
                     if epoch_end:

@@ -1,15 +1,17 @@
 """Per-step measurements, kept on the training device and written in batches.
 
-What is measured (loss, gradient norm, pair statistics, embedding norm, non-finite count) is
-computed in ``record`` as a handful of tensor reductions stacked into one row of a device buffer;
-nothing is read back to the host until ``drain``, which moves the whole buffer in one transfer
-(and, under torchrun, sums it across ranks in one collective). Statistics are kept as sums and
-counts so that a distributed run logs exactly what one process would for the same global batch.
+``record`` only keeps references to what the step computed anyway (detached loss, distances,
+per-item terms) plus two small reductions (each embedding's norm, the global gradient norm);
+the statistics are computed in ``drain``, for all pending steps at once, and read back to the
+host in one transfer (under torchrun, summed across ranks in one collective). Statistics are
+kept as sums and counts so that a distributed run logs exactly what one process would for the
+same global batch. Nothing here synchronises the device inside a step.
 """
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,67 +22,99 @@ from .losses import LossOutput
 
 COLUMNS = ("step", "epoch", "loss", "grad_norm", "lr", "margin", "pos_dist", "neg_dist", "easy_fraction",
            "active_fraction", "embedding_norm", "nonfinite")
-# Device row layout; loss and grad_norm are per-rank values (summed, then divided by world size).
-LOSS, GRAD, POS_SUM, POS_N, NEG_SUM, NEG_N, EASY_N, ACTIVE_N, EMB_SUM, NONFINITE = range(10)
+# Per-step sums, in this order, in the block that drain() reads back.
+SUMS = ("loss", "grad_norm", "pos_sum", "pos_n", "neg_sum", "neg_n", "easy_n", "active_n", "norm_sum", "finite_rows")
 
 
-def count_nonfinite(*tensors: torch.Tensor) -> torch.Tensor:
-    return sum((~torch.isfinite(t)).sum() for t in tensors)
+@dataclass
+class PendingStep:
+    step: int
+    epoch: int
+    lr: float
+    margin: float | None
+    grad_norm: torch.Tensor
+    out: LossOutput             # detached; per-item vectors of length B
+    row_norms: torch.Tensor     # each embedding's L2 norm before normalisation
+    neg_reduced: tuple[torch.Tensor, torch.Tensor] | None  # (sum, count) when negatives form a B x B matrix
 
 
-def masked_sum(values: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_sums(values: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise sum of the masked values and of the mask, for a (steps, items) block."""
     if mask is None:
-        return values.sum(), torch.full((), values.numel(), dtype=values.dtype, device=values.device)
-    return (values * mask).sum(), mask.sum()
+        return values.sum(1), torch.full_like(values[:, 0], values.shape[1])
+    return (values * mask).sum(1), mask.sum(1)
 
 
 class StepRecorder:
-    """Buffers one row per step on the device; ``drain`` returns finished CSV rows."""
+    """Holds the steps not yet written; ``drain`` turns them into CSV rows."""
 
     def __init__(self, placement: Placement, capacity: int = 4096):
         self.placement, self.capacity = placement, capacity
-        self.buffer = torch.zeros((capacity, 10), dtype=torch.float32, device=placement.device)
-        self.host: list[tuple[int, int, float, float | None, int, int]] = []
+        self.steps: list[PendingStep] = []
 
     @property
     def pending(self) -> int:
-        return len(self.host)
+        return len(self.steps)
 
     def record(self, step: int, epoch: int, lr: float, margin: float | None, out: LossOutput,
-               raw_embeddings: torch.Tensor, inputs: torch.Tensor, grad_norm: torch.Tensor) -> None:
+               raw_embeddings: torch.Tensor, grad_norm: torch.Tensor) -> None:
         with torch.no_grad():
-            pos_sum, pos_n = masked_sum(out.pos_dist.detach(), out.pos_mask)
-            neg_sum, neg_n = masked_sum(out.neg_dist.detach(), out.neg_mask)
-            nan = torch.full((), math.nan, device=pos_sum.device)
-            terms = out.terms.detach()
-            row = [out.loss.detach(), grad_norm, pos_sum, pos_n, neg_sum, neg_n,
-                   out.easy.sum() if out.easy is not None else nan,
-                   (terms > 0).sum() if out.has_active else nan,
-                   torch.linalg.vector_norm(raw_embeddings.detach(), dim=1).sum(),
-                   count_nonfinite(inputs, raw_embeddings.detach(), out.loss.detach())]
-            torch.stack([v.to(torch.float32) for v in row], out=self.buffer[self.pending])
-        self.host.append((step, epoch, lr, margin, terms.numel(), raw_embeddings.shape[0]))
+            kept = LossOutput(out.loss.detach(), out.terms.detach(), out.pos_dist.detach(), out.pos_mask,
+                              out.neg_dist.detach(), out.neg_mask, out.easy, out.has_active)
+            neg_reduced = None
+            if kept.neg_dist.numel() > kept.terms.numel():  # an all-pairs matrix: keep two numbers, not B^2
+                neg_sum, neg_n = masked_sums(kept.neg_dist[None], None if kept.neg_mask is None else kept.neg_mask[None])
+                neg_reduced = (neg_sum[0], neg_n[0])
+            norms = torch.linalg.vector_norm(raw_embeddings.detach(), dim=1)
+        self.steps.append(PendingStep(step, epoch, lr, margin, grad_norm.detach(), kept, norms, neg_reduced))
+
+    def sums(self) -> torch.Tensor:
+        """(steps, len(SUMS)) block of per-step sums and counts, on the device."""
+        outs = [p.out for p in self.steps]
+        first = self.steps[0]
+        stack = lambda values: torch.stack(values).to(torch.float32)  # noqa: E731
+        nan = torch.full((len(outs),), math.nan, device=self.placement.device)
+        pos_sum, pos_n = masked_sums(stack([o.pos_dist for o in outs]),
+                                     None if first.out.pos_mask is None else stack([o.pos_mask for o in outs]))
+        if first.neg_reduced is None:
+            neg_sum, neg_n = masked_sums(stack([o.neg_dist for o in outs]),
+                                         None if first.out.neg_mask is None else stack([o.neg_mask for o in outs]))
+        else:
+            neg_sum, neg_n = stack([p.neg_reduced[0] for p in self.steps]), stack([p.neg_reduced[1] for p in self.steps])
+        norms = stack([p.row_norms for p in self.steps])
+        finite = torch.isfinite(norms)
+        columns = [stack([o.loss for o in outs]), stack([p.grad_norm for p in self.steps]),
+                   pos_sum, pos_n, neg_sum, neg_n,
+                   stack([o.easy for o in outs]).sum(1) if first.out.easy is not None else nan,
+                   (stack([o.terms for o in outs]) > 0).sum(1).to(torch.float32) if first.out.has_active else nan,
+                   torch.where(finite, norms, 0.0).sum(1), finite.sum(1).to(torch.float32)]
+        return torch.stack(columns, dim=1)
 
     def drain(self) -> list[dict]:
-        """All pending rows as dicts of COLUMNS (one device->host transfer)."""
-        n = self.pending
-        if n == 0:
+        """All pending steps as dicts of COLUMNS (one device->host transfer)."""
+        if not self.steps:
             return []
-        block = self.placement.all_reduce_sum(self.buffer[:n].clone())
-        values = block.cpu().double().numpy()
+        values = self.placement.all_reduce_sum(self.sums()).cpu().double().numpy()
         world = self.placement.world
+        col = {name: values[:, i] for i, name in enumerate(SUMS)}
         rows = []
-        for (step, epoch, lr, margin, items, embeddings), v in zip(self.host, values):
+        for i, p in enumerate(self.steps):
+            items = p.out.terms.numel() * world
+            embeddings = p.row_norms.numel() * world
+            loss = col["loss"][i] / world
+            finite_rows = col["finite_rows"][i]
             rows.append({
-                "step": step, "epoch": epoch, "loss": v[LOSS] / world, "grad_norm": v[GRAD] / world, "lr": lr,
-                "margin": margin,
-                "pos_dist": ratio(v[POS_SUM], v[POS_N]), "neg_dist": ratio(v[NEG_SUM], v[NEG_N]),
-                "easy_fraction": None if math.isnan(v[EASY_N]) else v[EASY_N] / (items * world),
-                "active_fraction": None if math.isnan(v[ACTIVE_N]) else v[ACTIVE_N] / (items * world),
-                "embedding_norm": v[EMB_SUM] / (embeddings * world), "nonfinite": int(v[NONFINITE]),
-                "easy_count": v[EASY_N], "items": items * world,
+                "step": p.step, "epoch": p.epoch, "loss": loss, "grad_norm": col["grad_norm"][i] / world,
+                "lr": p.lr, "margin": p.margin,
+                "pos_dist": ratio(col["pos_sum"][i], col["pos_n"][i]),
+                "neg_dist": ratio(col["neg_sum"][i], col["neg_n"][i]),
+                "easy_fraction": None if math.isnan(col["easy_n"][i]) else col["easy_n"][i] / items,
+                "active_fraction": None if math.isnan(col["active_n"][i]) else col["active_n"][i] / items,
+                "embedding_norm": col["norm_sum"][i] / finite_rows if finite_rows else math.nan,
+                "nonfinite": int(embeddings - finite_rows) + (0 if math.isfinite(loss) else 1),
+                "easy_count": col["easy_n"][i], "items": items,
             })
-        self.host.clear()
+        self.steps.clear()
         return rows
 
 
