@@ -114,7 +114,7 @@ def count_synchronisations(cfg: TrainConfig, placement: Placement, steps: int) -
             else:
                 trainer.recorder.drain()
             torch.cuda.set_sync_debug_mode(0)
-        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+        counts.append(sum("called a synchronizing CUDA operation" in str(w.message) for w in caught))
     return counts[0], counts[1]
 
 
