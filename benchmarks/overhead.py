@@ -67,13 +67,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="auto")
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    parser.add_argument("--hidden", type=int, default=TrainConfig().hidden)
     parser.add_argument("--loss", default="contrastive")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=1500, help="steps per block")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     placement = Placement(resolve_device(args.device))
-    cfg = TrainConfig(model=args.model, batch_size=args.batch_size, loss=args.loss, device=args.device,
+    cfg = TrainConfig(model=args.model, batch_size=args.batch_size, hidden=args.hidden, loss=args.loss, device=args.device,
                       checkpoint_every=10**9).validate()
     plain_rates, instrumented_rates = [], []
     with tempfile.TemporaryDirectory() as workdir:
@@ -86,7 +87,7 @@ def main() -> None:
     plain, instrumented = statistics.median(plain_rates), statistics.median(instrumented_rates)
     print(f"device {placement.device} ({torch.cuda.get_device_name() if placement.device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); model={trainer.model_kind} "
-          f"loss={args.loss} batch={args.batch_size}; {args.repeats} alternating blocks of {args.steps} steps")
+          f"hidden={args.hidden} loss={args.loss} batch={args.batch_size}; {args.repeats} alternating blocks of {args.steps} steps")
     print(f"plain loop:    {plain:8.1f} steps/s (blocks: {', '.join(f'{r:.0f}' for r in plain_rates)})")
     print(f"siamdiag:      {instrumented:8.1f} steps/s (blocks: {', '.join(f'{r:.0f}' for r in instrumented_rates)})")
     print(f"overhead:      {100 * (1 - instrumented / plain):+.1f} % of steps per second")

@@ -148,75 +148,75 @@ def checked(ds: Dataset, source: str) -> Dataset:
 
 @dataclass(frozen=True)
 class Batch:
-    """Indices into the dataset for one step. Pairs: (anchor, other, similar). Triplets:
-    (anchor, positive, negative). InfoNCE: (anchor, positive) with in-batch negatives."""
+    """One step's examples, as indices into the dataset. Pairs: (anchor, other, similar).
+    Triplets: (anchor, positive, negative). InfoNCE: (anchor, positive), in-batch negatives.
+    ``noise``: augmentation noise, (blocks, batch, *example_shape), blocks in the order
+    anchor, other, negative."""
 
     anchor: torch.Tensor
     other: torch.Tensor
     negative: torch.Tensor | None = None
     similar: torch.Tensor | None = None  # float 1/0 per pair
-    noise_seed: int = 0
-    part: tuple[int, int] = (0, 1)          # (rank, world) of this shard
+    noise: torch.Tensor | None = None
 
     def shard(self, rank: int, world: int) -> "Batch":
-        """This rank's contiguous share of the global batch."""
+        """This rank's contiguous share of the global batch (and of its noise), so that a sharded
+        run sees exactly the examples and noise a single process would."""
         size = len(self.anchor) // world
         cut = slice(rank * size, (rank + 1) * size)
-        return Batch(self.anchor[cut], self.other[cut],
-                     None if self.negative is None else self.negative[cut],
-                     None if self.similar is None else self.similar[cut], self.noise_seed, (rank, world))
-
-    def noise(self, shape: torch.Size) -> torch.Tensor:
-        """Standard normal augmentation noise for this shard's inputs (anchor, other, negative
-        blocks in that order): this shard's slice of the global batch's noise, so a sharded run
-        adds exactly the noise a single process would."""
-        g = torch.Generator().manual_seed(self.noise_seed)
-        rank, world = self.part
-        blocks = shape[0] // len(self.anchor)
-        full = torch.randn((blocks, len(self.anchor) * world) + tuple(shape[1:]), generator=g)
-        return full[:, rank * len(self.anchor):(rank + 1) * len(self.anchor)].reshape(shape)
+        pick = lambda t: None if t is None else t[cut]  # noqa: E731
+        return Batch(self.anchor[cut], self.other[cut], pick(self.negative), pick(self.similar),
+                     None if self.noise is None else self.noise[:, cut])
 
 
 class PairSampler:
-    """Draws the global batch of step ``s`` from a generator seeded by (seed, s).
+    """Draws the global batch of step ``s`` from a generator seeded by (seed, s), on the training
+    device (no host-to-device copy, hence no stream synchronisation, per step).
 
     Anchors are uniform over the dataset (an epoch is ceil(N / batch) steps); a positive is another
     example of the anchor's class, a negative an example of a different class. For pair losses a
     fixed share ``R / (1 + R)`` of the pairs is similar (``--imbalance R``), in shuffled order.
-    Only classes with at least two examples serve as anchors.
+    Only classes with at least two examples serve as anchors. The same seed gives the same batches
+    on every machine with the same device type (CPU and CUDA generators differ).
     """
 
-    def __init__(self, labels: torch.Tensor, kind: str, batch_size: int, imbalance: float, seed: int):
-        self.kind, self.batch_size, self.seed = kind, batch_size, seed
-        self.labels = labels
+    def __init__(self, labels: torch.Tensor, kind: str, batch_size: int, imbalance: float, seed: int,
+                 device: torch.device = torch.device("cpu"), noise_shape: tuple[int, ...] | None = None):
+        self.kind, self.batch_size, self.seed, self.noise_shape = kind, batch_size, seed, noise_shape
+        self.device = device
         n, classes = len(labels), int(labels.max()) + 1
         counts = torch.bincount(labels, minlength=classes)
         order = torch.argsort(labels, stable=True)
-        self.class_start = torch.cumsum(counts, 0) - counts
-        self.class_count = counts
-        self.by_class = order  # indices sorted by class
-        self.rank_in_class = torch.empty(n, dtype=torch.int64)
-        self.rank_in_class[order] = torch.arange(n) - self.class_start[labels[order]]
-        self.anchors = torch.nonzero(counts[labels] >= 2).flatten()
+        class_start = torch.cumsum(counts, 0) - counts
+        rank_in_class = torch.empty(n, dtype=torch.int64)
+        rank_in_class[order] = torch.arange(n) - class_start[labels[order]]
+        anchors = torch.nonzero(counts[labels] >= 2).flatten()
+        self.anchor_count = len(anchors)
+        self.labels, self.class_start, self.class_count, self.by_class, self.rank_in_class, self.anchors = (
+            t.to(device) for t in (labels, class_start, counts, order, rank_in_class, anchors))
         self.classes = classes
         self.similar_pairs = round(batch_size * imbalance / (1 + imbalance))
         self.steps_per_epoch = math.ceil(n / batch_size)
+        self.generator = torch.Generator(device=device)
 
     def batch(self, step: int) -> Batch:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        b = self.batch_size
-        anchor = self.anchors[torch.randint(len(self.anchors), (b,), generator=g)]
-        positive = self.other_of_same_class(anchor, torch.rand(b, generator=g))
-        negative = self.of_other_class(anchor, torch.rand(b, generator=g), torch.rand(b, generator=g))
-        noise_seed = int(torch.randint(2**62, (1,), generator=g))
+        g = self.generator.manual_seed(self.seed * 1_000_003 + step)
+        b, dev = self.batch_size, self.device
+        anchor = self.anchors[torch.randint(self.anchor_count, (b,), generator=g, device=dev)]
+        positive = self.other_of_same_class(anchor, torch.rand(b, generator=g, device=dev))
+        negative = self.of_other_class(anchor, torch.rand(b, generator=g, device=dev),
+                                       torch.rand(b, generator=g, device=dev))
+        blocks = 3 if self.kind == "triplet" else 2
+        noise = None if self.noise_shape is None else torch.randn((blocks, b) + self.noise_shape, generator=g,
+                                                                  device=dev)
         if self.kind == "triplet":
-            return Batch(anchor, positive, negative=negative, noise_seed=noise_seed)
+            return Batch(anchor, positive, negative=negative, noise=noise)
         if self.kind == "infonce":
-            return Batch(anchor, positive, noise_seed=noise_seed)
-        similar = torch.zeros(b)
-        similar[torch.randperm(b, generator=g)[:self.similar_pairs]] = 1.0
+            return Batch(anchor, positive, noise=noise)
+        similar = torch.zeros(b, device=dev)
+        similar[torch.randperm(b, generator=g, device=dev)[:self.similar_pairs]] = 1.0
         other = torch.where(similar.bool(), positive, negative)
-        return Batch(anchor, other, similar=similar, noise_seed=noise_seed)
+        return Batch(anchor, other, similar=similar, noise=noise)
 
     def other_of_same_class(self, anchor: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         cls = self.labels[anchor]

@@ -66,7 +66,8 @@ class Trainer:
         self.dataset_name, self.examples, self.classes = dataset.name, len(dataset.y), dataset.classes
         self.x, self.y = dataset.x.to(placement.device), dataset.y.to(placement.device)
         self.noise_scale = cfg.augment_noise * float(dataset.x.std())
-        self.sampler = PairSampler(dataset.y, SAMPLER_KIND[cfg.loss], cfg.batch_size, cfg.imbalance, cfg.seed)
+        self.sampler = PairSampler(dataset.y, SAMPLER_KIND[cfg.loss], cfg.batch_size, cfg.imbalance, cfg.seed,
+                                   placement.device, tuple(dataset.x.shape[1:]) if cfg.augment_noise > 0 else None)
         self.steps_per_epoch = self.sampler.steps_per_epoch
         self.total_steps = cfg.epochs * self.steps_per_epoch if cfg.epochs else cfg.steps
         self.encoder = build_encoder(cfg, tuple(dataset.x.shape[1:])).to(placement.device)
@@ -104,15 +105,14 @@ class Trainer:
     def forward(self, batch: Batch, margin: float | None) -> tuple[LossOutput, torch.Tensor]:
         """Embed every example of the (sharded) batch in one pass and compute the loss."""
         parts = [batch.anchor, batch.other] + ([batch.negative] if batch.negative is not None else [])
-        index = torch.cat(parts).to(self.placement.device, non_blocking=True)
+        index = torch.cat(parts)
         inputs = self.x[index]
-        if self.cfg.augment_noise > 0:
-            inputs = inputs + self.noise_scale * batch.noise(inputs.shape).to(self.placement.device, non_blocking=True)
+        if batch.noise is not None:
+            inputs = inputs + self.noise_scale * batch.noise.reshape(inputs.shape)
         raw = self.model(inputs)
         z = F.normalize(raw, dim=1) if self.cfg.normalize else raw
         chunks = z.split(len(batch.anchor))
-        similar = None if batch.similar is None else batch.similar.to(self.placement.device, non_blocking=True)
-        third = chunks[2] if len(chunks) == 3 else similar
+        third = chunks[2] if len(chunks) == 3 else batch.similar
         labels = self.y[index[:len(batch.anchor)]]
         out = self.loss_fn(chunks[0], chunks[1], third, margin, self.cfg.temperature, labels=labels)
         return out, raw
