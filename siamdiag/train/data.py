@@ -213,8 +213,7 @@ class PairSampler:
             return Batch(anchor, positive, negative=negative, noise=noise)
         if self.kind == "infonce":
             return Batch(anchor, positive, noise=noise)
-        similar = torch.zeros(b, device=dev)
-        similar[torch.randperm(b, generator=g, device=dev)[:self.similar_pairs]] = 1.0
+        similar = (torch.randperm(b, generator=g, device=dev) < self.similar_pairs).to(torch.float32)
         other = torch.where(similar.bool(), positive, negative)
         return Batch(anchor, other, similar=similar, noise=noise)
 
