@@ -162,6 +162,8 @@ class Batch:
     def shard(self, rank: int, world: int) -> "Batch":
         """This rank's contiguous share of the global batch (and of its noise), so that a sharded
         run sees exactly the examples and noise a single process would."""
+        if world == 1:
+            return self
         size = len(self.anchor) // world
         cut = slice(rank * size, (rank + 1) * size)
         pick = lambda t: None if t is None else t[cut]  # noqa: E731

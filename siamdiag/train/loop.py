@@ -39,11 +39,10 @@ class Outcome:
     stopped: str  # "completed", "interrupted" or "nonfinite"
 
 
-def total_norm(parameters) -> torch.Tensor:
-    """Global L2 norm of all gradients, on the device (no synchronisation). ``_foreach_norm`` is
-    what clip_grad_norm_ itself uses: one call for all tensors, cheaper per step than a loop."""
-    norms = torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
-    return torch.linalg.vector_norm(torch.stack(norms))
+def gradient_norms(parameters) -> tuple[torch.Tensor, ...]:
+    """Each parameter's gradient L2 norm, on the device, in one ``_foreach_norm`` call (what
+    clip_grad_norm_ itself uses); the recorder combines them into the global norm at drain time."""
+    return tuple(torch._foreach_norm([p.grad for p in parameters if p.grad is not None]))
 
 
 class Trainer:
@@ -126,12 +125,12 @@ class Trainer:
         out, raw = self.forward(batch, margin)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        if cfg.clip_grad is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
+        if cfg.clip_grad is not None:  # the returned norm is the one before clipping
+            grad_norms = (torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad),)
         else:
-            grad_norm = total_norm(self.params)
+            grad_norms = gradient_norms(self.params)
         self.optimizer.step()
-        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, raw, grad_norm)
+        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, raw, grad_norms)
 
     # ------------------------------------------------------------------------------- the run
 

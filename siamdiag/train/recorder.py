@@ -1,7 +1,7 @@
 """Per-step measurements, kept on the training device and written in batches.
 
 ``record`` only keeps references to what the step computed anyway (detached loss, distances,
-per-item terms) plus two small reductions (each embedding's norm, the global gradient norm);
+per-item terms) plus two small reductions (each embedding's norm, each parameter's gradient norm);
 the statistics are computed in ``drain``, for all pending steps at once, and read back to the
 host in one transfer (under torchrun, summed across ranks in one collective). Statistics are
 kept as sums and counts so that a distributed run logs exactly what one process would for the
@@ -32,7 +32,7 @@ class PendingStep:
     epoch: int
     lr: float
     margin: float | None
-    grad_norm: torch.Tensor
+    grad_norms: tuple[torch.Tensor, ...]  # per-parameter norms (or the global one when clipping)
     out: LossOutput             # detached; per-item vectors of length B
     row_norms: torch.Tensor     # each embedding's L2 norm before normalisation
     neg_reduced: tuple[torch.Tensor, torch.Tensor] | None  # (sum, count) when negatives form a B x B matrix
@@ -57,7 +57,7 @@ class StepRecorder:
         return len(self.steps)
 
     def record(self, step: int, epoch: int, lr: float, margin: float | None, out: LossOutput,
-               raw_embeddings: torch.Tensor, grad_norm: torch.Tensor) -> None:
+               raw_embeddings: torch.Tensor, grad_norms: tuple[torch.Tensor, ...]) -> None:
         with torch.no_grad():
             kept = LossOutput(out.loss.detach(), out.terms.detach(), out.pos_dist.detach(), out.pos_mask,
                               out.neg_dist.detach(), out.neg_mask, out.easy, out.has_active)
@@ -66,7 +66,7 @@ class StepRecorder:
                 neg_sum, neg_n = masked_sums(kept.neg_dist[None], None if kept.neg_mask is None else kept.neg_mask[None])
                 neg_reduced = (neg_sum[0], neg_n[0])
             norms = torch.linalg.vector_norm(raw_embeddings.detach(), dim=1)
-        self.steps.append(PendingStep(step, epoch, lr, margin, grad_norm.detach(), kept, norms, neg_reduced))
+        self.steps.append(PendingStep(step, epoch, lr, margin, grad_norms, kept, norms, neg_reduced))
 
     def sums(self) -> torch.Tensor:
         """(steps, len(SUMS)) block of per-step sums and counts, on the device."""
@@ -83,7 +83,8 @@ class StepRecorder:
             neg_sum, neg_n = stack([p.neg_reduced[0] for p in self.steps]), stack([p.neg_reduced[1] for p in self.steps])
         norms = stack([p.row_norms for p in self.steps])
         finite = torch.isfinite(norms)
-        columns = [stack([o.loss for o in outs]), stack([p.grad_norm for p in self.steps]),
+        per_parameter = stack([n for p in self.steps for n in p.grad_norms]).reshape(len(outs), -1)
+        columns = [stack([o.loss for o in outs]), torch.linalg.vector_norm(per_parameter, dim=1),
                    pos_sum, pos_n, neg_sum, neg_n,
                    stack([o.easy for o in outs]).sum(1) if first.out.easy is not None else nan,
                    (stack([o.terms for o in outs]) > 0).sum(1).to(torch.float32) if first.out.has_active else nan,
