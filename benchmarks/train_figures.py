@@ -69,10 +69,10 @@ EXPERIMENTS = {
     "high_lr": [("lr=0.3 no-normalize", {"lr": 0.3, "normalize": False, "steps": 3000}),
                 ("lr=1 no-normalize", {"lr": 1.0, "normalize": False, "steps": 3000}),
                 ("lr=10 normalize", {"lr": 10.0, "steps": 3000})],
-    "cosine": [("cosine no-normalize c=1", {"loss": "cosine", "normalize": False, "steps": 3000}),
-               ("cosine no-normalize c=3", {"loss": "cosine", "normalize": False, "cut_init": 3.0, "steps": 3000}),
-               ("cosine normalize c=1", {"loss": "cosine", "steps": 3000}),
-               ("cosine normalize c=3", {"loss": "cosine", "cut_init": 3.0, "steps": 3000})],
+    "cosine": [(f"cosine {norm} c={c}{suffix}", {"loss": "cosine", "normalize": norm == "normalize", "cut_init": c,
+                                                 "steps": 3000, **extra})
+               for suffix, extra in (("", {}), (" wd=0", {"weight_decay": 0.0}), (" batch-norm", {"batch_norm": True}))
+               for norm, c in (("no-normalize", 1.0), ("normalize", 3.0))],
     "margin": [(f"triplet {kind}", {"loss": "triplet", "margin_schedule": kind, "steps": 3000})
                for kind in ("fixed", "linear", "adaptive")],
 }

@@ -34,7 +34,7 @@ def config_options(func):
         ("--synthetic-classes", dict(type=int, default=D.synthetic_classes, show_default=True)),
         ("--synthetic-samples", dict(type=int, default=D.synthetic_samples, show_default=True)),
         ("--synthetic-noise", dict(type=float, default=D.synthetic_noise, show_default=True,
-                                   help="Cluster spread (centres are 2 apart per axis on average).")),
+                                   help="Within-class spread (class centres have standard deviation 2 per axis).")),
         ("--imbalance", dict(type=float, default=D.imbalance, show_default=True,
                              help="Ratio of similar to dissimilar pairs (pair losses).")),
         ("--augment-noise", dict(type=float, default=D.augment_noise, show_default=True,
@@ -123,6 +123,8 @@ def train(ctx, out, grid, jobs, resume, no_gate, fail_on, strict, alpha, fmt, **
         cfg = resumed_config(resume, {k: params[k] for k in given})
         code = train_single(cfg, resume, True, policy, options, fmt)
     elif grid:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError("--grid: run sweeps without torchrun (each grid run is a single process; use --jobs)")
         base = config_from(params)
         specs_dir = out or default_dir("sweep")
         code = train_grid(base, parse_grid(grid), specs_dir, jobs, policy, options, fmt)

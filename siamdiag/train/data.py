@@ -55,8 +55,8 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
 
 
 def synthetic_clusters(classes: int, dim: int, samples: int, noise: float, seed: int) -> Dataset:
-    """Gaussian clusters: class centres drawn N(0, 4 I), points at centre + noise * N(0, I).
-    Separation is 2 per axis, so ``noise`` near 2 makes classes overlap substantially."""
+    """Gaussian clusters: class centres drawn N(0, 4 I), points at centre + noise * N(0, I); two
+    centres differ by 2.8 per axis on average (sd), so ``noise`` near 2 makes classes overlap."""
     rng = np.random.default_rng(seed)
     centres = 2.0 * rng.standard_normal((classes, dim))
     y = np.arange(samples) % classes
