@@ -46,7 +46,7 @@ def plain_block(trainer: Trainer, steps: int) -> float:
     synchronize(trainer.placement.device)
     start = time.perf_counter()
     for step in range(1, steps + 1):
-        out, _ = trainer.forward(trainer.sampler.batch(step), margin)
+        out, _, _ = trainer.forward(trainer.sampler.batch(step), margin)
         trainer.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         trainer.optimizer.step()

@@ -62,7 +62,7 @@ def test_logged_values_match_a_recomputation_of_the_step(tmp_path):
     trainer = Trainer(cfg, str(tmp_path), CPU)
     batch = trainer.sampler.batch(1)
     with torch.no_grad():
-        out, raw = trainer.forward(batch, trainer.margin.value)
+        out, raw, _ = trainer.forward(batch, trainer.margin.value)
     trainer.run()
     row = rows(tmp_path)[0]
     s = batch.similar.bool()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .checkpoint import METRICS_FILE, save_checkpoint, write_config
 from .config import TrainConfig
@@ -101,20 +100,27 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- one step
 
-    def forward(self, batch: Batch, margin: float | None) -> tuple[LossOutput, torch.Tensor]:
-        """Embed every example of the (sharded) batch in one pass and compute the loss."""
+    def forward(self, batch: Batch, margin: float | None) -> tuple[LossOutput, torch.Tensor, torch.Tensor | None]:
+        """Embed every example of the (sharded) batch in one pass and compute the loss. Returns the
+        loss output, the raw embeddings and, when normalising, their norms (computed for the
+        normalisation anyway, so the log reuses them)."""
         parts = [batch.anchor, batch.other] + ([batch.negative] if batch.negative is not None else [])
         index = torch.cat(parts)
         inputs = self.x[index]
         if batch.noise is not None:
             inputs = inputs + self.noise_scale * batch.noise.reshape(inputs.shape)
         raw = self.model(inputs)
-        z = F.normalize(raw, dim=1) if self.cfg.normalize else raw
+        norms = None
+        if self.cfg.normalize:  # as F.normalize: x / max(||x||, 1e-12)
+            norms = torch.linalg.vector_norm(raw, dim=1, keepdim=True)
+            z = raw / norms.clamp_min(1e-12)
+        else:
+            z = raw
         chunks = z.split(len(batch.anchor))
         third = chunks[2] if len(chunks) == 3 else batch.similar
         labels = self.y[index[:len(batch.anchor)]]
         out = self.loss_fn(chunks[0], chunks[1], third, margin, self.cfg.temperature, labels=labels)
-        return out, raw
+        return out, raw, None if norms is None else norms.squeeze(1)
 
     def train_step(self, step: int) -> None:
         """Step ``step`` (1-based): sample, forward, backward, measure, clip, update, record."""
@@ -122,7 +128,7 @@ class Trainer:
         lr = set_lr(self.optimizer, cfg, step - 1, self.total_steps)
         margin = self.margin.value
         batch = self.sampler.batch(step).shard(self.placement.rank, self.placement.world)
-        out, raw = self.forward(batch, margin)
+        out, raw, norms = self.forward(batch, margin)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.clip_grad is not None:  # the returned norm is the one before clipping
@@ -130,7 +136,9 @@ class Trainer:
         else:
             grad_norms = gradient_norms(self.params)
         self.optimizer.step()
-        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, raw, grad_norms)
+        if norms is None:
+            norms = torch.linalg.vector_norm(raw.detach(), dim=1)
+        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, norms, grad_norms)
 
     # ------------------------------------------------------------------------------- the run
 

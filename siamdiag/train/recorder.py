@@ -1,7 +1,7 @@
 """Per-step measurements, kept on the training device and written in batches.
 
 ``record`` only keeps references to what the step computed anyway (detached loss, distances,
-per-item terms) plus two small reductions (each embedding's norm, each parameter's gradient norm);
+per-item terms), each embedding's norm and each parameter's gradient norm;
 the statistics are computed in ``drain``, for all pending steps at once, and read back to the
 host in one transfer (under torchrun, summed across ranks in one collective). Statistics are
 kept as sums and counts so that a distributed run logs exactly what one process would for the
@@ -57,7 +57,7 @@ class StepRecorder:
         return len(self.steps)
 
     def record(self, step: int, epoch: int, lr: float, margin: float | None, out: LossOutput,
-               raw_embeddings: torch.Tensor, grad_norms: tuple[torch.Tensor, ...]) -> None:
+               embedding_norms: torch.Tensor, grad_norms: tuple[torch.Tensor, ...]) -> None:
         with torch.no_grad():
             kept = LossOutput(out.loss.detach(), out.terms.detach(), out.pos_dist.detach(), out.pos_mask,
                               out.neg_dist.detach(), out.neg_mask, out.easy, out.has_active)
@@ -65,8 +65,7 @@ class StepRecorder:
             if kept.neg_dist.numel() > kept.terms.numel():  # an all-pairs matrix: keep two numbers, not B^2
                 neg_sum, neg_n = masked_sums(kept.neg_dist[None], None if kept.neg_mask is None else kept.neg_mask[None])
                 neg_reduced = (neg_sum[0], neg_n[0])
-            norms = torch.linalg.vector_norm(raw_embeddings.detach(), dim=1)
-        self.steps.append(PendingStep(step, epoch, lr, margin, grad_norms, kept, norms, neg_reduced))
+        self.steps.append(PendingStep(step, epoch, lr, margin, grad_norms, kept, embedding_norms.detach(), neg_reduced))
 
     def sums(self) -> torch.Tensor:
         """(steps, len(SUMS)) block of per-step sums and counts, on the device."""
