@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..errors import InputError, UsageError
@@ -115,7 +116,7 @@ def load_csv(path: str, label_col: str) -> Dataset:
     values = np.empty((len(frame), len(features)), dtype=np.float64)
     for j, col in enumerate(features):
         cells = frame[col].astype(str).str.strip()
-        numbers = np.array([to_float(c) for c in cells])
+        numbers = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(numbers))
         if len(bad):
             column = list(frame.columns).index(col) + 1
@@ -124,13 +125,6 @@ def load_csv(path: str, label_col: str) -> Dataset:
         values[:, j] = numbers
     labels = frame[label_col].astype(str).str.strip().to_numpy()
     return checked(Dataset(os.path.basename(path), torch.tensor(values, dtype=torch.float32), relabel(labels)), path)
-
-
-def to_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
 
 
 def checked(ds: Dataset, source: str) -> Dataset:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from ..errors import UsageError
 from .checkpoint import METRICS_FILE, save_checkpoint, write_config
 from .config import TrainConfig
 from .data import Batch, PairSampler, load_dataset
@@ -58,7 +59,6 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         dataset = load_dataset(cfg)
         if cfg.batch_size % placement.world:
-            from ..errors import UsageError
             raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes "
                              f"({placement.world})")
         self.dataset_name, self.examples, self.classes = dataset.name, len(dataset.y), dataset.classes
@@ -162,35 +162,22 @@ class Trainer:
                 self.train_step(step)
                 self.steps_done = step
                 epoch_end = step % self.steps_per_epoch == 0
-                due = (self.recorder.pending >= flush_every or step == self.total_steps
-                       or step % self.cfg.checkpoint_every == 0
-                       or (epoch_end and self.cfg.margin_schedule == "adaptive")
-                       or self.recorder.pending >= self.recorder.capacity
+                due = (self.recorder.pending >= min(flush_every, self.recorder.capacity)
+                       or step == self.total_steps or step % self.cfg.checkpoint_every == 0
+                       or (epoch_end and self.cfg.margin_schedule == "adaptive")  # it needs the epoch's rows
                        or (not self.placement.distributed and stop_requested()))
-                if not due:
-                    if epoch_end:
-                        self.margin.end_of_epoch((step - 1) // self.steps_per_epoch, None)
-                    continue
-                elapsed, last_flush = time.monotonic() - last_flush, time.monotonic()
-                flushed = self.recorder.pending
-                rows = self.recorder.drain()
-                bad = next((i for i, r in enumerate(rows) if not math.isfinite(r["loss"])), None)
-                if bad is not None:
-                    rows = rows[:bad + 1]
-                if log is not None:
-                    log.append(rows)
-                if on_rows is not None and main and rows:
-                    on_rows(step, self.total_steps, rows[-1])
-                if bad is not None:
-                    stopped, self.steps_done = "nonfinite", rows[-1]["step"]
-                    break
-                self.count_easy(rows)
+                if due:
+                    elapsed, last_flush, flushed = time.monotonic() - last_flush, time.monotonic(), self.recorder.pending
+                    if not self.write_pending(log, on_rows):
+                        stopped = "nonfinite"
+                        break
                 if epoch_end:
                     self.end_epoch((step - 1) // self.steps_per_epoch)
-                # rank 0 sizes the next batch of rows to ~FLUSH_SECONDS of training
+                if not due:
+                    continue
+                # rank 0 sizes the next batch of rows to ~FLUSH_SECONDS of training, and decides on stops
                 pace = flushed / elapsed if elapsed > 0 else flush_every
-                flush_every = self.placement.broadcast_int(
-                    int(min(self.recorder.capacity, max(1, pace * FLUSH_SECONDS))))
+                flush_every = self.placement.broadcast_int(int(max(1, pace * FLUSH_SECONDS)))
                 stop = self.placement.broadcast_int(int(stop_requested()))
                 if step % self.cfg.checkpoint_every == 0 or step == self.total_steps or stop:
                     self.save()
@@ -202,6 +189,21 @@ class Trainer:
                 log.close()
         return Outcome(self.run_dir, self.steps_done, self.total_steps, stopped)
 
+    def write_pending(self, log: MetricsFile | None, on_rows) -> bool:
+        """Drain the recorded steps into the log, up to and including a first non-finite loss.
+        Returns False when there was one (the run must stop; ``steps_done`` is set to that step)."""
+        rows = self.recorder.drain()
+        bad = next((i for i, r in enumerate(rows) if not math.isfinite(r["loss"])), None)
+        if bad is not None:
+            rows = rows[:bad + 1]
+            self.steps_done = rows[-1]["step"]
+        if log is not None:
+            log.append(rows)
+        if on_rows is not None and log is not None and rows:
+            on_rows(rows[-1]["step"], self.total_steps, rows[-1])
+        self.count_easy(rows)
+        return bad is None
+
     def count_easy(self, rows: list[dict]) -> None:
         for r in rows:
             if r["easy_fraction"] is not None:
@@ -209,6 +211,8 @@ class Trainer:
                 self.epoch_easy[1] += float(r["items"])
 
     def end_epoch(self, epoch: int) -> None:
+        """Next epoch's margin; the adaptive schedule reads this epoch's easy fraction (complete,
+        because run() flushes at every epoch end when the margin adapts)."""
         easy = self.epoch_easy[0] / self.epoch_easy[1] if self.epoch_easy[1] else None
         self.margin.end_of_epoch(epoch, easy)
         self.epoch_easy = [0.0, 0.0]
