@@ -21,6 +21,7 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .errors import SiamdiagError, UsageError  # noqa: E402
+from .formats import FORMATS  # noqa: E402
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -73,7 +74,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
 @click.option("--fail-on", help="Comma-separated verdicts that fail the gate "

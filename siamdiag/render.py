@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import xml.etree.ElementTree as ET
 from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .analysis import fmt_step
+from . import __version__
+from .analysis import RunResult, fmt_step
+from .decide import Verdict
 from .report import Report, report_to_dict
+
+# Verdicts that pass the gate but deserve a look (they fail under --strict).
+WARNING_VERDICTS = frozenset({Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA})
 
 VERDICT_STYLE = {
     "stationary": "green", "not_converged": "yellow", "nonstationary": "red", "diverged": "bold red",
@@ -32,7 +39,7 @@ def render_table(report: Report, color: bool = False) -> str:
     table.add_column("why", overflow="fold")
     for r in report.runs:
         gate = report.run_gate(r)
-        window = f"{fmt_step(r.window.first_step)}–{fmt_step(r.window.last_step)}" if r.window else "–"
+        window = window_text(r)
         why = "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
         table.add_row(r.run, Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
                       Text(gate, style="green" if gate == "pass" else "bold red"), window, why)
@@ -47,7 +54,99 @@ def render_table(report: Report, color: bool = False) -> str:
     return buffer.getvalue()
 
 
+def window_text(r: RunResult) -> str:
+    return f"{fmt_step(r.window.first_step)}–{fmt_step(r.window.last_step)}" if r.window else "–"
+
+
+def summary_line(report: Report) -> str:
+    failing = sum(1 for r in report.runs if report.run_gate(r) == "fail")
+    return (f"gate {'passed' if report.passed else 'FAILED'}: {len(report.runs)} run{'s' if len(report.runs) != 1 else ''}, "
+            f"{failing} failing (family α={report.alpha:g} per run)")
+
+
+def markdown_cell(text: str) -> str:
+    """Safe inside a GitHub-flavoured markdown table cell: no HTML, no column breaks, no line breaks."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    return "<br>".join(text.splitlines())
+
+
+def render_markdown(report: Report, color: bool = False) -> str:
+    """A pull-request comment / $GITHUB_STEP_SUMMARY: a headline, one table row per run."""
+    lines = [f"### siamdiag: {'✅' if report.passed else '❌'} {summary_line(report)}", "",
+             "| run | verdict | gate | window (steps) | why |", "|---|---|---|---|---|"]
+    for r in report.runs:
+        why = "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
+        gate = report.run_gate(r)
+        lines.append(f"| {markdown_cell(r.run)} | **{r.verdict.value}** | {'✅ pass' if gate == 'pass' else '❌ fail'} "
+                     f"| {window_text(r)} | {markdown_cell(why)} |")
+    lines += ["", f"<sub>siamdiag {__version__}</sub>", ""]
+    return "\n".join(lines)
+
+
+# XML 1.0 forbids most control characters, which a run name read from a log could carry.
+XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return XML_INVALID.sub("\ufffd", text)
+
+
+def render_junit(report: Report, color: bool = False) -> str:
+    """JUnit XML for CI test reports: one test case per run; a failing verdict is a <failure>,
+    a warning verdict keeps its reasons in <system-out>."""
+    failing = [r for r in report.runs if report.run_gate(r) == "fail"]
+    counts = {"tests": str(len(report.runs)), "failures": str(len(failing)), "errors": "0", "skipped": "0"}
+    suites = ET.Element("testsuites", name="siamdiag", **counts)
+    suite = ET.SubElement(suites, "testsuite", name="siamdiag", **counts)
+    for r in report.runs:
+        case = ET.SubElement(suite, "testcase", classname=xml_text(f"siamdiag.{r.source}"), name=xml_text(r.run))
+        text = xml_text("\n".join([f"verdict: {r.verdict.value}", f"window (steps): {window_text(r)}"]
+                                   + list(r.reasons) + [f"note: {n}" for n in r.notes]))
+        if report.run_gate(r) == "fail":
+            first = r.reasons[0] if r.reasons else r.verdict.value
+            failure = ET.SubElement(case, "failure", type=r.verdict.value, message=xml_text(f"{r.verdict.value}: {first}"))
+            failure.text = text
+        else:
+            ET.SubElement(case, "system-out").text = text
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def github_data(text: str) -> str:
+    """Escaping for a workflow command's message (GitHub Actions toolkit rules)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_property(text: str) -> str:
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(report: Report, color: bool = False) -> str:
+    """GitHub Actions workflow annotations: ::error for a failing run, ::warning for a run that
+    passes with a warning, ::notice for a stationary one; the log file as the annotated file."""
+    lines = []
+    for r in report.runs:
+        if report.run_gate(r) == "fail":
+            level = "error"
+        elif r.verdict in WARNING_VERDICTS:
+            level = "warning"
+        else:
+            level = "notice"
+        message = "\n".join([f"{r.verdict.value} (window {window_text(r)} steps)"] + list(r.reasons)
+                            + [f"note: {n}" for n in r.notes])
+        props = f"title={github_property(f'siamdiag: {r.run}: {r.verdict.value}')}"
+        if r.source != "<stdin>":
+            props = f"file={github_property(r.source)}," + props
+        lines.append(f"::{level} {props}::{github_data(message)}")
+    lines.append(f"siamdiag {summary_line(report)}")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[Report, bool], str]] = {
     "table": render_table,
     "json": render_json,
+    "markdown": render_markdown,
+    "junit": render_junit,
+    "github": render_github,
 }

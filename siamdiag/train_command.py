@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from .errors import UsageError
+from .formats import FORMATS
 from .train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
                            TrainConfig, expand_grid, parse_grid)
 
@@ -99,7 +100,7 @@ def config_from(params: dict) -> TrainConfig:
 @click.option("--strict", is_flag=True, help="Also fail inconclusive and insufficient_data.")
 @click.option("--alpha", type=click.FloatRange(1e-6, 0.5), default=0.01, show_default=True,
               help="Family-wise false-alarm rate per run.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Format of the verdict report on stdout.")
 @click.pass_context
 def train(ctx, out, grid, jobs, resume, no_gate, fail_on, strict, alpha, fmt, **params):
