@@ -1,0 +1,64 @@
+"""The Python API: judge runs held in memory or on disk and get the same report model the CLI
+renders (``report.passed``, ``report.runs[i].verdict``, ``.reasons``, ...)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .analysis import analyze_arrays, analyze_run
+from .columns import ColumnOverrides
+from .errors import UsageError
+from .ingest import Table, table_to_runs
+from .pipeline import analyze_paths
+from .prepare import Options, order_run
+from .report import GatePolicy, Report
+
+FRAME_SOURCE = "<DataFrame>"
+
+
+def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, grad_norm_col: str | None = None,
+            run_col: str | None = None, window: float = 0.5, burn_in: float | None = None, alpha: float = 0.01,
+            fail_on: str | None = None, strict: bool = False, name: str = "run") -> Report:
+    """Judge every run in ``data`` and return the report.
+
+    ``data`` is a path or a list of paths (files, directories, globs — as for ``siamdiag analyze``);
+    a pandas DataFrame (one run, or several with a run column; columns detected by name as for
+    files, or named with the ``*_col`` arguments); a mapping of column name to values (made into
+    a DataFrame); or a 1-D sequence of loss values, one per step (judged as one run, ``name``).
+    ``window``, ``burn_in``, ``alpha``, ``fail_on`` and ``strict`` mean what the CLI flags mean.
+    In a float column NaN means "not logged" (pandas cannot tell it from a NaN loss); infinities,
+    and 'nan' in a text column, are values, as in a file.
+    Bad input raises ``siamdiag.errors.SiamdiagError`` with the same message the CLI prints.
+    """
+    if not (0 < window <= 1 or (window > 1 and float(window).is_integer())):
+        raise UsageError(f"window={window!r}: must be a fraction in (0, 1] or a whole number of steps")
+    options = Options(alpha=alpha, window=float(window), burn_in=burn_in)
+    policy = GatePolicy.from_options(fail_on, strict)
+    overrides = ColumnOverrides(step=step_col, loss=loss_col, grad_norm=grad_norm_col, run=run_col)
+    if isinstance(data, (str, os.PathLike)) or (isinstance(data, (list, tuple)) and data
+                                                 and all(isinstance(p, (str, os.PathLike)) for p in data)):
+        paths = [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else [os.fspath(p) for p in data]
+        return analyze_paths(paths, options, overrides, policy)
+    if isinstance(data, Mapping):
+        data = pd.DataFrame(dict(data))
+    if isinstance(data, pd.DataFrame):
+        runs = table_to_runs(frame_table(data), FRAME_SOURCE, overrides, label_runs_by_source=False)
+        results = tuple(analyze_run(order_run(raw), options) for raw in runs)
+        return Report(runs=results, policy=policy, alpha=alpha)
+    values = np.asarray(data, dtype=np.float64)
+    if values.ndim != 1:
+        raise UsageError(f"analyze: expected a path, a DataFrame, a mapping or 1-D loss values; got shape {values.shape}")
+    return Report(runs=(analyze_arrays(values, options=options, name=name),), policy=policy, alpha=alpha)
+
+
+def frame_table(frame: pd.DataFrame) -> Table:
+    """A DataFrame as an ingest Table. Columns that are not numeric keep a CSV rendering beside
+    them, so a bad cell is reported as '<DataFrame>:line:column' like a bad cell in a file
+    (line 2 is the first row)."""
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    numeric = all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns)
+    return Table(frame=frame, text="" if numeric else frame.to_csv(index=False), delimiter=",")

@@ -1,0 +1,69 @@
+"""siamdiag.analyze: in-memory inputs give exactly the report the same data gives from a file."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import siamdiag
+from siamdiag.errors import InputError, UsageError
+from siamdiag.report import report_to_dict
+
+from .conftest import SAMPLES
+
+
+def strip_sources(doc):
+    for r in doc["runs"]:
+        r.pop("source")
+    return doc
+
+
+@pytest.mark.parametrize("sample", ["stationary.csv", "nonstationary.csv", "degenerate.csv", "diverged.csv"])
+def test_dataframe_gives_the_same_report_as_the_file(sample):
+    path = f"{SAMPLES}/{sample}"
+    from_file = report_to_dict(siamdiag.analyze(path))
+    # cells as text, as in the file: pandas' float parsing would turn 'nan' (a NaN loss) into NaN (missing)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from_frame = report_to_dict(siamdiag.analyze(frame))
+    from_file["runs"][0]["run"] = from_frame["runs"][0]["run"]
+    assert strip_sources(from_frame) == strip_sources(from_file)
+
+
+def test_long_format_frame_and_mapping_split_runs():
+    rng = np.random.default_rng(1)
+    n = 1500
+    frame = pd.DataFrame({"run": np.repeat(["a", "b"], n), "step": np.tile(np.arange(n), 2),
+                          "loss": np.r_[0.3 + 0.02 * rng.standard_normal(n), 0.3 + 0.02 * rng.standard_normal(n).cumsum()]})
+    report = siamdiag.analyze(frame)
+    assert [r.run for r in report.runs] == ["a", "b"]
+    assert report.runs[0].verdict.value == "stationary" and report.runs[1].verdict.value != "stationary"
+    mapping = siamdiag.analyze({"step": frame.step[:n], "loss": frame.loss[:n]})
+    assert mapping.runs[0].verdict == report.runs[0].verdict
+
+
+def test_array_input_matches_analyze_arrays():
+    from siamdiag.analysis import analyze_arrays
+
+    loss = 0.5 + 0.01 * np.random.default_rng(2).standard_normal(2000)
+    assert siamdiag.analyze(list(loss)).runs[0] == analyze_arrays(loss, name="run")
+
+
+def test_bad_inputs_raise_the_cli_errors():
+    with pytest.raises(InputError, match=r"<DataFrame>:3:3: column 'loss'"):
+        siamdiag.analyze(pd.DataFrame({"step": [1, 2, 3], "loss": ["0.1", "x", "0.3"]}))
+    with pytest.raises(UsageError):
+        siamdiag.analyze(np.zeros((3, 3)))
+    with pytest.raises(UsageError):
+        siamdiag.analyze([0.1] * 200, window=1.5)
+    with pytest.raises(UsageError, match="no runs|no such|not found|does not exist"):
+        siamdiag.analyze("no/such/file.csv")
+
+
+def test_nan_in_a_float_frame_is_not_logged_but_inf_is_a_value():
+    """pandas has one NaN for 'not logged' and for 'the loss was NaN': a float NaN is a missing cell
+    (Lightning-style sparse frames); text 'nan' cells and infinities are values."""
+    loss = 0.3 + 0.02 * np.random.default_rng(3).standard_normal(1500)
+    sparse = loss.copy()
+    sparse[::10] = np.nan
+    assert siamdiag.analyze(pd.DataFrame({"loss": sparse})).runs[0].points == 1350
+    blown = loss.copy()
+    blown[-5:] = np.inf
+    assert siamdiag.analyze(pd.DataFrame({"loss": blown})).runs[0].verdict.value == "diverged"
