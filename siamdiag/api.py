@@ -13,7 +13,7 @@ from .columns import ColumnOverrides
 from .errors import UsageError
 from .ingest import Table, table_to_runs
 from .pipeline import analyze_paths
-from .prepare import Options, order_run
+from .prepare import Options, is_valid_window, order_run
 from .report import GatePolicy, Report
 
 FRAME_SOURCE = "<DataFrame>"
@@ -33,7 +33,7 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
     and 'nan' in a text column, are values, as in a file.
     Bad input raises ``siamdiag.errors.SiamdiagError`` with the same message the CLI prints.
     """
-    if not (0 < window <= 1 or (window > 1 and float(window).is_integer())):
+    if not is_valid_window(window):
         raise UsageError(f"window={window!r}: must be a fraction in (0, 1] or a whole number of steps")
     options = Options(alpha=alpha, window=float(window), burn_in=burn_in)
     policy = GatePolicy.from_options(fail_on, strict)

@@ -31,7 +31,9 @@ def parse_window(value: str) -> float:
         w = float(value)
     except ValueError:
         raise UsageError(f"--window: {value!r} is not a number; give a fraction (0.5) or a step count (20000)")
-    if not (0 < w <= 1 or (w > 1 and w.is_integer())):
+    from .prepare import is_valid_window
+
+    if not is_valid_window(w):
         raise UsageError(f"--window: {value!r} must be a fraction in (0, 1] or a whole number of steps")
     return w
 

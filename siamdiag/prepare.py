@@ -24,6 +24,11 @@ class Options:
     min_points: int = 100
 
 
+def is_valid_window(window: float) -> bool:
+    """A window is a fraction of the step range in (0, 1] or a whole number of final steps."""
+    return 0 < window <= 1 or (window > 1 and float(window).is_integer())
+
+
 @dataclass(frozen=True)
 class OrderedRun:
     """A run with strictly increasing steps; loss may hold non-finite values."""
