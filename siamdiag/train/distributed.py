@@ -77,5 +77,8 @@ def setup(device_name: str) -> Placement:
 
 
 def teardown(placement: Placement) -> None:
+    """Leave the job together: a rank that destroys its process group while another is still in
+    it can abort at exit ('terminate called without an active exception', seen with gloo)."""
     if placement.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
