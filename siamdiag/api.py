@@ -11,10 +11,12 @@ import pandas as pd
 from .analysis import analyze_arrays, analyze_run
 from .columns import ColumnOverrides
 from .errors import UsageError
-from .ingest import Table, table_to_runs
+from .ingest import ReadOptions
 from .pipeline import analyze_paths
+from .readers.delimited import parse_delimited
 from .prepare import Options, is_valid_window, order_run
 from .report import GatePolicy, Report
+from .tables import Table, table_to_runs
 
 FRAME_SOURCE = "<DataFrame>"
 
@@ -41,7 +43,7 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
     if isinstance(data, (str, os.PathLike)) or (isinstance(data, (list, tuple)) and data
                                                  and all(isinstance(p, (str, os.PathLike)) for p in data)):
         paths = [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else [os.fspath(p) for p in data]
-        return analyze_paths(paths, options, overrides, policy)
+        return analyze_paths(paths, options, ReadOptions(overrides=overrides), policy)
     if isinstance(data, Mapping):
         data = pd.DataFrame(dict(data))
     if isinstance(data, pd.DataFrame):
@@ -55,10 +57,13 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
 
 
 def frame_table(frame: pd.DataFrame) -> Table:
-    """A DataFrame as an ingest Table. Columns that are not numeric keep a CSV rendering beside
-    them, so a bad cell is reported as '<DataFrame>:line:column' like a bad cell in a file
-    (line 2 is the first row)."""
+    """A DataFrame as a Table. A bad cell is reported as '<DataFrame>:line:column' of the
+    frame's CSV rendering (line 2 is the first row), like a bad cell in a file; the rendering
+    is only made on that error path."""
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
-    numeric = all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns)
-    return Table(frame=frame, text="" if numeric else frame.to_csv(index=False), delimiter=",")
+
+    def locate(row: int, column: str):
+        return parse_delimited(frame.to_csv(index=False), FRAME_SOURCE, ",").locate(row, column)
+
+    return Table(frame=frame, locate=locate)

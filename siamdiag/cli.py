@@ -21,7 +21,7 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .errors import SiamdiagError, UsageError  # noqa: E402
-from .formats import FORMATS  # noqa: E402
+from .formats import FORMATS, INPUT_FORMAT_ALIASES, INPUT_FORMATS  # noqa: E402
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -45,6 +45,30 @@ def parse_burn_in(value: str) -> float | None:
         return float(value)
     except ValueError:
         raise UsageError(f"--burn-in: {value!r} must be 'auto' or a step number")
+
+
+def one_of(col: str | None, tag: str | None, role: str) -> str | None:
+    """--X-col and --X-tag name the same thing; giving two different names is a mistake."""
+    if col and tag and col != tag:
+        raise UsageError(f"--{role}-col {col!r} and --{role}-tag {tag!r} disagree; give one")
+    return col or tag
+
+
+def read_options(input_format: str, pattern: str | None, step: str | None, loss: str | None,
+                 grad_norm: str | None, run: str | None):
+    """How to read the logs, from the reading flags."""
+    from .columns import ColumnOverrides
+    from .ingest import ReadOptions
+    from .readers.text import compile_pattern
+
+    input_format = INPUT_FORMAT_ALIASES.get(input_format, input_format)
+    if pattern:  # a pattern makes every input a plain-text log
+        if input_format not in ("auto", "text"):
+            raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {input_format}")
+        input_format = "text"
+    return ReadOptions(overrides=ColumnOverrides(step=step, loss=loss, grad_norm=grad_norm, run=run),
+                       input_format=input_format,
+                       pattern=compile_pattern(pattern) if pattern else None)
 
 
 def write_atomically(path: str, text: str, inputs: list[str]) -> None:
@@ -92,9 +116,17 @@ def cli() -> None:
 @click.option("--loss-col", help="Column holding the training loss (default: detected).")
 @click.option("--grad-norm-col", help="Column holding the gradient norm (default: detected).")
 @click.option("--run-col", help="Column(s) identifying the run in a long-format log, e.g. 'run' or 'method,seed'.")
-def analyze(paths, fmt, output, fail_on, strict, alpha, window, burn_in, step_col, loss_col, grad_norm_col, run_col):
-    """Judge every run in PATHS (files, directories, globs, '-' for stdin; .csv/.tsv, gzip ok)."""
-    from .columns import ColumnOverrides
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES)), default="auto",
+              show_default=True, help="Read every input as this format instead of detecting it.")
+@click.option("--loss-tag", help="TensorBoard tag or MLflow metric holding the training loss (same as --loss-col).")
+@click.option("--grad-norm-tag", help="TensorBoard tag or MLflow metric holding the gradient norm.")
+@click.option("--pattern", help="Plain-text logs: a regular expression with a (?P<loss>...) group, "
+              "optionally (?P<step>...) and (?P<grad_norm>...), replacing the built-in patterns.")
+def analyze(paths, fmt, output, fail_on, strict, alpha, window, burn_in, step_col, loss_col, grad_norm_col, run_col,
+            input_format, loss_tag, grad_norm_tag, pattern):
+    """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
+    (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
+    files, MLflow file stores and plain-text logs; gzip ok."""
     from .pipeline import analyze_paths
     from .prepare import Options
     from .render import RENDERERS
@@ -102,8 +134,9 @@ def analyze(paths, fmt, output, fail_on, strict, alpha, window, burn_in, step_co
 
     options = Options(alpha=alpha, window=parse_window(window), burn_in=parse_burn_in(burn_in))
     policy = GatePolicy.from_options(fail_on, strict)
-    overrides = ColumnOverrides(step=step_col, loss=loss_col, grad_norm=grad_norm_col, run=run_col)
-    report = analyze_paths(list(paths), options, overrides, policy)
+    read = read_options(input_format, pattern, step_col, one_of(loss_col, loss_tag, "loss"),
+                        one_of(grad_norm_col, grad_norm_tag, "grad-norm"), run_col)
+    report = analyze_paths(list(paths), options, read, policy)
     to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = RENDERERS[fmt](report, to_terminal)
     if output:

@@ -9,8 +9,8 @@ from .errors import UsageError
 
 # Ranked: the first alias present wins. Names are compared after normalise().
 STEP_ALIASES = ("step", "global_step", "steps", "iteration", "iter", "it", "trainer_global_step",
-                "train_step", "batch", "update", "updates", "epoch")
-LOSS_ALIASES = ("loss", "train_loss", "train_loss_step", "training_loss", "loss_step", "trn_loss",
+                "train_step", "batch", "update", "updates", "epoch", "epochs")
+LOSS_ALIASES = ("loss", "train_loss", "train_loss_step", "training_loss", "loss_train", "loss_step", "trn_loss",
                 "train_loss_epoch", "loss_epoch", "objective")
 GRAD_NORM_ALIASES = ("grad_norm", "gradient_norm", "grad_norm_total", "total_grad_norm",
                      "grad_l2_norm", "gradnorm", "grad_2_0_norm_total", "train_grad_norm", "gnorm")
@@ -78,7 +78,7 @@ def detect_columns(columns: list[str], overrides: ColumnOverrides, source: str) 
     loss = pick(overrides.loss, "loss", LOSS_ALIASES) or _guess_loss(columns)
     if loss is None:
         raise UsageError(f"{source}: cannot tell which column is the training loss; columns are: "
-                         f"{', '.join(columns)}. Name it with --loss-col.")
+                         f"{', '.join(columns)}. Name it with --loss-col (--loss-tag for TensorBoard/MLflow).")
     step = pick(overrides.step, "step", STEP_ALIASES)
     grad = pick(overrides.grad_norm, "grad-norm", GRAD_NORM_ALIASES)
     if overrides.run:

@@ -1,86 +1,91 @@
-"""Read loss logs into runs: find the files, decode them, parse the table, split it by run.
+"""Read loss logs into runs: find the inputs, decode them, pick a reader, split into runs.
 
-Readers are registered by format name; each takes decoded text and returns a DataFrame of
-strings-or-numbers. Every failure becomes an InputError naming file, line and column.
+An input is a file, stdin, a directory of TensorBoard event files (one run) or an MLflow run
+directory (one run). Every failure becomes an InputError naming file, line and column.
 """
 from __future__ import annotations
 
 import glob
 import gzip
-import io
 import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Callable
 
-import numpy as np
-import pandas as pd
-
-from .columns import ColumnMap, ColumnOverrides, detect_columns
+from .columns import ColumnOverrides
 from .errors import InputError, UsageError
+from .readers import TEXT_READERS, detect_format, format_from_name
+from .readers.mlflow import find_run_dirs, read_mlflow_run, run_name
+from .readers.tensorboard import is_event_file, read_tensorboard
+from .tables import RawRun, series_to_run, table_to_runs
 
-LOG_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
-NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
-                    "-inf": -np.inf, "infinity": np.inf, "+infinity": np.inf, "-infinity": -np.inf}
-
-
-@dataclass(frozen=True)
-class Metric:
-    """The rows of one run where a metric was logged, in file order: steps may repeat or go
-    backwards (resumed runs). Values may be non-finite (the loss really was NaN or inf)."""
-
-    steps: np.ndarray
-    values: np.ndarray
+# Files a directory walk picks up; anything else is read when named explicitly.
+WALKED_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".jsonl", ".ndjson", ".jsonl.gz")
+WALKED_NAMES = ("trainer_state.json",)
 
 
 @dataclass(frozen=True)
-class RawRun:
-    """One run as logged: 'loss' always, 'grad_norm' and Siamese extras when present."""
+class LogInput:
+    """One thing to read: a file ('-' is stdin), or a directory read as a whole by
+    ``format`` ('tensorboard': the event ``files`` in it; 'mlflow': a run directory)."""
 
-    name: str
-    source: str
-    metrics: dict[str, Metric]
-    notes: tuple[str, ...] = ()
+    path: str
+    format: str | None = None
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class Table:
-    """A parsed log: the frame, where its data rows sit in the file, and what was set aside."""
+class ReadOptions:
+    """How to read: column or tag names, the format when detection is not wanted, and a
+    regular expression for plain-text logs."""
 
-    frame: pd.DataFrame
-    text: str
-    delimiter: str
-    notes: tuple[str, ...] = ()
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding inputs
+    overrides: ColumnOverrides = ColumnOverrides()
+    input_format: str = "auto"  # a name from formats.INPUT_FORMATS (aliases already resolved)
+    pattern: re.Pattern | None = None
 
 
-def expand_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
-    """Files as given, every log inside a directory (recursively, sorted), glob matches, and
-    '-' for stdin. A path that matches nothing is a usage error, not a silent skip."""
-    found: list[str] = []
+def _walk(directory: str, input_format: str) -> list[LogInput]:
+    """Logs under a directory, sorted: MLflow runs, directories of event files, log files."""
+    found: list[LogInput] = []
+    for root, subdirs, files in os.walk(directory):
+        subdirs.sort()
+        if input_format in ("auto", "mlflow") and find_run_dirs(root) == [root]:
+            found.append(LogInput(root, "mlflow"))
+            subdirs[:] = []
+            continue
+        events = sorted(os.path.join(root, f) for f in files if is_event_file(f))
+        if events and input_format in ("auto", "tensorboard"):
+            found.append(LogInput(root, "tensorboard", tuple(events)))
+        for f in sorted(files):
+            lower = f.lower()
+            if lower.endswith(WALKED_SUFFIXES) or lower in WALKED_NAMES or (
+                    input_format not in ("auto", "tensorboard", "mlflow") and format_from_name(f) == input_format):
+                found.append(LogInput(os.path.join(root, f)))
+    return found
+
+
+def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
+    """Files as given, the logs inside a directory, glob matches, and '-' for stdin. A path
+    that matches nothing is a usage error, not a silent skip."""
+    found: list[LogInput] = []
     for p in paths:
         if p == "-":
-            found.append(p)
+            found.append(LogInput(p))
         elif os.path.isdir(p):
-            inside = []
-            for root, _dirs, files in os.walk(p):
-                inside += [os.path.join(root, f) for f in files if f.lower().endswith(LOG_SUFFIXES)]
-            found += sorted(inside)
+            found += _walk(p, input_format)
         elif os.path.exists(p):
-            found.append(p)
+            found.append(LogInput(p, "tensorboard", (p,)) if is_event_file(p) and input_format in (
+                "auto", "tensorboard") else LogInput(p))
         elif any(ch in p for ch in "*?["):
-            matches = sorted(m for m in glob.glob(p, recursive=True) if os.path.isfile(m))
+            matches = sorted(m for m in glob.glob(p, recursive=True))
             if not matches:
                 raise UsageError(f"{p}: the pattern matches no file")
-            found += matches
+            found += expand_paths(matches, input_format)
         else:
             raise UsageError(f"{p}: no such file or directory")
     if not found:
-        raise UsageError("no runs found: the paths hold no .csv/.tsv logs (gzip accepted)")
+        raise UsageError("no runs found: the paths hold no logs (.csv, .tsv, .jsonl, trainer_state.json, "
+                         "TensorBoard event files, MLflow runs; name other files explicitly)")
     return found
 
 
@@ -107,7 +112,8 @@ def decode(data: bytes, source: str) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(source, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); is this a loss log?",
+        raise InputError(source, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); is this a loss log? "
+                         "(TensorBoard event files need 'tfevents' in their name or --input-format tensorboard)",
                          line, column) from None
     if "\x00" in text:
         pos = text.index("\x00")
@@ -116,203 +122,32 @@ def decode(data: bytes, source: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-# ---------------------------------------------------------------------------------------------
-# Parsing delimited text
+def read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) -> list[RawRun]:
+    """The runs in one input."""
+    fmt = log.format or options.input_format
+    if fmt == "mlflow":
+        run_dirs = find_run_dirs(log.path)
+        if not run_dirs:
+            raise InputError(log.path, "not an MLflow run directory (no meta.yaml and metrics/)")
+        return [series_to_run(run_name(d), d, read_mlflow_run(d), options.overrides) for d in run_dirs]
+    if fmt == "tensorboard":
+        files = log.files or (log.path,)
+        series, notes = read_tensorboard(list(files))
+        if not series:
+            raise InputError(log.path, "no scalar summaries in these TensorBoard event files")
+        return [series_to_run(log.path, log.path, series, options.overrides, notes)]
+    source = "<stdin>" if log.path == "-" else log.path
+    text = decode(read_bytes(log.path), source)
+    if fmt == "auto":
+        fmt = detect_format(log.path, text)
+    table = TEXT_READERS[fmt](text, source, options.pattern)
+    return table_to_runs(table, source, options.overrides, label_runs_by_source)
 
 
-def data_line_numbers(text: str) -> list[int]:
-    """1-based file line of each data row (header excluded, blank lines skipped), as pandas
-    counts rows. Only computed on the error path."""
-    lines = text.split("\n")
-    numbers = [i + 1 for i, line in enumerate(lines) if line.strip()]
-    return numbers[1:]
-
-
-def field_column(line: str, delimiter: str, index: int) -> int:
-    """1-based character column where field ``index`` (0-based) starts."""
-    pos = 0
-    for _ in range(index):
-        nxt = line.find(delimiter, pos)
-        if nxt < 0:
-            return len(line) + 1
-        pos = nxt + 1
-    return pos + 1
-
-
-def _parse_delimited(text: str, delimiter: str, source: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", keep_default_na=False,
-                           na_values=[""], skip_blank_lines=True, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise InputError(source, "empty file: no header row") from None
-    except pd.errors.ParserError as exc:
-        msg = str(exc)
-        detail = msg.split("C error: ")[-1].strip()
-        lines = text.split("\n")
-        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
-        if m and int(m.group(2)) <= len(lines):
-            expected, line = int(m.group(1)), int(m.group(2))
-            raise InputError(source, f"expected {expected} fields, found {m.group(3)}", line,
-                             field_column(lines[line - 1], delimiter, expected)) from None
-        m = re.search(r"row (\d+)", msg)
-        rows = data_line_numbers(text)
-        if m and rows:
-            raise InputError(source, detail, rows[min(int(m.group(1)), len(rows) - 1)], 1) from None
-        raise InputError(source, detail) from None
-
-
-def _row_is_valid(line: str, frame: pd.DataFrame, delimiter: str) -> bool:
-    """Does an unterminated last line look complete: right field count, numbers where the
-    body has numbers?"""
-    fields = line.split(delimiter)
-    if len(fields) != len(frame.columns):
-        return False
-    for value, column in zip(fields, frame.columns):
-        value = value.strip()
-        if value and pd.api.types.is_numeric_dtype(frame[column]) and _to_float(value) is None:
-            return False
-    return True
-
-
-def _to_float(token: str) -> float | None:
-    try:
-        return float(token)
-    except ValueError:
-        return NONFINITE_TOKENS.get(token.strip().lower())
-
-
-def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Table:
-    """Parse CSV/TSV text with a header row. An unterminated last line that is incomplete
-    (a writer caught mid-line) is set aside with a note rather than failing the file."""
-    if not text.strip():
-        raise InputError(source, "empty file: no header row")
-    header = text.lstrip("\n").split("\n", 1)[0]
-    if delimiter is None:
-        delimiter = "\t" if header.count("\t") > header.count(",") else ","
-    notes: list[str] = []
-    body = text
-    last = ""
-    if not text.endswith("\n") and "\n" in text.strip("\n"):
-        body, last = text.rsplit("\n", 1)
-        body += "\n"
-    frame = _parse_delimited(body, delimiter, source)
-    if last:
-        if _row_is_valid(last, frame, delimiter):
-            tail = _parse_delimited(header + "\n" + last + "\n", delimiter, source)
-            frame = pd.concat([frame, tail], ignore_index=True)  # no second parse of the body
-            body += last + "\n"
-        else:
-            notes.append(f"ignored the incomplete last line {text.count(chr(10)) + 1} "
-                         "(the log is probably still being written)")
-    return Table(frame=frame, text=body, delimiter=delimiter, notes=tuple(notes))
-
-
-READERS: dict[str, Callable[[str, str], Table]] = {
-    "csv": lambda text, source: parse_delimited(text, source, ","),
-    "tsv": lambda text, source: parse_delimited(text, source, "\t"),
-    "auto": lambda text, source: parse_delimited(text, source, None),
-}
-
-
-def format_for(path: str) -> str:
-    name = path.lower().removesuffix(".gz")
-    if name.endswith(".tsv"):
-        return "tsv"
-    if name.endswith(".csv"):
-        return "csv"
-    return "auto"
-
-
-# ---------------------------------------------------------------------------------------------
-# From a table to runs
-
-
-def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """A column as float64 plus a mask of the cells that hold a value. Empty cells are
-    missing (sparse logging); 'nan'/'inf' tokens are values (the loss really was non-finite).
-    Anything else non-numeric is an error pointing at its cell."""
-    series = table.frame[column]
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return values, ~np.isnan(values)  # the C parser only yields NaN for empty cells here
-    raw = series.astype("string")
-    present = raw.notna().to_numpy() & (raw.str.strip() != "").fillna(False).to_numpy(dtype=bool)
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    unparsed = np.flatnonzero(np.isnan(values) & present)
-    for i in unparsed:
-        token = str(raw.iloc[i]).strip()
-        special = NONFINITE_TOKENS.get(token.lower())
-        if special is not None:
-            values[i] = special
-        else:
-            line = data_line_numbers(table.text)[i]
-            row = table.text.split("\n")[line - 1]
-            col_index = list(table.frame.columns).index(column)
-            raise InputError(source, f"column {column!r}: {token[:40]!r} is not a number", line,
-                             field_column(row, table.delimiter, col_index))
-    return values, present
-
-
-def run_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
-    """Run code per row and run labels in order of first appearance; composite keys join
-    their parts with '/'. Factorised column by column: no per-row string building."""
-    codes = np.zeros(len(frame), dtype=np.int64)
-    for col in columns:
-        part, _ = pd.factorize(frame[col], sort=False, use_na_sentinel=False)
-        codes = codes * (int(part.max(initial=0)) + 1) + part
-    codes, _ = pd.factorize(codes, sort=False)
-    rows = np.unique(codes, return_index=True)[1]
-    labels = ["/".join("" if pd.isna(v) else str(v) for v in frame[list(columns)].iloc[i]) for i in rows]
-    return codes, labels
-
-
-def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_runs_by_source: bool) -> list[RawRun]:
-    """Split a table into runs by its run column(s), one run per file when there is none.
-    Without a step column, the row position within the run is the step."""
-    columns = [str(c) for c in table.frame.columns]
-    cmap: ColumnMap = detect_columns(columns, overrides, source)
-    roles = {"loss": cmap.loss}
-    if cmap.grad_norm:
-        roles["grad_norm"] = cmap.grad_norm
-    roles.update(cmap.extras)
-    parsed = {}
-    for role, col in roles.items():
-        try:
-            parsed[role] = numeric_column(table, col, source)
-        except InputError:
-            if role in ("loss", "grad_norm"):
-                raise
-            # a non-numeric extra is simply not an extra
-    step_values = numeric_column(table, cmap.step, source)[0] if cmap.step else None
-    if cmap.run:
-        codes, uniques = run_keys(table.frame, cmap.run)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-        groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
-    else:
-        groups = [(None, np.arange(len(table.frame)))]
-    runs = []
-    for label, rows in groups:
-        if label is None:
-            name = source
-        else:
-            name = f"{source}:{label}" if label_runs_by_source else label
-        steps = step_values[rows] if step_values is not None else np.arange(len(rows), dtype=np.float64)
-        metrics = {}
-        for role, (values, present) in parsed.items():
-            keep = present[rows]
-            metrics[role] = Metric(steps=steps[keep], values=values[rows][keep])
-        runs.append(RawRun(name=name, source=source, metrics=metrics, notes=table.notes))
-    return runs
-
-
-def read_runs(paths: tuple[str, ...] | list[str], overrides: ColumnOverrides = ColumnOverrides()) -> list[RawRun]:
+def read_runs(paths, options: ReadOptions = ReadOptions()) -> list[RawRun]:
     """Every run in every input, in input order."""
-    sources = expand_paths(paths)
+    logs = expand_paths(paths, options.input_format)
     runs: list[RawRun] = []
-    for path in sources:
-        source = "<stdin>" if path == "-" else path
-        text = decode(read_bytes(path), source)
-        table = READERS[format_for(path)](text, source)
-        runs += table_to_runs(table, source, overrides, label_runs_by_source=len(sources) > 1)
+    for log in logs:
+        runs += read_input(log, options, label_runs_by_source=len(logs) > 1)
     return runs

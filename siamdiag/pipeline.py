@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .analysis import analyze_run
-from .columns import ColumnOverrides
-from .ingest import read_runs
+from .ingest import ReadOptions, read_runs
 from .prepare import Options, order_run
 from .report import GatePolicy, Report
 
 
-def analyze_paths(paths, options: Options = Options(), overrides: ColumnOverrides = ColumnOverrides(),
+def analyze_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),
                   policy: GatePolicy = GatePolicy()) -> Report:
     """Judge every run found under ``paths``; each run independently of the others."""
-    runs = tuple(analyze_run(order_run(raw), options) for raw in read_runs(paths, overrides))
+    runs = tuple(analyze_run(order_run(raw), options) for raw in read_runs(paths, read))
     return Report(runs=runs, policy=policy, alpha=options.alpha)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from siamdiag.columns import ColumnOverrides, detect_columns
 from siamdiag.errors import InputError, UsageError
-from siamdiag.ingest import read_runs
+from siamdiag.ingest import ReadOptions, read_runs
 from siamdiag.prepare import order_run
 
 from .conftest import write_csv
@@ -77,7 +77,7 @@ def test_gzip_tsv_and_long_format(tmp_path):
 def test_composite_run_key(tmp_path):
     rows = [(m, s, e, 0.1) for m in ("x", "y") for s in (1, 2) for e in range(3)]
     path = write_csv(tmp_path / "h.csv", ["method", "seed", "epoch", "train_loss"], rows)
-    runs = read_runs([path], ColumnOverrides(run="method,seed"))
+    runs = read_runs([path], ReadOptions(overrides=ColumnOverrides(run="method,seed")))
     assert [r.name for r in runs] == ["x/1", "x/2", "y/1", "y/2"]
 
 

@@ -103,9 +103,10 @@ def load_npz(path: str) -> Dataset:
 
 def load_csv(path: str, label_col: str) -> Dataset:
     """Feature columns plus one label column; every feature cell must be a finite number."""
-    from ..ingest import decode, read_bytes, READERS
+    from ..ingest import decode, read_bytes
+    from ..readers.delimited import parse_delimited
 
-    table = READERS["csv"](decode(read_bytes(path), path), path)
+    table = parse_delimited(decode(read_bytes(path), path), path, ",")
     frame = table.frame
     if label_col not in frame.columns:
         raise InputError(path, f"no label column {label_col!r} (columns: {', '.join(map(str, frame.columns))}); "

@@ -1,0 +1,77 @@
+"""The log formats siamdiag reads: a registry from format name to reader, and the rules that
+pick a format from a file's name and first bytes when the user does not name one."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Callable
+
+from ..tables import Table, to_float
+from .delimited import parse_delimited, sniff_delimiter
+from .jsonlog import read_json, read_jsonl
+from .text import LOSS, read_text
+from .wandb import is_chart_export, read_wandb
+
+# Formats read from decoded text into a table. TensorBoard and MLflow read directories of
+# files into series; ingest handles them by name.
+TEXT_READERS: dict[str, Callable[..., Table]] = {
+    "csv": lambda text, source, pattern: parse_delimited(text, source, ","),
+    "tsv": lambda text, source, pattern: parse_delimited(text, source, "\t"),
+    "wandb": lambda text, source, pattern: read_wandb(text, source),
+    "json": lambda text, source, pattern: read_json(text, source),
+    "jsonl": lambda text, source, pattern: read_jsonl(text, source),
+    "text": lambda text, source, pattern: read_text(text, source, pattern),
+}
+TREE_FORMATS = ("tensorboard", "mlflow")
+
+SUFFIX_FORMATS = ((".csv", "csv"), (".tsv", "tsv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
+                  (".json", "json"), (".txt", "text"), (".log", "text"), (".out", "text"))
+
+
+def format_from_name(path: str) -> str | None:
+    name = path.lower().removesuffix(".gz")
+    return next((fmt for suffix, fmt in SUFFIX_FORMATS if name.endswith(suffix)), None)
+
+
+def _looks_delimited(lines: list[str]) -> bool:
+    """A header and rows with the same number of commas (or tabs); a single column when a
+    name is followed by numbers."""
+    if not lines:
+        return False
+    delimiter = sniff_delimiter(lines[0])
+    count = lines[0].count(delimiter)
+    if count == 0:
+        return bool(re.fullmatch(r"[\w ./-]+", lines[0])) and all(to_float(line) is not None for line in lines[1:5])
+    return all(line.count(delimiter) == count for line in lines[1:5])
+
+
+def _first_line_is_record(lines: list[str]) -> bool:
+    """JSON lines: the first line is a whole JSON object by itself and another follows."""
+    if len(lines) < 2 or not lines[1].lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(lines[0]), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def detect_format(path: str, text: str) -> str:
+    """The reader for a decoded file: its suffix when it has a known one (a CSV whose header has
+    '<run> - <metric>' columns is a W&B chart export), else what its content looks like."""
+    by_name = format_from_name(path)
+    lines = [line for line in text.split("\n", 6)[:6] if line.strip()]
+    if by_name in ("csv", "tsv"):
+        header = [c.strip().strip('"') for c in lines[0].split(sniff_delimiter(lines[0]))] if lines else []
+        return "wandb" if is_chart_export(header) else by_name
+    if by_name:
+        return by_name
+    head = text.lstrip()[:1]
+    if head in ("{", "["):
+        return "jsonl" if _first_line_is_record(lines) else "json"
+    if _looks_delimited(lines):
+        header = [c.strip().strip('"') for c in lines[0].split(sniff_delimiter(lines[0]))]
+        return "wandb" if is_chart_export(header) else "csv"
+    if any(LOSS.search(line) for line in text.split("\n", 200)[:200]):
+        return "text"
+    return "csv"

@@ -1,0 +1,100 @@
+"""CSV and TSV logs with a header row: pandas/Keras/Lightning CSVLogger files, W&B history
+exports, siamdiag's own metrics.csv. A writer caught mid-line leaves an incomplete last line,
+which is set aside with a note instead of failing the file."""
+from __future__ import annotations
+
+import io
+import re
+
+import pandas as pd
+
+from ..errors import InputError
+from ..tables import Table, to_float
+
+
+def data_line_numbers(text: str) -> list[int]:
+    """1-based file line of each data row (header excluded, blank lines skipped), as pandas
+    counts rows. Only computed on the error path."""
+    numbers = [i + 1 for i, line in enumerate(text.split("\n")) if line.strip()]
+    return numbers[1:]
+
+
+def field_column(line: str, delimiter: str, index: int) -> int:
+    """1-based character column where field ``index`` (0-based) starts."""
+    pos = 0
+    for _ in range(index):
+        nxt = line.find(delimiter, pos)
+        if nxt < 0:
+            return len(line) + 1
+        pos = nxt + 1
+    return pos + 1
+
+
+def _parse(text: str, delimiter: str, source: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", keep_default_na=False,
+                           na_values=[""], skip_blank_lines=True, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(source, "empty file: no header row") from None
+    except pd.errors.ParserError as exc:
+        msg = str(exc)
+        detail = msg.split("C error: ")[-1].strip()
+        lines = text.split("\n")
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+        if m and int(m.group(2)) <= len(lines):
+            expected, line = int(m.group(1)), int(m.group(2))
+            raise InputError(source, f"expected {expected} fields, found {m.group(3)}", line,
+                             field_column(lines[line - 1], delimiter, expected)) from None
+        m = re.search(r"row (\d+)", msg)
+        rows = data_line_numbers(text)
+        if m and rows:
+            raise InputError(source, detail, rows[min(int(m.group(1)), len(rows) - 1)], 1) from None
+        raise InputError(source, detail) from None
+
+
+def _row_is_valid(line: str, frame: pd.DataFrame, delimiter: str) -> bool:
+    """Does an unterminated last line look complete: right field count, numbers where the
+    body has numbers?"""
+    fields = line.split(delimiter)
+    if len(fields) != len(frame.columns):
+        return False
+    for value, column in zip(fields, frame.columns):
+        value = value.strip()
+        if value and pd.api.types.is_numeric_dtype(frame[column]) and to_float(value) is None:
+            return False
+    return True
+
+
+def sniff_delimiter(header: str) -> str:
+    return "\t" if header.count("\t") > header.count(",") else ","
+
+
+def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Table:
+    """Parse CSV/TSV text with a header row; cells are located by file line and column."""
+    if not text.strip():
+        raise InputError(source, "empty file: no header row")
+    header = text.lstrip("\n").split("\n", 1)[0]
+    if delimiter is None:
+        delimiter = sniff_delimiter(header)
+    notes: list[str] = []
+    body = text
+    last = ""
+    if not text.endswith("\n") and "\n" in text.strip("\n"):
+        body, last = text.rsplit("\n", 1)
+        body += "\n"
+    frame = _parse(body, delimiter, source)
+    if last:
+        if _row_is_valid(last, frame, delimiter):
+            tail = _parse(header + "\n" + last + "\n", delimiter, source)
+            frame = pd.concat([frame, tail], ignore_index=True)  # no second parse of the body
+            body += last + "\n"
+        else:
+            notes.append(f"ignored the incomplete last line {text.count(chr(10)) + 1} "
+                         "(the log is probably still being written)")
+    columns = [str(c) for c in frame.columns]
+
+    def locate(row: int, column: str) -> tuple[int, int]:
+        line = data_line_numbers(body)[row]
+        return line, field_column(body.split("\n")[line - 1], delimiter, columns.index(column))
+
+    return Table(frame=frame, locate=locate, notes=tuple(notes))

@@ -1,0 +1,76 @@
+"""MLflow file stores (``mlruns/<experiment>/<run>/``): each run directory holds
+``metrics/<name>`` files (a name with '/' is a sub-path) whose lines are
+``<timestamp> <value> <step>``. One run per run directory, named after its ``mlflow.runName``
+tag when there is one. Read as plain text: no MLflow installation needed."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import InputError
+from ..tables import Metric, to_float
+
+
+def is_run_dir(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "metrics")) and os.path.isfile(os.path.join(path, "meta.yaml"))
+
+
+def find_run_dirs(root: str) -> list[str]:
+    """Run directories at or below ``root`` (a store, an experiment or a run), sorted."""
+    if is_run_dir(root):
+        return [root]
+    found = []
+    for directory, subdirs, _files in os.walk(root):
+        if is_run_dir(directory):
+            found.append(directory)
+            subdirs[:] = []  # a run holds no runs
+        else:
+            subdirs[:] = [d for d in subdirs if d not in (".trash", "models")]
+    return sorted(found)
+
+
+def run_name(run_dir: str) -> str:
+    """The run's display name, else its directory name."""
+    tag = os.path.join(run_dir, "tags", "mlflow.runName")
+    if os.path.isfile(tag):
+        with open(tag, encoding="utf-8") as fh:
+            name = fh.read().strip()
+        if name:
+            return name
+    return os.path.basename(os.path.normpath(run_dir))
+
+
+def read_metric_file(path: str) -> Metric:
+    steps, values = [], []
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) not in (2, 3):
+            if number == len(lines):  # the writer was caught mid-line
+                break
+            raise InputError(path, f"expected '<timestamp> <value> <step>', found {len(fields)} fields", number, 1)
+        value = to_float(fields[1])
+        step = to_float(fields[2]) if len(fields) == 3 else float(len(steps))
+        if value is None or step is None:
+            bad = 2 if value is None else 3
+            column = line.find(fields[bad - 1]) + 1
+            raise InputError(path, f"{fields[bad - 1][:40]!r} is not a number", number, column)
+        steps.append(step)
+        values.append(value)
+    return Metric(steps=np.asarray(steps, dtype=np.float64), values=np.asarray(values, dtype=np.float64))
+
+
+def read_mlflow_run(run_dir: str) -> dict[str, Metric]:
+    """Every metric of one run, keyed by its MLflow name."""
+    metrics_dir = os.path.join(run_dir, "metrics")
+    series = {}
+    for directory, _subdirs, files in os.walk(metrics_dir):
+        for f in sorted(files):
+            path = os.path.join(directory, f)
+            name = os.path.relpath(path, metrics_dir).replace(os.sep, "/")
+            series[name] = read_metric_file(path)
+    return dict(sorted(series.items()))

@@ -1,0 +1,150 @@
+"""From what a reader decoded to runs: a table of rows (CSV, JSON records) or a set of named
+series (TensorBoard tags, MLflow metrics) becomes one RawRun per run, with the loss, grad norm
+and Siamese extras chosen by the column rules of ``columns``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .columns import ColumnMap, ColumnOverrides, detect_columns
+from .errors import InputError
+
+NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
+                    "-inf": -np.inf, "infinity": np.inf, "+infinity": np.inf, "-infinity": -np.inf}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The rows of one run where a metric was logged, in file order: steps may repeat or go
+    backwards (resumed runs). Values may be non-finite (the loss really was NaN or inf)."""
+
+    steps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """One run as logged: 'loss' always, 'grad_norm' and Siamese extras when present."""
+
+    name: str
+    source: str
+    metrics: dict[str, Metric]
+    notes: tuple[str, ...] = ()
+
+
+def no_location(row: int, column: str) -> tuple[int | None, int | None]:
+    return None, None
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of a log. ``locate(row, column)`` gives the file line and column of a cell for
+    error messages. ``present`` marks, per column, the cells that were logged, where a reader
+    can tell a logged NaN from an absent value; otherwise NaN in a float column means absent."""
+
+    frame: pd.DataFrame
+    locate: Callable[[int, str], tuple[int | None, int | None]] = no_location
+    notes: tuple[str, ...] = ()
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def to_float(token: str) -> float | None:
+    """A number, or a NaN/inf spelling; None when the token is neither."""
+    try:
+        return float(token)
+    except ValueError:
+        return NONFINITE_TOKENS.get(token.strip().lower())
+
+
+def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64 plus a mask of the cells that hold a value. Empty cells are
+    missing (sparse logging); 'nan'/'inf' tokens are values (the loss really was non-finite).
+    Anything else non-numeric is an error pointing at its cell."""
+    series = table.frame[column]
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = table.present.get(column)
+        return values, (~np.isnan(values) if present is None else present)
+    raw = series.astype("string")
+    present = raw.notna().to_numpy() & (raw.str.strip() != "").fillna(False).to_numpy(dtype=bool)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    for i in np.flatnonzero(np.isnan(values) & present):
+        token = str(raw.iloc[i]).strip()
+        special = NONFINITE_TOKENS.get(token.lower())
+        if special is None:
+            line, col = table.locate(int(i), column)
+            raise InputError(source, f"column {column!r}: {token[:40]!r} is not a number", line, col)
+        values[i] = special
+    if column in table.present:
+        present = present & table.present[column]
+    return values, present
+
+
+def run_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """Run code per row and run labels in order of first appearance; composite keys join
+    their parts with '/'. Factorised column by column: no per-row string building."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for col in columns:
+        part, _ = pd.factorize(frame[col], sort=False, use_na_sentinel=False)
+        codes = codes * (int(part.max(initial=0)) + 1) + part
+    codes, _ = pd.factorize(codes, sort=False)
+    rows = np.unique(codes, return_index=True)[1]
+    labels = ["/".join("" if pd.isna(v) else str(v) for v in frame[list(columns)].iloc[i]) for i in rows]
+    return codes, labels
+
+
+def metric_roles(cmap: ColumnMap) -> dict[str, str]:
+    """Role -> column for the metrics a run carries."""
+    roles = {"loss": cmap.loss}
+    if cmap.grad_norm:
+        roles["grad_norm"] = cmap.grad_norm
+    roles.update(cmap.extras)
+    return roles
+
+
+def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_runs_by_source: bool) -> list[RawRun]:
+    """Split a table into runs by its run column(s), one run per file when there is none.
+    Without a step column, the row position within the run is the step."""
+    columns = [str(c) for c in table.frame.columns]
+    cmap = detect_columns(columns, overrides, source)
+    parsed = {}
+    for role, col in metric_roles(cmap).items():
+        try:
+            parsed[role] = numeric_column(table, col, source)
+        except InputError:
+            if role in ("loss", "grad_norm"):
+                raise
+            # a non-numeric extra is simply not an extra
+    step_values = numeric_column(table, cmap.step, source)[0] if cmap.step else None
+    if cmap.run:
+        codes, uniques = run_keys(table.frame, cmap.run)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
+    else:
+        groups = [(None, np.arange(len(table.frame)))]
+    runs = []
+    for label, rows in groups:
+        if label is None:
+            name = source
+        else:
+            name = f"{source}:{label}" if label_runs_by_source else label
+        steps = step_values[rows] if step_values is not None else np.arange(len(rows), dtype=np.float64)
+        metrics = {}
+        for role, (values, present) in parsed.items():
+            keep = present[rows]
+            metrics[role] = Metric(steps=steps[keep], values=values[rows][keep])
+        runs.append(RawRun(name=name, source=source, metrics=metrics, notes=table.notes))
+    return runs
+
+
+def series_to_run(name: str, source: str, series: dict[str, Metric], overrides: ColumnOverrides,
+                  notes: tuple[str, ...] = ()) -> RawRun:
+    """One run from named series that each carry their own steps (TensorBoard tags, MLflow
+    metrics): the series names play the part of column names."""
+    cmap = detect_columns(list(series), overrides, source)
+    metrics = {role: series[name_] for role, name_ in metric_roles(cmap).items()}
+    return RawRun(name=name, source=source, metrics=metrics, notes=notes)

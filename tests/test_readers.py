@@ -1,0 +1,368 @@
+"""Readers: every registered format reads a series known by construction; files written by the
+real libraries (TensorBoard's SummaryWriter, Lightning's CSVLogger, MLflow) and the real logs in
+../shared/real_logs read to what an independent parse of the same file says."""
+import csv
+import gzip
+import json
+import math
+import os
+import re
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from siamdiag.cli import main
+from siamdiag.columns import ColumnOverrides
+from siamdiag.errors import InputError, UsageError
+from siamdiag.formats import INPUT_FORMAT_ALIASES, INPUT_FORMATS
+from siamdiag.ingest import ReadOptions, read_runs
+from siamdiag.readers import TEXT_READERS, TREE_FORMATS, detect_format
+from siamdiag.readers.text import compile_pattern
+
+from .conftest import DATA, ROOT
+
+REAL = os.path.join(ROOT, "..", "shared", "real_logs")
+N = 40
+STEPS = np.arange(N) * 5.0
+LOSS = 1.0 / (1.0 + STEPS)
+LOSS[17] = math.nan  # a logged NaN must survive every reader
+GRAD = 2.0 + STEPS / 100
+
+
+def _fmt(v: float) -> str:
+    return "nan" if math.isnan(v) else repr(float(v))
+
+
+def write_csv(d):
+    path = d / "log.csv"
+    path.write_text("step,loss,grad_norm,val_loss\n" + "".join(
+        f"{s:g},{_fmt(v)},{float(g)!r},{'0.5' if k % 10 == 0 else ''}\n" for k, (s, v, g) in enumerate(zip(STEPS, LOSS, GRAD))))
+    return path
+
+
+def write_tsv(d):
+    path = d / "log.tsv"
+    path.write_text("step\tloss\tgrad_norm\n" + "".join(f"{s:g}\t{_fmt(v)}\t{float(g)!r}\n" for s, v, g in zip(STEPS, LOSS, GRAD)))
+    return path
+
+
+def write_wandb(d):
+    path = d / "export.csv"
+    lines = ['"Step","r1 - train/loss","r1 - train/loss__MIN","r1 - train/loss__MAX","r1 - grad_norm"']
+    lines += [f'{s:g},{_fmt(v)},{_fmt(v)},{_fmt(v)},{float(g)!r}' for s, v, g in zip(STEPS, LOSS, GRAD)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_json(d):
+    path = d / "trainer_state.json"
+    history = [{"step": int(s), "loss": float(v), "grad_norm": float(g), "epoch": s / 100} for s, v, g in zip(STEPS, LOSS, GRAD)]
+    history.insert(5, {"step": 25, "eval_loss": 0.7})
+    path.write_text(json.dumps({"global_step": int(STEPS[-1]), "log_history": history}, indent=2))
+    return path
+
+
+def write_jsonl(d):
+    path = d / "log.jsonl"
+    path.write_text("".join(json.dumps({"step": int(s), "loss": float(v), "grad_norm": float(g)}) + "\n"
+                            for s, v, g in zip(STEPS, LOSS, GRAD)))
+    return path
+
+
+def write_text(d):
+    path = d / "train.log"
+    path.write_text("starting\n" + "".join(f"[step {int(s)}] lr 0.1 | loss: {_fmt(v)} | val_loss: 9.9 | grad_norm={float(g)!r}\n"
+                                           for s, v, g in zip(STEPS, LOSS, GRAD)))
+    return path
+
+
+def _masked_crc(data: bytes) -> int:
+    return 0  # not checked by the reader; TensorBoard-written files are tested separately
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _event(step: int, tag: str, value: float) -> bytes:
+    """A minimal Event{step, summary{value{tag, simple_value}}} record, framed as TFRecord."""
+    val = b"\x0a" + _varint(len(tag)) + tag.encode() + b"\x15" + struct.pack("<f", value)
+    summary = b"\x0a" + _varint(len(val)) + val
+    event = (b"\x10" + _varint(step) if step else b"") + b"\x2a" + _varint(len(summary)) + summary
+    return struct.pack("<Q", len(event)) + b"\0" * 4 + event + b"\0" * 4
+
+
+def write_tensorboard(d):
+    run = d / "tb_run"
+    run.mkdir()
+    (run / "events.out.tfevents.1.host").write_bytes(b"".join(
+        _event(int(s), "Loss/train", v) + _event(int(s), "grad_norm", g) for s, v, g in zip(STEPS, LOSS, GRAD)))
+    return run
+
+
+def write_mlflow(d):
+    run = d / "mlruns" / "1" / "abc"
+    (run / "metrics" / "train").mkdir(parents=True)
+    (run / "meta.yaml").write_text("run_id: abc\n")
+    (run / "metrics" / "train" / "loss").write_text("".join(f"1700000000 {_fmt(v)} {int(s)}\n" for s, v in zip(STEPS, LOSS)))
+    (run / "metrics" / "grad_norm").write_text("".join(f"1700000000 {float(g)!r} {int(s)}\n" for s, g in zip(STEPS, GRAD)))
+    return d / "mlruns"
+
+
+WRITERS = {"csv": write_csv, "tsv": write_tsv, "wandb": write_wandb, "json": write_json, "jsonl": write_jsonl,
+           "text": write_text, "tensorboard": write_tensorboard, "mlflow": write_mlflow}
+
+
+def test_registry_and_format_names_agree():
+    assert set(INPUT_FORMATS[1:]) == set(TEXT_READERS) | set(TREE_FORMATS) == set(WRITERS)
+    assert set(INPUT_FORMAT_ALIASES.values()) <= set(INPUT_FORMATS)
+
+
+def _check_series(run, tolerance=0.0):
+    loss = run.metrics["loss"]
+    assert loss.steps.tolist() == STEPS.tolist()
+    np.testing.assert_allclose(loss.values, LOSS, rtol=tolerance, equal_nan=True)
+    np.testing.assert_allclose(run.metrics["grad_norm"].values, GRAD, rtol=tolerance)
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_every_format_reads_the_known_series_detected_and_named(fmt, tmp_path):
+    path = WRITERS[fmt](tmp_path)
+    tolerance = 1e-7 if fmt == "tensorboard" else 0.0  # simple_value is float32
+    [detected] = read_runs([str(path)])
+    _check_series(detected, tolerance)
+    [named] = read_runs([str(path)], ReadOptions(input_format=fmt))
+    _check_series(named, tolerance)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "wandb", "json", "jsonl", "text"])
+def test_format_detected_from_content_without_a_suffix(fmt, tmp_path):
+    path = WRITERS[fmt](tmp_path)
+    bare = tmp_path / "noext"
+    shutil.copy(path, bare)
+    assert detect_format(str(bare), bare.read_text()) == fmt
+    _check_series(read_runs([str(bare)])[0])
+
+
+def test_directory_walk_finds_every_kind_of_log(tmp_path):
+    for fmt in ("csv", "jsonl", "tensorboard", "mlflow"):
+        sub = tmp_path / fmt
+        sub.mkdir()
+        WRITERS[fmt](sub)
+    (tmp_path / "README.txt").write_text("not a log, not walked\n")
+    (tmp_path / "config.json").write_text('{"lr": 0.1}')
+    runs = read_runs([str(tmp_path)])
+    assert len(runs) == 4
+    for run in runs:
+        _check_series(run, 1e-7)
+
+
+# --- files written by the real libraries --------------------------------------------------
+
+def test_tensorboard_summarywriter_files(tmp_path):
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    writer = tb.SummaryWriter(str(tmp_path / "run"))
+    for s, v, g in zip(STEPS, LOSS, GRAD):
+        writer.add_scalar("train/loss", float(v), int(s))
+        writer.add_scalar("train/grad_norm", float(g), int(s), new_style=True)  # stored as a tensor
+        writer.add_histogram("weights", np.arange(5.0) * s, int(s))
+    writer.add_text("note", "hello", 0)
+    writer.close()
+    [run] = read_runs([str(tmp_path / "run")], ReadOptions(overrides=ColumnOverrides(grad_norm="train/grad_norm")))
+    _check_series(run, 1e-7)
+    ea = accumulator.EventAccumulator(str(tmp_path / "run"))
+    ea.Reload()
+    assert [e.value for e in ea.Scalars("train/loss")] == pytest.approx(run.metrics["loss"].values.tolist(), nan_ok=True)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/real_logs not present")
+def test_real_tensorboard_logs_match_tensorboard_itself():
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    files = sorted(f for f in os.listdir(REAL) if "tfevents" in f)
+    assert len(files) == 3
+    for f in files:
+        path = os.path.join(REAL, f)
+        [run] = read_runs([path])
+        ea = accumulator.EventAccumulator(path)
+        ea.Reload()
+        for role, tag in (("loss", "train/loss"), ("grad_norm", "train/grad_norm")):
+            events = ea.Scalars(tag)
+            assert run.metrics[role].steps.tolist() == [e.step for e in events]
+            np.testing.assert_array_equal(run.metrics[role].values, np.float32([e.value for e in events]))
+
+
+def test_lightning_csvlogger_file(tmp_path):
+    loggers = pytest.importorskip("lightning.pytorch.loggers")
+    logger = loggers.CSVLogger(str(tmp_path), name="exp")
+    for k, (s, v, g) in enumerate(zip(STEPS, LOSS, GRAD)):
+        logger.log_metrics({"train_loss_step": float(v), "grad_norm": float(g), "epoch": 0}, step=int(s))
+        if k % 10 == 9:  # epoch-level and validation rows, as Lightning writes them
+            logger.log_metrics({"val_loss": 0.5, "train_loss_epoch": 0.3, "epoch": 0}, step=int(s))
+    logger.save()
+    path = tmp_path / "exp" / "version_0" / "metrics.csv"
+    [run] = read_runs([str(tmp_path)])
+    assert run.source == str(path)
+    _check_series(run)
+
+
+def test_mlflow_store_written_by_mlflow():
+    # tests/data/make_mlflow_store.py wrote this with MLflow 3.17 (file store)
+    runs = read_runs([os.path.join(DATA, "mlflow_store")])
+    assert sorted(r.name for r in runs) == ["seed-0", "seed-1"]
+    for run in runs:
+        k = int(run.name[-1])
+        expected = [math.nan if (k == 1 and s == 7) else 1.0 / (1 + s) + 0.01 * k for s in range(12)]
+        assert run.metrics["loss"].steps.tolist() == list(range(12))
+        np.testing.assert_array_equal(run.metrics["loss"].values, expected)
+        assert run.metrics["grad_norm"].values.tolist() == [2.0 + s for s in range(12)]
+
+
+# --- the real logs in ../shared/real_logs -----------------------------------------------------
+
+def _real(suffix):
+    [name] = [f for f in os.listdir(REAL) if f.endswith(suffix)]
+    return os.path.join(REAL, name)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/real_logs not present")
+def test_real_hf_trainer_state():
+    path = _real("trainer_state.json")
+    with open(path) as fh:
+        history = json.load(fh)["log_history"]
+    train = [h for h in history if "loss" in h]
+    [run] = read_runs([path])
+    assert run.metrics["loss"].steps.tolist() == [h["step"] for h in train]
+    assert run.metrics["loss"].values.tolist() == [h["loss"] for h in train]
+    assert run.metrics["grad_norm"].values.tolist() == [h["grad_norm"] for h in train]
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/real_logs not present")
+@pytest.mark.parametrize("suffix,loss_key", [("siamese_train_metrics.json", "loss"), ("training_logs_metrics.json", "train_loss")])
+def test_real_json_dict_of_lists(suffix, loss_key):
+    path = _real(suffix)
+    with open(path) as fh:
+        doc = json.load(fh)
+    [run] = read_runs([path])
+    assert run.metrics["loss"].values.tolist() == doc[loss_key]
+    assert run.metrics["pos_dist"].values.tolist() == doc["pos_dist"]
+    steps = doc["epochs"] if isinstance(doc["epochs"], list) else list(range(len(doc[loss_key])))
+    assert run.metrics["loss"].steps.tolist() == steps
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/real_logs not present")
+@pytest.mark.parametrize("suffix,line_regex", [
+    ("train_log.txt", r"\[Epoch (\d+)\] train_loss=([\d.]+)"),
+    ("training-cell-stdout.txt", r"Current loss ([\d.]+)"),
+])
+def test_real_plain_text_logs(suffix, line_regex):
+    path = _real(suffix)
+    with open(path) as fh:
+        found = re.findall(line_regex, fh.read())
+    [run] = read_runs([path])
+    values = [float(m[-1] if isinstance(m, tuple) else m) for m in found]
+    assert run.metrics["loss"].values.tolist() == values and len(values) >= 15
+    if isinstance(found[0], tuple):
+        assert run.metrics["loss"].steps.tolist() == [float(m[0]) for m in found]
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/real_logs not present")
+@pytest.mark.parametrize("suffix", ["version_2_metrics.csv", "version_12_metrics.csv", "resources_loss_history.csv",
+                                    "pixel-contrastive-segmentation__loss.csv"])
+def test_real_csv_logs(suffix):
+    path = _real(suffix)
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    key = next(k for k in ("train/loss", "train_loss", "loss") if k in rows[0])
+    expected = [float(r[key]) for r in rows if r[key] != ""]
+    [run] = read_runs([path])
+    assert run.metrics["loss"].values.tolist() == expected
+
+
+# --- errors, partial files, options ---------------------------------------------------------
+
+def test_json_errors_point_at_line_and_column(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"log_history": [\n  {"step": 1, "loss": 0.5},\n  {"step": 2 "loss": 0.4}\n]}')
+    with pytest.raises(InputError) as exc:
+        read_runs([str(bad)])
+    assert (exc.value.line, exc.value.column) == (3, 14)
+    word = tmp_path / "word.json"
+    word.write_text('[\n{"step": 1, "loss": 0.5},\n{"step": 2,\n "loss": "high"}\n]')
+    with pytest.raises(InputError, match="'high' is not a number") as exc:
+        read_runs([str(word)])
+    assert (exc.value.line, exc.value.column) == (4, 2)
+    lines = tmp_path / "bad.jsonl"
+    lines.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": oops}\n{"step": 3, "loss": 0.3}\n')
+    with pytest.raises(InputError) as exc:
+        read_runs([str(lines)])
+    assert exc.value.line == 2
+
+
+def test_partial_last_records_are_set_aside(tmp_path):
+    jl = write_jsonl(tmp_path)
+    jl.write_text(jl.read_text() + '{"step": 999, "lo')
+    [run] = read_runs([str(jl)])
+    assert len(run.metrics["loss"].values) == N and "incomplete last line" in run.notes[0]
+    tb = write_tensorboard(tmp_path)
+    event_file = next(tb.iterdir())
+    event_file.write_bytes(event_file.read_bytes() + _event(500, "Loss/train", 0.1)[:-7])
+    [run] = read_runs([str(tb)])
+    assert len(run.metrics["loss"].values) == N and "truncated record" in run.notes[0]
+
+
+def test_text_pattern_option_and_its_errors(tmp_path):
+    path = tmp_path / "custom.txt"
+    path.write_text("".join(f"it={int(s)} obj={_fmt(v)}\n" for s, v in zip(STEPS, LOSS)))
+    with pytest.raises(InputError, match="no line matches"):
+        read_runs([str(path)])
+    pattern = compile_pattern(r"it=(?P<step>\d+) obj=(?P<loss>\S+)")
+    [run] = read_runs([str(path)], ReadOptions(input_format="text", pattern=pattern))
+    assert run.metrics["loss"].steps.tolist() == STEPS.tolist()
+    np.testing.assert_array_equal(run.metrics["loss"].values, LOSS)
+    with pytest.raises(UsageError, match="not a valid regular expression"):
+        compile_pattern("(unclosed")
+    with pytest.raises(UsageError, match=r"\(\?P<loss>"):
+        compile_pattern(r"it=(\d+)")
+
+
+def test_text_losses_within_an_epoch_keep_their_order(tmp_path):
+    path = tmp_path / "epochs.log"
+    path.write_text("".join(f"Epoch {e}\n batch loss: {e + b / 10}\n" for e in range(3) for b in range(2)))
+    [run] = read_runs([str(path)])
+    assert run.metrics["loss"].values.tolist() == [0.0, 0.1, 1.0, 1.1, 2.0, 2.1]
+    assert run.metrics["loss"].steps.tolist() == list(range(6)) and "share a step marker" in run.notes[0]
+
+
+def test_gzipped_jsonl_is_walked(tmp_path):
+    path = write_jsonl(tmp_path)
+    (tmp_path / "log.jsonl.gz").write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+    _check_series(read_runs([str(tmp_path)])[0])
+
+
+def test_cli_reading_flags(tmp_path, capsys):
+    tb = write_tensorboard(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(tb), "--loss-tag", "grad_norm", "--format", "json"])
+    assert exc.value.code in (0, 1)
+    assert json.loads(capsys.readouterr().out)["runs"][0]["run"] == str(tb)
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(tb), "--loss-tag", "nope"])
+    assert exc.value.code == 2 and "no column 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(tb), "--loss-col", "a", "--loss-tag", "b"])
+    assert exc.value.code == 2 and "disagree" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(write_csv(tmp_path)), "--pattern", "(?P<loss>x", "--input-format", "text"])
+    assert exc.value.code == 2 and "not a valid regular expression" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(write_csv(tmp_path)), "--input-format", "keras", "--format", "json"])
+    assert exc.value.code in (0, 1) and json.loads(capsys.readouterr().out)["runs"]
