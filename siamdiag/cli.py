@@ -21,54 +21,9 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .errors import SiamdiagError, UsageError  # noqa: E402
-from .formats import FORMATS, INPUT_FORMAT_ALIASES, INPUT_FORMATS  # noqa: E402
+from .cli_options import gate_options, judging, read_options_flags, reading, resolve_settings  # noqa: E402
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-def parse_window(value: str) -> float:
-    try:
-        w = float(value)
-    except ValueError:
-        raise UsageError(f"--window: {value!r} is not a number; give a fraction (0.5) or a step count (20000)")
-    from .prepare import is_valid_window
-
-    if not is_valid_window(w):
-        raise UsageError(f"--window: {value!r} must be a fraction in (0, 1] or a whole number of steps")
-    return w
-
-
-def parse_burn_in(value: str) -> float | None:
-    if value.lower() == "auto":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise UsageError(f"--burn-in: {value!r} must be 'auto' or a step number")
-
-
-def one_of(col: str | None, tag: str | None, role: str) -> str | None:
-    """--X-col and --X-tag name the same thing; giving two different names is a mistake."""
-    if col and tag and col != tag:
-        raise UsageError(f"--{role}-col {col!r} and --{role}-tag {tag!r} disagree; give one")
-    return col or tag
-
-
-def read_options(input_format: str, pattern: str | None, step: str | None, loss: str | None,
-                 grad_norm: str | None, run: str | None):
-    """How to read the logs, from the reading flags."""
-    from .columns import ColumnOverrides
-    from .ingest import ReadOptions
-    from .readers.text import compile_pattern
-
-    input_format = INPUT_FORMAT_ALIASES.get(input_format, input_format)
-    if pattern:  # a pattern makes every input a plain-text log
-        if input_format not in ("auto", "text"):
-            raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {input_format}")
-        input_format = "text"
-    return ReadOptions(overrides=ColumnOverrides(step=step, loss=loss, grad_norm=grad_norm, run=run),
-                       input_format=input_format,
-                       pattern=compile_pattern(pattern) if pattern else None)
 
 
 def write_atomically(path: str, text: str, inputs: list[str]) -> None:
@@ -100,51 +55,55 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
-@click.option("--fail-on", help="Comma-separated verdicts that fail the gate "
-              "[default: not_converged,nonstationary,diverged,degenerate].")
-@click.option("--strict", is_flag=True, help="Also fail inconclusive and insufficient_data.")
-@click.option("--alpha", type=click.FloatRange(1e-6, 0.5), default=0.01, show_default=True,
-              help="Family-wise false-alarm rate per run (Holm over the window tests).")
-@click.option("--window", "window", default="0.5", show_default=True,
-              help="Evaluation window: a fraction of the step range (0.5 = second half) or a number of final steps.")
-@click.option("--burn-in", default="auto", show_default=True,
-              help="'auto' (MSER-5 finds the end of the transient) or the first step to judge.")
-@click.option("--step-col", help="Column holding the step (default: detected).")
-@click.option("--loss-col", help="Column holding the training loss (default: detected).")
-@click.option("--grad-norm-col", help="Column holding the gradient norm (default: detected).")
-@click.option("--run-col", help="Column(s) identifying the run in a long-format log, e.g. 'run' or 'method,seed'.")
-@click.option("--input-format", type=click.Choice(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES)), default="auto",
-              show_default=True, help="Read every input as this format instead of detecting it.")
-@click.option("--loss-tag", help="TensorBoard tag or MLflow metric holding the training loss (same as --loss-col).")
-@click.option("--grad-norm-tag", help="TensorBoard tag or MLflow metric holding the gradient norm.")
-@click.option("--pattern", help="Plain-text logs: a regular expression with a (?P<loss>...) group, "
-              "optionally (?P<step>...) and (?P<grad_norm>...), replacing the built-in patterns.")
-def analyze(paths, fmt, output, fail_on, strict, alpha, window, burn_in, step_col, loss_col, grad_norm_col, run_col,
-            input_format, loss_tag, grad_norm_tag, pattern):
+@gate_options
+@read_options_flags
+def analyze(paths, output, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
     files, MLflow file stores and plain-text logs; gzip ok."""
     from .pipeline import analyze_paths
-    from .prepare import Options
     from .render import RENDERERS
-    from .report import GatePolicy
 
-    options = Options(alpha=alpha, window=parse_window(window), burn_in=parse_burn_in(burn_in))
-    policy = GatePolicy.from_options(fail_on, strict)
-    read = read_options(input_format, pattern, step_col, one_of(loss_col, loss_tag, "loss"),
-                        one_of(grad_norm_col, grad_norm_tag, "grad-norm"), run_col)
-    report = analyze_paths(list(paths), options, read, policy)
+    settings = resolve_settings(params, config_file)
+    options, policy = judging(settings)
+    report = analyze_paths(list(paths), options, reading(settings), policy)
     to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = RENDERERS[fmt](report, to_terminal)
+    text = RENDERERS[settings["format"]](report, to_terminal)
     if output:
         write_atomically(output, text, list(paths))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the layered settings."""
+
+
+@config_group.command("show")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of settings, as for analyze.")
+def config_show(config_file):
+    """Print every setting, its value and where it came from (default, pyproject.toml,
+    --config, SIAMDIAG_* environment variable)."""
+    from .config import SETTINGS, resolve
+
+    settings = resolve({}, config_file)
+    shown = {key: shown_value(key, settings.values[key]) for key in SETTINGS}
+    key_width, value_width = max(map(len, shown)), max(map(len, shown.values()))
+    for key, value in shown.items():
+        click.echo(f"{key:<{key_width}}  {value:<{value_width}}  {settings.sources[key]}")
+
+
+def shown_value(key: str, value) -> str:
+    """A setting as a user would write it."""
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if value is None:
+        return "auto" if key == "burn_in" else "-"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 from .train_command import train  # noqa: E402  (torch is imported only when `train` runs)

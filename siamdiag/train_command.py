@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from .errors import UsageError
-from .formats import FORMATS
+from .cli_options import gate_options, judging
 from .train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
                            TrainConfig, expand_grid, parse_grid)
 
@@ -96,24 +96,19 @@ def config_from(params: dict) -> TrainConfig:
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Grid runs in parallel.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in RUN_DIR from its checkpoint.")
 @click.option("--no-gate", is_flag=True, help="Exit 0 after a successful training whatever the verdict.")
-@click.option("--fail-on", help="Verdicts that fail the gate (as for analyze).")
-@click.option("--strict", is_flag=True, help="Also fail inconclusive and insufficient_data.")
-@click.option("--alpha", type=click.FloatRange(1e-6, 0.5), default=0.01, show_default=True,
-              help="Family-wise false-alarm rate per run.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Format of the verdict report on stdout.")
+@gate_options
 @click.pass_context
-def train(ctx, out, grid, jobs, resume, no_gate, fail_on, strict, alpha, fmt, **params):
+def train(ctx, out, grid, jobs, resume, no_gate, config_file, format, fail_on, strict, alpha, **params):
     """Train a Siamese network, log what a diagnosis needs, then judge its loss.
 
     Writes RUN_DIR/metrics.csv (one row per step), config.json and checkpoint.pt, prints the verdict
     and exits with the gate's code. Under torchrun, trains with DistributedDataParallel.
     """
-    from .prepare import Options
-    from .report import GatePolicy
+    from .config import resolve
 
-    policy = GatePolicy.from_options(fail_on, strict)
-    options = Options(alpha=alpha)
+    settings = resolve({"format": format, "fail_on": fail_on, "strict": strict, "alpha": alpha}, config_file)
+    options, policy = judging(settings)
+    fmt = settings["format"]
     if resume:
         given = [k for k in params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
         fixed = sorted(set(given) - RESUMABLE)

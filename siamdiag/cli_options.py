@@ -1,0 +1,95 @@
+"""Command-line options shared by analyze, train and watch, and the step from flags to
+settings: every judging flag defaults to "not given" so that ``config.resolve`` can layer it
+over pyproject.toml, --config and SIAMDIAG_* variables."""
+from __future__ import annotations
+
+import click
+
+from .errors import UsageError
+from .formats import FORMATS, INPUT_FORMAT_ALIASES, INPUT_FORMATS
+
+GATE_KEYS = ("format", "fail_on", "strict", "alpha")
+READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern")
+
+
+def gate_options(command):
+    """--config, --format, --fail-on, --strict, --alpha."""
+    for decorator in reversed((
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="TOML file of settings (top-level keys or [tool.siamdiag]); see `siamdiag config show`."),
+        click.option("--format", "format", type=click.Choice(FORMATS), help="Report format [default: table]."),
+        click.option("--fail-on", help="Comma-separated verdicts that fail the gate "
+                     "[default: not_converged,nonstationary,diverged,degenerate]."),
+        click.option("--strict/--no-strict", default=None, help="Also fail inconclusive and insufficient_data."),
+        click.option("--alpha", help="Family-wise false-alarm rate per run (Holm over the window tests) [default: 0.01]."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def read_options_flags(command):
+    """--window, --burn-in, the column/tag names, --input-format, --pattern."""
+    for decorator in reversed((
+        click.option("--window", help="Evaluation window: a fraction of the step range (0.5 = second half) "
+                     "or a number of final steps [default: 0.5]."),
+        click.option("--burn-in", help="'auto' (MSER-5 finds the end of the transient) or the first step to judge "
+                     "[default: auto]."),
+        click.option("--step-col", help="Column holding the step (default: detected)."),
+        click.option("--loss-col", help="Column holding the training loss (default: detected)."),
+        click.option("--grad-norm-col", help="Column holding the gradient norm (default: detected)."),
+        click.option("--run-col", help="Column(s) identifying the run in a long-format log, e.g. 'run' or 'method,seed'."),
+        click.option("--input-format", type=click.Choice(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES)),
+                     help="Read every input as this format instead of detecting it [default: auto]."),
+        click.option("--loss-tag", help="TensorBoard tag or MLflow metric holding the training loss (= --loss-col)."),
+        click.option("--grad-norm-tag", help="TensorBoard tag or MLflow metric holding the gradient norm."),
+        click.option("--pattern", help="Plain-text logs: a regular expression with a (?P<loss>...) group, "
+                     "optionally (?P<step>...) and (?P<grad_norm>...), replacing the built-in patterns."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def one_of(col: str | None, tag: str | None, role: str) -> str | None:
+    """--X-col and --X-tag name the same thing; giving two different names is a mistake."""
+    if col and tag and col != tag:
+        raise UsageError(f"--{role}-col {col!r} and --{role}-tag {tag!r} disagree; give one")
+    return col or tag
+
+
+def resolve_settings(params: dict, config_file: str | None):
+    """Layered settings from the flags in ``params`` (None = not given)."""
+    from .config import resolve
+
+    flags = {k: params.get(k) for k in GATE_KEYS + READ_KEYS}
+    if "loss_tag" in params:
+        flags["loss_col"] = one_of(params.get("loss_col"), params.pop("loss_tag"), "loss")
+        flags["grad_norm_col"] = one_of(params.get("grad_norm_col"), params.pop("grad_norm_tag"), "grad-norm")
+    return resolve(flags, config_file)
+
+
+def judging(settings):
+    """The analysis options and the gate policy the settings describe."""
+    from .prepare import Options
+    from .report import GatePolicy
+
+    fail_on = ",".join(settings["fail_on"]) if settings["fail_on"] else None
+    options = Options(alpha=settings["alpha"], window=settings["window"], burn_in=settings["burn_in"])
+    return options, GatePolicy.from_options(fail_on, settings["strict"])
+
+
+def reading(settings):
+    """How to read the logs the settings describe."""
+    from .columns import ColumnOverrides
+    from .ingest import ReadOptions
+    from .readers.text import compile_pattern
+
+    input_format = INPUT_FORMAT_ALIASES.get(settings["input_format"], settings["input_format"])
+    pattern = settings["pattern"]
+    if pattern:  # a pattern makes every input a plain-text log
+        if input_format not in ("auto", "text"):
+            raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {input_format}")
+        input_format = "text"
+    overrides = ColumnOverrides(step=settings["step_col"], loss=settings["loss_col"],
+                                grad_norm=settings["grad_norm_col"], run=settings["run_col"])
+    return ReadOptions(overrides=overrides, input_format=input_format,
+                       pattern=compile_pattern(pattern) if pattern else None)
