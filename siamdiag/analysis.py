@@ -31,6 +31,7 @@ class RunResult:
     tests: WindowTests | None = None
     rejected: frozenset[str] = field(default_factory=frozenset)
     grad_norm: checks.Coupling | None = None
+    profile: tuple[float, ...] = ()  # the finite loss in PROFILE_POINTS chunk means, for sparklines
 
 
 def fmt_step(step: float) -> str:
@@ -81,9 +82,22 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
     return reasons
 
 
+PROFILE_POINTS = 16
+
+
+def loss_profile(loss: np.ndarray, points: int = PROFILE_POINTS) -> tuple[float, ...]:
+    """The shape of the run at a glance: the finite loss cut into ``points`` equal chunks
+    (fewer for short runs), each chunk's mean."""
+    finite = loss[np.isfinite(loss)]
+    if len(finite) == 0:
+        return ()
+    return tuple(float(chunk.mean()) for chunk in np.array_split(finite, min(points, len(finite))))
+
+
 def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     """Judge one run. Raises nothing for any finite or non-finite input of any length."""
-    base = dict(run=run.name, source=run.source, notes=run.notes, points=len(run.loss))
+    base = dict(run=run.name, source=run.source, notes=run.notes, points=len(run.loss),
+                profile=loss_profile(run.loss))
     steps, loss = run.steps, run.loss
     finite_count = int(np.isfinite(loss).sum())
     prepared = prepare_series(steps, loss, options)

@@ -56,18 +56,27 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
+              help="Also draw one PNG per run into DIR (needs the 'plot' extra).")
 @gate_options
 @read_options_flags
-def analyze(paths, output, config_file, **params):
+def analyze(paths, output, plot_dir, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
     files, MLflow file stores and plain-text logs; gzip ok."""
-    from .pipeline import analyze_paths
+    from .pipeline import judge_paths
     from .render import RENDERERS
+    from .report import Report
 
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
-    report = analyze_paths(list(paths), options, reading(settings), policy)
+    judged = judge_paths(list(paths), options, reading(settings))
+    report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
+    if plot_dir:
+        from .plot import plot_each
+
+        for written in plot_each(judged, plot_dir):
+            click.echo(f"siamdiag: wrote {written}", err=True)
     to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = RENDERERS[settings["format"]](report, to_terminal)
     if output:
@@ -76,6 +85,29 @@ def analyze(paths, output, config_file, **params):
         sys.stdout.write(text)
         sys.stdout.flush()
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PNG file to write: every run side by side.")
+@gate_options
+@read_options_flags
+def plot(paths, output, config_file, **params):
+    """Draw the runs in PATHS as the analysis sees them: loss and block means, burn-in and
+    evaluation window, change points, rolling variance, grad norm, verdict and reasons.
+    Needs the 'plot' extra: pip install 'siamdiag[plot]'."""
+    from .pipeline import judge_paths
+    from .plot import plot_runs
+
+    settings = resolve_settings(params, config_file)
+    options, _policy = judging(settings)
+    judged = judge_paths(list(paths), options, reading(settings))
+    for path in paths:
+        if os.path.exists(path) and os.path.realpath(path) == os.path.realpath(output):
+            raise UsageError(f"-o {output}: that is one of the input logs; refusing to overwrite it")
+    plot_runs(judged, output)
+    click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
 
 
 @cli.group("config")

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .analysis import analyze_run
+from .analysis import RunResult, analyze_run
 from .ingest import ReadOptions, read_runs
-from .prepare import Options, order_run
+from .prepare import Options, OrderedRun, order_run
 from .report import GatePolicy, Report
+
+
+def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions()) -> list[tuple[OrderedRun, RunResult]]:
+    """Every run found under ``paths`` with its result; each run judged independently."""
+    judged = []
+    for raw in read_runs(paths, read):
+        run = order_run(raw)
+        judged.append((run, analyze_run(run, options)))
+    return judged
 
 
 def analyze_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),
                   policy: GatePolicy = GatePolicy()) -> Report:
-    """Judge every run found under ``paths``; each run independently of the others."""
-    runs = tuple(analyze_run(order_run(raw), options) for raw in read_runs(paths, read))
+    """The report on every run found under ``paths``."""
+    runs = tuple(result for _run, result in judge_paths(paths, options, read))
     return Report(runs=runs, policy=policy, alpha=options.alpha)
 
 

@@ -36,13 +36,14 @@ def render_table(report: Report, color: bool = False) -> str:
     table.add_column("verdict")
     table.add_column("gate")
     table.add_column("window (steps)", justify="right")
+    table.add_column("loss", no_wrap=True)
     table.add_column("why", overflow="fold")
     for r in report.runs:
         gate = report.run_gate(r)
         window = window_text(r)
         why = "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
         table.add_row(r.run, Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
-                      Text(gate, style="green" if gate == "pass" else "bold red"), window, why)
+                      Text(gate, style="green" if gate == "pass" else "bold red"), window, sparkline(r.profile), why)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=140,
                       color_system="standard" if color else None)
@@ -52,6 +53,20 @@ def render_table(report: Report, color: bool = False) -> str:
     console.print(f"{summary} ({len(report.runs)} run{'s' if len(report.runs) != 1 else ''}, {failing} failing; "
                   f"family α={report.alpha:g} per run)")
     return buffer.getvalue()
+
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: tuple[float, ...]) -> str:
+    """One character per value, its height the value's place between the minimum and maximum."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high - low <= 1e-12 * max(1.0, abs(high)):
+        return SPARK_LEVELS[0] * len(values)
+    top = len(SPARK_LEVELS) - 1
+    return "".join(SPARK_LEVELS[round((v - low) / (high - low) * top)] for v in values)
 
 
 def window_text(r: RunResult) -> str:
