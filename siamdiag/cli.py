@@ -110,6 +110,59 @@ def plot(paths, output, config_file, **params):
     click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
 
 
+@cli.command()
+@click.argument("path")
+@click.option("--every", "watch_every", help="Re-judge after this many new rows [default: 200].")
+@click.option("--interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
+              help="Seconds between looks at the file.")
+@gate_options
+@read_options_flags
+def watch(path, interval, config_file, **params):
+    """Follow PATH while training writes it: re-judge every N new rows in a live panel (stderr).
+    Ctrl-C stops; the last report goes to stdout and the exit code is its gate."""
+    import signal
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    from .pipeline import analyze_paths
+    from .render import RENDERERS
+    from .watch import LogFollower
+
+    settings = resolve_settings(params, config_file)
+    options, policy = judging(settings)
+    read = reading(settings)
+    follower = LogFollower(path)
+    console = Console(stderr=True, no_color="NO_COLOR" in os.environ)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the same way on SIGTERM
+    report, judged_rows, pending = None, 0, 0
+    with Live(Text(f"waiting for {path} ..."), console=console, auto_refresh=False,
+              transient=False, redirect_stdout=False) as live:
+        try:
+            while True:
+                pending += follower.poll()
+                if pending >= settings["watch_every"] or (report is None and pending):
+                    try:
+                        report = analyze_paths([path], options, read, policy)
+                        judged_rows, pending = follower.rows, 0
+                    except SiamdiagError as exc:  # a header still being written, too few rows, ...
+                        live.update(Text(f"{follower.rows:,} rows; not judged yet: {exc}"), refresh=True)
+                    else:
+                        live.update(Text.from_ansi(RENDERERS["table"](report, console.is_terminal)
+                                                   + f"judged at row {judged_rows:,}; watching (Ctrl-C stops)"),
+                                    refresh=True)
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+    if report is None or follower.rows > judged_rows:
+        report = analyze_paths([path], options, read, policy)
+    sys.stdout.write(RENDERERS[settings["format"]](report, sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+    sys.stdout.flush()
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
 @cli.group("config")
 def config_group() -> None:
     """Inspect the layered settings."""

@@ -60,7 +60,7 @@ def resolve_settings(params: dict, config_file: str | None):
     """Layered settings from the flags in ``params`` (None = not given)."""
     from .config import resolve
 
-    flags = {k: params.get(k) for k in GATE_KEYS + READ_KEYS}
+    flags = {k: params.get(k) for k in GATE_KEYS + READ_KEYS + ("watch_every",)}
     if "loss_tag" in params:
         flags["loss_col"] = one_of(params.get("loss_col"), params.pop("loss_tag"), "loss")
         flags["grad_norm_col"] = one_of(params.get("grad_norm_col"), params.pop("grad_norm_tag"), "grad-norm")
