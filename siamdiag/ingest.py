@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .columns import ColumnOverrides
 from .errors import InputError, UsageError
 from .readers import TEXT_READERS, detect_format, format_from_name
-from .readers.mlflow import find_run_dirs, read_mlflow_run, run_name
+from .readers.mlflow import find_run_dirs, is_run_dir, read_mlflow_run, run_name
 from .readers.tensorboard import is_event_file, read_tensorboard
 from .tables import RawRun, series_to_run, table_to_runs
 
@@ -49,7 +49,7 @@ def _walk(directory: str, input_format: str) -> list[LogInput]:
     found: list[LogInput] = []
     for root, subdirs, files in os.walk(directory):
         subdirs.sort()
-        if input_format in ("auto", "mlflow") and find_run_dirs(root) == [root]:
+        if input_format in ("auto", "mlflow") and is_run_dir(root):
             found.append(LogInput(root, "mlflow"))
             subdirs[:] = []
             continue

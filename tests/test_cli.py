@@ -49,7 +49,7 @@ def test_exit_3_on_internal_error(monkeypatch, capsys):
     def boom(*a, **k):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(siamdiag.pipeline, "analyze_paths", boom)
+    monkeypatch.setattr(siamdiag.pipeline, "judge_paths", boom)
     code, _, err = run_cli(["analyze", SAMPLES], capsys)
     assert code == 3 and "internal error" in err
 
