@@ -26,13 +26,19 @@ from .cli_options import gate_options, judging, read_options_flags, reading, res
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-def write_atomically(path: str, text: str, inputs: list[str]) -> None:
-    """Write the whole report or nothing: a temporary file in the same directory, then an
-    atomic rename. Refuses to overwrite one of the logs being analysed."""
+def refuse_overwriting_inputs(path: str, inputs: list[str]) -> None:
+    """An output file must never be one of the logs being read."""
     target = os.path.realpath(path)
     for p in inputs:
         if p != "-" and os.path.exists(p) and os.path.realpath(p) == target:
             raise UsageError(f"--output {path}: that is one of the input logs; refusing to overwrite it")
+
+
+def write_atomically(path: str, text: str, inputs: list[str]) -> None:
+    """Write the whole report or nothing: a temporary file in the same directory, then an
+    atomic rename. Refuses to overwrite one of the logs being analysed."""
+    refuse_overwriting_inputs(path, inputs)
+    target = os.path.realpath(path)
     directory = os.path.dirname(target) or "."
     if not os.path.isdir(directory):
         raise UsageError(f"--output {path}: directory {directory} does not exist")
@@ -103,9 +109,7 @@ def plot(paths, output, config_file, **params):
     settings = resolve_settings(params, config_file)
     options, _policy = judging(settings)
     judged = judge_paths(list(paths), options, reading(settings))
-    for path in paths:
-        if os.path.exists(path) and os.path.realpath(path) == os.path.realpath(output):
-            raise UsageError(f"-o {output}: that is one of the input logs; refusing to overwrite it")
+    refuse_overwriting_inputs(output, list(paths))
     plot_runs(judged, output)
     click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
 

@@ -102,24 +102,22 @@ class Setting:
 
     parse: Callable[[object], object]
     default: object
-    help: str
 
 
 SETTINGS: dict[str, Setting] = {
-    "format": Setting(_choice(FORMATS), "table", "report format"),
-    "fail_on": Setting(_fail_on, ("not_converged", "nonstationary", "diverged", "degenerate"),
-                       "verdicts that fail the gate"),
-    "strict": Setting(_boolean, False, "also fail inconclusive and insufficient_data"),
-    "alpha": Setting(_alpha, 0.01, "family-wise false-alarm rate per run"),
-    "window": Setting(_window, 0.5, "evaluation window: fraction of the step range or final steps"),
-    "burn_in": Setting(_burn_in, None, "first step to judge (None: automatic, MSER-5)"),
-    "input_format": Setting(_choice(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES)), "auto", "log format"),
-    "step_col": Setting(_text, None, "column holding the step"),
-    "loss_col": Setting(_text, None, "column or tag holding the training loss"),
-    "grad_norm_col": Setting(_text, None, "column or tag holding the gradient norm"),
-    "run_col": Setting(_text, None, "column(s) naming the run in a long-format log"),
-    "pattern": Setting(_text, None, "regular expression for plain-text logs"),
-    "watch_every": Setting(_positive_int, 200, "siamdiag watch: re-judge after this many new rows"),
+    "format": Setting(_choice(FORMATS), "table"),  # report format
+    "fail_on": Setting(_fail_on, ("not_converged", "nonstationary", "diverged", "degenerate")),  # failing verdicts
+    "strict": Setting(_boolean, False),  # also fail inconclusive and insufficient_data
+    "alpha": Setting(_alpha, 0.01),  # family-wise false-alarm rate per run
+    "window": Setting(_window, 0.5),  # fraction of the step range, or a number of final steps
+    "burn_in": Setting(_burn_in, None),  # first step to judge; None: automatic (MSER-5)
+    "input_format": Setting(_choice(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES)), "auto"),
+    "step_col": Setting(_text, None),
+    "loss_col": Setting(_text, None),  # a column, or a TensorBoard tag / MLflow metric
+    "grad_norm_col": Setting(_text, None),
+    "run_col": Setting(_text, None),  # column(s) naming the run in a long-format log
+    "pattern": Setting(_text, None),  # regular expression for plain-text logs
+    "watch_every": Setting(_positive_int, 200),  # siamdiag watch: re-judge after this many new rows
 }
 
 

@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from .errors import UsageError
-from .cli_options import gate_options, judging
+from .cli_options import gate_options, judging, resolve_settings
 from .train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
                            TrainConfig, expand_grid, parse_grid)
 
@@ -104,9 +104,7 @@ def train(ctx, out, grid, jobs, resume, no_gate, config_file, format, fail_on, s
     Writes RUN_DIR/metrics.csv (one row per step), config.json and checkpoint.pt, prints the verdict
     and exits with the gate's code. Under torchrun, trains with DistributedDataParallel.
     """
-    from .config import resolve
-
-    settings = resolve({"format": format, "fail_on": fail_on, "strict": strict, "alpha": alpha}, config_file)
+    settings = resolve_settings({"format": format, "fail_on": fail_on, "strict": strict, "alpha": alpha}, config_file)
     options, policy = judging(settings)
     fmt = settings["format"]
     if resume:

@@ -78,10 +78,6 @@ def write_text(d):
     return path
 
 
-def _masked_crc(data: bytes) -> int:
-    return 0  # not checked by the reader; TensorBoard-written files are tested separately
-
-
 def _varint(n: int) -> bytes:
     out = b""
     while True:

@@ -46,6 +46,10 @@ def _looks_delimited(lines: list[str]) -> bool:
     return all(line.count(delimiter) == count for line in lines[1:5])
 
 
+def _header_names(line: str) -> list[str]:
+    return [c.strip().strip('"') for c in line.split(sniff_delimiter(line))]
+
+
 def _first_line_is_record(lines: list[str]) -> bool:
     """JSON lines: the first line is a whole JSON object by itself and another follows."""
     if len(lines) < 2 or not lines[1].lstrip().startswith("{"):
@@ -62,16 +66,14 @@ def detect_format(path: str, text: str) -> str:
     by_name = format_from_name(path)
     lines = [line for line in text.split("\n", 6)[:6] if line.strip()]
     if by_name in ("csv", "tsv"):
-        header = [c.strip().strip('"') for c in lines[0].split(sniff_delimiter(lines[0]))] if lines else []
-        return "wandb" if is_chart_export(header) else by_name
+        return "wandb" if lines and is_chart_export(_header_names(lines[0])) else by_name
     if by_name:
         return by_name
     head = text.lstrip()[:1]
     if head in ("{", "["):
         return "jsonl" if _first_line_is_record(lines) else "json"
     if _looks_delimited(lines):
-        header = [c.strip().strip('"') for c in lines[0].split(sniff_delimiter(lines[0]))]
-        return "wandb" if is_chart_export(header) else "csv"
+        return "wandb" if is_chart_export(_header_names(lines[0])) else "csv"
     if any(LOSS.search(line) for line in text.split("\n", 200)[:200]):
         return "text"
     return "csv"

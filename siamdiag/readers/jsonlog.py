@@ -29,7 +29,7 @@ def _key_position(text: str, key: str, occurrence: int) -> tuple[int | None, int
     return None, None
 
 
-def records_table(records: list, source: str, locate_key) -> Table:
+def records_table(records: list, source: str, locate_key, notes: tuple[str, ...] = ()) -> Table:
     """One row per record; ``present`` tells a key that was logged as NaN from one that was absent."""
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -39,11 +39,7 @@ def records_table(records: list, source: str, locate_key) -> Table:
     frame.columns = [str(c) for c in frame.columns]
     present = {c: np.fromiter((rec.get(c) is not None for rec in records), bool, len(records))
                for c in frame.columns}
-
-    def locate(row: int, column: str):
-        return locate_key(row, column)
-
-    return Table(frame=frame, locate=locate, present=present)
+    return Table(frame=frame, locate=locate_key, notes=notes, present=present)
 
 
 def _document_records(doc, source: str):
@@ -110,5 +106,4 @@ def read_jsonl(text: str, source: str) -> Table:
         pos = text_line.find(json.dumps(column)) if column else 0
         return lines[row], max(pos, 0) + 1
 
-    table = records_table(records, source, locate_key)
-    return Table(frame=table.frame, locate=table.locate, notes=notes, present=table.present)
+    return records_table(records, source, locate_key, notes)
