@@ -83,13 +83,12 @@ def reading(settings):
     from .ingest import ReadOptions
     from .readers.text import compile_pattern
 
-    input_format = INPUT_FORMAT_ALIASES.get(settings["input_format"], settings["input_format"])
     pattern = settings["pattern"]
-    if pattern:  # a pattern makes every input a plain-text log
-        if input_format not in ("auto", "text"):
-            raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {input_format}")
-        input_format = "text"
     overrides = ColumnOverrides(step=settings["step_col"], loss=settings["loss_col"],
                                 grad_norm=settings["grad_norm_col"], run=settings["run_col"])
-    return ReadOptions(overrides=overrides, input_format=input_format,
-                       pattern=compile_pattern(pattern) if pattern else None)
+    read = ReadOptions(overrides=overrides, input_format=settings["input_format"])
+    if pattern:  # a pattern makes every input a plain-text log
+        if read.input_format not in ("auto", "text"):
+            raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {read.input_format}")
+        read = ReadOptions(overrides=overrides, input_format="text", pattern=compile_pattern(pattern))
+    return read

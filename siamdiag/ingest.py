@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .columns import ColumnOverrides
 from .errors import InputError, UsageError
+from .formats import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 from .readers import TEXT_READERS, detect_format, format_from_name
 from .readers.mlflow import find_run_dirs, is_run_dir, read_mlflow_run, run_name
 from .readers.tensorboard import is_event_file, read_tensorboard
@@ -40,8 +41,16 @@ class ReadOptions:
     regular expression for plain-text logs."""
 
     overrides: ColumnOverrides = ColumnOverrides()
-    input_format: str = "auto"  # a name from formats.INPUT_FORMATS (aliases already resolved)
+    input_format: str = "auto"  # a name from formats.INPUT_FORMATS or an alias of one
     pattern: re.Pattern | None = None
+
+    def __post_init__(self):
+        """Resolve an alias ('keras', 'tb', ...) to the format that reads it; refuse unknown names."""
+        resolved = INPUT_FORMAT_ALIASES.get(self.input_format, self.input_format)
+        if resolved not in INPUT_FORMATS:
+            allowed = ", ".join(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES))
+            raise UsageError(f"unknown input format {self.input_format!r}; one of: {allowed}")
+        object.__setattr__(self, "input_format", resolved)
 
 
 def _walk(directory: str, input_format: str) -> list[LogInput]:

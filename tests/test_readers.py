@@ -1,5 +1,5 @@
 """Readers: every registered format reads a series known by construction; files written by the
-real libraries (TensorBoard's SummaryWriter, Lightning's CSVLogger, MLflow) and the real logs in
+real libraries (TensorBoard's SummaryWriter, Lightning's CSVLogger, Keras's CSVLogger, MLflow) and the real logs in
 ../shared/real_logs read to what an independent parse of the same file says."""
 import csv
 import gzip
@@ -13,6 +13,7 @@ import struct
 import numpy as np
 import pytest
 
+from siamdiag import analyze
 from siamdiag.cli import main
 from siamdiag.columns import ColumnOverrides
 from siamdiag.errors import InputError, UsageError
@@ -119,6 +120,10 @@ WRITERS = {"csv": write_csv, "tsv": write_tsv, "wandb": write_wandb, "json": wri
 def test_registry_and_format_names_agree():
     assert set(INPUT_FORMATS[1:]) == set(TEXT_READERS) | set(TREE_FORMATS) == set(WRITERS)
     assert set(INPUT_FORMAT_ALIASES.values()) <= set(INPUT_FORMATS)
+    for alias, name in INPUT_FORMAT_ALIASES.items():  # the library resolves aliases, not only the CLI
+        assert ReadOptions(input_format=alias).input_format == name
+    with pytest.raises(UsageError, match="unknown input format 'xls'; one of: auto, csv"):
+        ReadOptions(input_format="xls")
 
 
 def _check_series(run, tolerance=0.0):
@@ -207,6 +212,26 @@ def test_lightning_csvlogger_file(tmp_path):
     [run] = read_runs([str(tmp_path)])
     assert run.source == str(path)
     _check_series(run)
+
+
+def _csv_column(path, name):
+    with open(path, newline="") as fh:
+        return [float(row[name]) for row in csv.DictReader(fh)]
+
+
+def test_keras_csvlogger_files():
+    # tests/data/make_keras_logs.py wrote both with Keras 3.15 (torch backend): a resumed run
+    # (append=True, one header, epochs 0-59) and one whose learning rate blew up at epoch 8
+    siamese, diverged = (os.path.join(DATA, f"keras_{name}.csv") for name in ("siamese", "diverged"))
+    [resumed] = read_runs([siamese])
+    assert resumed.metrics["loss"].steps.tolist() == list(range(60))
+    assert resumed.metrics["loss"].values.tolist() == _csv_column(siamese, "loss")
+    assert "grad_norm" not in resumed.metrics  # val_loss and learning_rate are not taken for anything
+    [blown] = read_runs([diverged], ReadOptions(input_format="keras"))
+    assert blown.metrics["loss"].values[:8].tolist() == _csv_column(diverged, "loss")[:8]
+    assert math.isnan(blown.metrics["loss"].values[-1])
+    verdicts = {r.run: r.verdict for r in analyze([siamese, diverged]).runs}
+    assert verdicts == {siamese: "insufficient_data", diverged: "diverged"}  # 60 epochs < 100; a NaN ending
 
 
 def test_mlflow_store_written_by_mlflow():
