@@ -20,6 +20,7 @@ from siamdiag.errors import InputError, UsageError
 from siamdiag.formats import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 from siamdiag.ingest import ReadOptions, read_runs
 from siamdiag.readers import TEXT_READERS, TREE_FORMATS, detect_format
+from siamdiag.readers.tensorboard import read_tensorboard
 from siamdiag.readers.text import compile_pattern
 
 from .conftest import DATA, ROOT
@@ -184,6 +185,47 @@ def test_tensorboard_summarywriter_files(tmp_path):
     assert [e.value for e in ea.Scalars("train/loss")] == pytest.approx(run.metrics["loss"].values.tolist(), nan_ok=True)
 
 
+def test_tensorboard_records_of_every_layout_read_in_order(tmp_path):
+    """Events serialised by TensorBoard's own protobuf classes, in every layout the decoder meets:
+    plain scalars with and without wall time, step 0 (left out of the record), negative and
+    40-bit steps, empty, 127- and 128-byte tags, NaN, tensors, and two values in one event. The
+    oracle is what was written (as float32), tag by tag in record order."""
+    event_pb2 = pytest.importorskip("tensorboard.compat.proto.event_pb2")
+    summary_pb2 = pytest.importorskip("tensorboard.compat.proto.summary_pb2")
+    tensor_pb2 = pytest.importorskip("tensorboard.compat.proto.tensor_pb2")
+    rng = np.random.default_rng(11)
+    tags = ["", "l", "train/loss", "x" * 127, "y" * 128, "ü/loss"]
+    expected = {}
+    records = [event_pb2.Event(wall_time=1.0, file_version="brain.Event:2")]
+    for _ in range(3000):
+        step = int(rng.choice([0, rng.integers(1, 127), rng.integers(128, 10**6), 2**40 + 3, -5]))
+        layout = int(rng.integers(4))
+        chosen = [tags[rng.integers(len(tags))] for _ in range(2 if layout == 3 else 1)]
+        values = []
+        for tag in chosen:
+            v = float(np.float32(math.nan if rng.random() < 0.02 else rng.normal()))
+            if layout == 2:
+                tensor = tensor_pb2.TensorProto(dtype=1, float_val=[v])
+                values.append(summary_pb2.Summary.Value(tag=tag, tensor=tensor))
+            else:
+                values.append(summary_pb2.Summary.Value(tag=tag, simple_value=v))
+            steps, vals = expected.setdefault(tag, ([], []))
+            steps.append(step)
+            vals.append(v)
+        event = event_pb2.Event(step=step, summary=summary_pb2.Summary(value=values))
+        if layout != 1:
+            event.wall_time = 1.7e9 + rng.random()
+        records.append(event)
+    path = tmp_path / "events.out.tfevents.7.host"
+    framed = [struct.pack("<Q", len(b)) + b"\0" * 4 + b + b"\0" * 4 for b in (e.SerializeToString() for e in records)]
+    path.write_bytes(b"".join(framed) + framed[-1][:20])  # and a record still being written
+    metrics, notes = read_tensorboard([str(path)])
+    assert sorted(metrics) == sorted(expected) and "truncated record" in notes[0]
+    for tag, (steps, vals) in expected.items():
+        assert metrics[tag].steps.tolist() == steps
+        np.testing.assert_array_equal(metrics[tag].values, vals)
+
+
 @pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/real_logs not present")
 def test_real_tensorboard_logs_match_tensorboard_itself():
     accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -325,6 +367,24 @@ def test_json_errors_point_at_line_and_column(tmp_path):
     with pytest.raises(InputError) as exc:
         read_runs([str(lines)])
     assert exc.value.line == 2
+
+
+def test_jsonl_lines_are_read_as_json_loads_reads_them(tmp_path):
+    # oracle: json.loads on each non-blank line, the definition of JSON lines
+    body = ['{"step": 1, "loss": 0.5}\r', '  {"step": 2, "loss": NaN}  ', "", '\t{"step": 3, "loss": 0.25}\t\r',
+            '{"step": 4, "loss": -Infinity, "grad_norm": 1e3}', "   ", '{"step": 5, "loss": 0.125, "grad_norm": null}']
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes("\n".join(body).encode() + b"\n")
+    records = [json.loads(line) for line in body if line.strip()]
+    [run] = read_runs([str(path)])
+    assert run.metrics["loss"].steps.tolist() == [r["step"] for r in records]
+    np.testing.assert_array_equal(run.metrics["loss"].values, [r["loss"] for r in records])
+    for tail, column in (("\u00a0", 25), (" 7", 26), ("}", 25)):  # not JSON whitespace, or more JSON after the record
+        bad = tmp_path / "tail.jsonl"
+        bad.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}' + tail + "\n")
+        with pytest.raises(InputError, match="invalid JSON: Extra data") as exc:
+            read_runs([str(bad)])
+        assert (exc.value.line, exc.value.column) == (2, column)
 
 
 def test_partial_last_records_are_set_aside(tmp_path):

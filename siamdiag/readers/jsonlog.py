@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..tables import Table
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
+_DECODER = json.JSONDecoder()
 
 
 def _decode_error(source: str, exc: json.JSONDecodeError, line_offset: int = 0) -> InputError:
@@ -87,16 +88,23 @@ def read_jsonl(text: str, source: str) -> Table:
     records, lines = [], []
     body_lines = text.split("\n")
     notes = ()
+    scan = _DECODER.scan_once  # the C scanner json.loads ends in, without its per-call wrappers
     for number, line in enumerate(body_lines, start=1):
-        if not line.strip():
-            continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if number == len(body_lines) and not text.endswith("\n"):
-                notes = (f"ignored the incomplete last line {number} (the log is probably still being written)",)
-                break
-            raise _decode_error(source, exc, number - 1) from None
+            record, end = scan(line, 0)
+            if end != len(line) and line[end:].strip(" \t\r"):  # JSON's whitespace only
+                raise ValueError("trailing text")
+        except (StopIteration, ValueError):  # blank, indented, malformed: json.loads decides
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number == len(body_lines) and not text.endswith("\n"):
+                    notes = (f"ignored the incomplete last line {number} (the log is probably still being written)",)
+                    break
+                raise _decode_error(source, exc, number - 1) from None
+        records.append(record)
         lines.append(number)
     if not records:
         raise InputError(source, "empty file: no JSON records")

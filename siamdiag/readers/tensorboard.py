@@ -96,7 +96,7 @@ def _summary_scalars(buf: bytes, plugins: dict[str, str]):
     for number, _wire, value_msg in _fields(buf):
         if number != 1:
             continue
-        tag, value, tensor = None, None, None
+        tag, value, tensor = "", None, None  # proto3 leaves an empty tag out of the record
         for n, _w, v in _fields(value_msg):
             if n == 1:
                 tag = v.decode("utf-8", "replace")
@@ -108,57 +108,156 @@ def _summary_scalars(buf: bytes, plugins: dict[str, str]):
                 for mn, _mw, mv in _fields(v):
                     if mn == 1:
                         name = next((pv for pn, _pw, pv in _fields(mv) if pn == 1), b"")
-                        plugins.setdefault(tag or "", name.decode("utf-8", "replace"))
-        if tag is None:
-            continue
+                        plugins.setdefault(tag, name.decode("utf-8", "replace"))
         if value is None and tensor is not None and plugins.get(tag) not in _NON_SCALAR_PLUGINS:
             value = _tensor_scalar(tensor)
         if value is not None:
             yield tag, value
 
 
-def read_event_file(path: str, series: dict[str, tuple[list, list]], plugins: dict[str, str]) -> str | None:
-    """Append the scalars of one event file to ``series`` (tag -> steps, values). Returns a note
-    when the file ends in a truncated record (a writer still running)."""
+# A scalar event as torch.utils.tensorboard (and TF1's writer) frames it, field by field:
+# [0x09 wall_time:8] [0x10 step:varint] 0x2a len {0x0a len {0x0a taglen tag 0x15 simple_value:4}}
+# with each length in one byte. Records of this layout are decoded with numpy all at once;
+# any other record goes through the field walk above, which is several times slower per record.
+_WALL_TIME, _STEP, _SUMMARY, _VALUE_OR_TAG, _SIMPLE_VALUE = 0x09, 0x10, 0x2A, 0x0A, 0x15
+_LENGTH = struct.Struct("<Q").unpack_from
+_PAD = 32  # the layout check reads at most 26 bytes into a record; short ones stay inside the padding
+
+
+def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Start and length of each complete TFRecord payload, and a note when the file ends in a
+    truncated record (a writer still running)."""
+    starts, lengths, note = [], [], None
+    pos, end = 0, len(data)
+    while pos < end:
+        if end - pos < 12:
+            note = f"ignored {end - pos} trailing bytes of {os.path.basename(path)} (a truncated record)"
+            break
+        (length,) = _LENGTH(data, pos)
+        if pos + 12 + length + 4 > end:
+            note = f"ignored a truncated record at byte {pos} of {os.path.basename(path)} (still being written?)"
+            break
+        starts.append(pos + 12)
+        lengths.append(length)
+        pos += 12 + length + 4
+    return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64), note
+
+
+def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value (as int64, two's complement like protobuf's int64) and byte length of the varint
+    starting at each offset; length 0 where it runs past ten bytes."""
+    value = np.zeros(len(at), dtype=np.uint64)
+    size = np.zeros(len(at), dtype=np.int64)
+    open_ = np.ones(len(at), dtype=bool)
+    for k in range(10):
+        byte = buf[at + k]
+        value[open_] |= (byte[open_] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        ends = open_ & (byte < 0x80)
+        size[ends] = k + 1
+        open_ &= ~ends
+        if not open_.any():
+            break
+    return value.view(np.int64), size
+
+
+def _simple_scalars(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
+    """For every record: whether it has the plain scalar layout (lengths agreeing with each
+    other and with the record's), and where it does, its step, value and tag position."""
+    at = starts + 9 * (buf[starts] == _WALL_TIME)
+    has_step = buf[at] == _STEP
+    step, size = _varints(buf, at + 1)
+    step = np.where(has_step, step, 0)  # proto3 leaves a zero step out of the record
+    at = at + np.where(has_step, 1 + size, 0)
+    summary_len, value_len, tag_len = (buf[at + k].astype(np.int64) for k in (1, 3, 5))
+    tag_at = at + 6
+    simple = ((size > 0) | ~has_step) & (buf[at] == _SUMMARY) & (buf[at + 2] == _VALUE_OR_TAG) \
+        & (buf[at + 4] == _VALUE_OR_TAG) & (tag_len < 0x80) & (value_len == tag_len + 7) \
+        & (summary_len == tag_len + 9) & (at + 2 + summary_len == starts + lengths)
+    simple &= buf[np.where(simple, tag_at + tag_len, 0)] == _SIMPLE_VALUE
+    value_at = np.where(simple, tag_at + tag_len + 1, 0)  # inside the record where simple
+    values = buf[value_at[:, None] + np.arange(4)].view("<f4").ravel()
+    return simple, step, values, tag_at, tag_len
+
+
+def _event_scalars(record: bytes, plugins: dict[str, str]):
+    """(tag, step, value) for each scalar of one Event record, walking its protobuf fields."""
+    step, summaries = 0, []
+    for number, _wire, value in _fields(record):
+        if number == 2:
+            step = value - (1 << 64) if value >= 1 << 63 else value
+        elif number == 5:
+            summaries.append(value)
+    for summary in summaries:
+        for tag, scalar in _summary_scalars(summary, plugins):
+            yield tag, step, scalar
+
+
+def _by_tag_simple(data: bytes, simple, steps, values, tag_at, tag_len) -> dict[str, tuple]:
+    """(record indices, steps, values) per tag of the plain scalar records, grouped by tag bytes."""
+    rows = np.flatnonzero(simple)
+    tag_ids: dict[bytes, int] = {}
+    ids = np.fromiter((tag_ids.setdefault(data[a:a + n], len(tag_ids)) for a, n in
+                       zip(tag_at[rows].tolist(), tag_len[rows].tolist())), np.int64, len(rows))
+    found = {}
+    for tag_bytes, tag_id in tag_ids.items():
+        mine = rows[ids == tag_id]
+        found[tag_bytes] = (mine, steps[mine], values[mine].astype(np.float64))
+    return found
+
+
+def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[str, str]) -> dict[str, tuple]:
+    """(record indices, steps, values) per tag of the given records, each walked field by field."""
+    entries: dict[str, list[tuple[int, int, float]]] = {}
+    for row in rows.tolist():
+        try:
+            for tag, step, scalar in _event_scalars(data[starts[row]:starts[row] + lengths[row]], plugins):
+                entries.setdefault(tag, []).append((row, step, scalar))
+        except (ValueError, IndexError, struct.error):
+            raise InputError(path, f"corrupt event record at byte {starts[row] - 12}: "
+                                   "not a TensorBoard event file?") from None
+    walked = {}
+    for tag, found in entries.items():
+        rows_of_tag, steps, values = zip(*found)
+        walked[tag] = (np.asarray(rows_of_tag, dtype=np.int64), np.asarray(steps, dtype=np.int64),
+                       np.asarray(values, dtype=np.float64))
+    return walked
+
+
+def read_event_file(path: str, plugins: dict[str, str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
+    """The scalar series (tag -> steps, values, in record order) of one event file, and a note
+    when the file ends in a truncated record."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror}") from None
-    pos, end = 0, len(data)
-    while pos < end:
-        if end - pos < 12:
-            return f"ignored {end - pos} trailing bytes of {os.path.basename(path)} (a truncated record)"
-        (length,) = struct.unpack_from("<Q", data, pos)
-        start = pos + 12
-        if start + length + 4 > end:
-            return f"ignored a truncated record at byte {pos} of {os.path.basename(path)} (still being written?)"
-        record = data[start:start + length]
-        try:
-            step = 0  # proto3 leaves a zero step out of the record
-            for number, _wire, value in _fields(record):
-                if number == 2:
-                    step = value - (1 << 64) if value >= 1 << 63 else value
-                elif number == 5:
-                    for tag, scalar in _summary_scalars(value, plugins):
-                        steps, values = series.setdefault(tag, ([], []))
-                        steps.append(step)
-                        values.append(scalar)
-        except (ValueError, IndexError, struct.error):
-            raise InputError(path, f"corrupt event record at byte {pos}: not a TensorBoard event file?") from None
-        pos = start + length + 4
-    return None
+    starts, lengths, note = _frames(data, path)
+    simple, steps, values, tag_at, tag_len = _simple_scalars(np.frombuffer(data + bytes(_PAD), np.uint8), starts, lengths)
+    parts: dict[str, list[tuple]] = {}
+    for tag_bytes, part in _by_tag_simple(data, simple, steps, values, tag_at, tag_len).items():
+        parts.setdefault(tag_bytes.decode("utf-8", "replace"), []).append(part)
+    for tag, part in _by_tag_walked(data, path, starts, lengths, np.flatnonzero(~simple), plugins).items():
+        parts.setdefault(tag, []).append(part)
+    series = {}
+    for tag, found in parts.items():
+        rows, tag_steps, tag_values = (np.concatenate(column) for column in zip(*found))
+        order = np.argsort(rows, kind="stable")  # record order; a record's own scalars keep theirs
+        series[tag] = (tag_steps[order], tag_values[order])
+    return series, note
 
 
 def read_tensorboard(paths: list[str]) -> tuple[dict[str, Metric], tuple[str, ...]]:
     """The scalar series of one run (its event files, in order)."""
-    series: dict[str, tuple[list, list]] = {}
+    chunks: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     plugins: dict[str, str] = {}
     notes = []
     for path in paths:
-        note = read_event_file(path, series, plugins)
+        series, note = read_event_file(path, plugins)
+        for tag, chunk in series.items():
+            chunks.setdefault(tag, []).append(chunk)
         if note:
             notes.append(note)
-    metrics = {tag: Metric(steps=np.asarray(s, dtype=np.float64), values=np.asarray(v, dtype=np.float64))
-               for tag, (s, v) in series.items()}
+    metrics = {tag: Metric(steps=np.concatenate([c[0] for c in parts]).astype(np.float64),
+                           values=np.concatenate([c[1] for c in parts]))
+               for tag, parts in chunks.items()}
     return metrics, tuple(notes)
