@@ -1,6 +1,7 @@
 """siamdiag.Recorder and the Lightning callback. Oracles: each logged statistic recomputed
 directly from the same step's tensors (numpy), the analysis of a loss whose verdict is known by
-construction, and a count of host reads during log()."""
+construction, a count of host reads during log(), and a loop on the meta device, whose tensors
+have no values to read."""
 import csv
 import math
 
@@ -91,6 +92,28 @@ def test_log_reads_nothing_back_and_a_flush_reads_once(tmp_path, monkeypatch):
     assert counter.calls.count("cpu") == 1 and "item" not in counter.calls
     rec.close()
     assert len(read_rows(tmp_path / "m.csv")) == 10
+
+
+def test_log_works_on_tensors_that_hold_no_values(tmp_path):
+    # a meta tensor refuses every read of its value (item, cpu, bool, ...), so any read back
+    # in log(), also an implicit one such as `if tensor:`, fails this loop
+    model = tiny_model().to("meta")
+    x = torch.randn(32, 6, device="meta")
+    rec = siamdiag.Recorder(tmp_path / "m.csv", flush_every=1000)
+    for step in range(50):
+        za, zb = model(x), model(x.flip(0))
+        distance = (za - zb).norm(dim=1)
+        loss = distance.pow(2).mean()
+        model.zero_grad()
+        loss.backward()
+        rec.log(step, loss, model=model, embeddings=(za, zb), pos_dist=distance[:16], neg_dist=distance[16:], lr=0.1)
+    assert len(rec.pending) == 50
+    assert all(set(device) == {"loss", "grad_norm", "embedding_norm", "pos_dist", "neg_dist"} and
+               all(t.device.type == "meta" for t in device.values()) for _host, device in rec.pending)
+    with pytest.raises(NotImplementedError, match="meta"):
+        rec.flush()  # the one read, at flush time, is refused: this device really holds no values
+    rec.pending.clear()
+    rec.close()
 
 
 def test_recorded_logs_get_the_verdict_known_by_construction(tmp_path):
