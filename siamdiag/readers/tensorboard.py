@@ -198,11 +198,8 @@ def _by_tag_simple(data: bytes, simple, steps, values, tag_at, tag_len) -> dict[
     tag_ids: dict[bytes, int] = {}
     ids = np.fromiter((tag_ids.setdefault(data[a:a + n], len(tag_ids)) for a, n in
                        zip(tag_at[rows].tolist(), tag_len[rows].tolist())), np.int64, len(rows))
-    found = {}
-    for tag_bytes, tag_id in tag_ids.items():
-        mine = rows[ids == tag_id]
-        found[tag_bytes] = (mine, steps[mine], values[mine].astype(np.float64))
-    return found
+    by_tag = np.split(rows[np.argsort(ids, kind="stable")], np.cumsum(np.bincount(ids, minlength=len(tag_ids)))[:-1])
+    return {tag_bytes: (mine, steps[mine], values[mine].astype(np.float64)) for tag_bytes, mine in zip(tag_ids, by_tag)}
 
 
 def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[str, str]) -> dict[str, tuple]:
