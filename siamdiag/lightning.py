@@ -3,12 +3,15 @@
 
 The gradient norm is taken in ``on_before_optimizer_step`` (gradients complete, before
 Lightning clips them); the loss comes from what ``training_step`` returned, and, when that is a
-dict, its ``embeddings``, ``pos_dist`` and ``neg_dist`` entries are logged too. Only the global
-rank 0 writes.
+dict, its ``embeddings``, ``pos_dist`` and ``neg_dist`` entries are logged too. With gradient
+accumulation one row covers the micro-batches of one optimizer step: their mean loss, and their
+embeddings and distances pooled. Only the global rank 0 writes.
 """
 from __future__ import annotations
 
 import os
+
+import torch
 
 try:
     from lightning.pytorch.callbacks import Callback
@@ -28,6 +31,8 @@ class SiamdiagCallback(Callback):
     def __init__(self, path: str | os.PathLike | None = None, flush_every: int = 500):
         self.path, self.flush_every = path, flush_every
         self.recorder: Recorder | None = None
+        self._window: list[dict] = []  # training_step outputs since the last optimizer step
+        self._stepped = False
         self._grad_norm = None
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -38,20 +43,34 @@ class SiamdiagCallback(Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if self.recorder is not None:
             self._grad_norm = gradient_norm(pl_module.parameters())
+            self._stepped = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.recorder is None or outputs is None:
+        if self.recorder is None:
             return
-        extras = outputs if isinstance(outputs, dict) else {}
-        loss = extras.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None:
-            return
+        output = outputs if isinstance(outputs, dict) else {"loss": outputs}
+        if output.get("loss") is not None:
+            self._window.append(output)
+        if not self._stepped:
+            return  # accumulating gradients: the optimizer has not stepped yet
+        if self._window:
+            self._log_window(trainer)
+        self._window, self._stepped, self._grad_norm = [], False, None
+
+    def _log_window(self, trainer) -> None:
+        """One row for the micro-batches of one optimizer step. Lightning hands each loss over
+        divided by ``accumulate_grad_batches``; the row has their undivided mean."""
+        losses = torch.stack([torch.as_tensor(out["loss"]).detach().reshape(()) for out in self._window])
+        embeddings = []  # every micro-batch's embeddings (a tensor, or one per tower)
+        for out in self._window:
+            part = out.get("embeddings")
+            embeddings += part if isinstance(part, (tuple, list)) else [] if part is None else [part]
         optimizers = trainer.optimizers
-        lr = optimizers[0].param_groups[0]["lr"] if optimizers else None
-        self.recorder.log(trainer.global_step, loss, grad_norm=self._grad_norm, lr=lr, epoch=trainer.current_epoch,
-                          embeddings=extras.get("embeddings"), pos_dist=extras.get("pos_dist"),
-                          neg_dist=extras.get("neg_dist"))
-        self._grad_norm = None
+        self.recorder.log(trainer.global_step, losses.mean() * trainer.accumulate_grad_batches,
+                          grad_norm=self._grad_norm, lr=optimizers[0].param_groups[0]["lr"] if optimizers else None,
+                          epoch=trainer.current_epoch, embeddings=tuple(embeddings) or None,
+                          pos_dist=_pooled([out.get("pos_dist") for out in self._window]),
+                          neg_dist=_pooled([out.get("neg_dist") for out in self._window]))
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._close()
@@ -63,3 +82,14 @@ class SiamdiagCallback(Callback):
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
+
+
+def _pooled(values: list):
+    """One statistic's values over the micro-batches of a step, as one flat tensor (or one host
+    number when they are not all tensors); None when no micro-batch gave it."""
+    values = [v for v in values if v is not None]
+    if len(values) <= 1:
+        return values[0] if values else None
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return torch.cat([v.detach().reshape(-1).float() for v in values])
+    return sum(float(v) for v in values) / len(values)

@@ -135,7 +135,9 @@ def test_recorded_logs_get_the_verdict_known_by_construction(tmp_path):
     assert len(read_rows(blowup)) == 301
 
 
-def test_lightning_callback_logs_every_optimizer_step(tmp_path):
+@pytest.mark.parametrize("accumulate", [1, 4])
+def test_lightning_callback_logs_every_optimizer_step(tmp_path, accumulate):
+    # 7 micro-batches per epoch: with accumulation, windows of 4 and 3 (Lightning steps at epoch end)
     pl = pytest.importorskip("lightning.pytorch")
     from siamdiag.lightning import SiamdiagCallback
 
@@ -143,34 +145,44 @@ def test_lightning_callback_logs_every_optimizer_step(tmp_path):
         def __init__(self):
             super().__init__()
             self.net = tiny_model()
-            self.losses, self.grad_norms = [], []
+            self.losses, self.norms, self.distances, self.step_ends, self.grad_norms = [], [], [], [], []
 
         def training_step(self, batch, batch_idx):
             (x,) = batch
             z = self.net(x)
             loss = z.pow(2).mean()
+            distance = z.norm(dim=1)[: batch_idx % 3 + 1]  # a different number of pairs per micro-batch
             self.losses.append(loss.item())
-            return {"loss": loss, "embeddings": z.detach()}
+            self.norms.append(z.detach().norm(dim=1).numpy().astype(np.float64))
+            self.distances.append(distance.detach().numpy().astype(np.float64))
+            return {"loss": loss, "embeddings": z.detach(), "pos_dist": distance.detach()}
 
         def on_before_optimizer_step(self, optimizer):
+            self.step_ends.append(len(self.losses))
             grads = np.concatenate([p.grad.numpy().ravel() for p in self.parameters()]).astype(np.float64)
             self.grad_norms.append(math.sqrt(float((grads ** 2).sum())))
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(64, 6)), batch_size=8)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(56, 6)), batch_size=8)
     module = Module()
     path = tmp_path / "cb.csv"
-    trainer = pl.Trainer(max_steps=24, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    trainer = pl.Trainer(max_steps=12, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[SiamdiagCallback(path, flush_every=5)],
-                         default_root_dir=str(tmp_path), accelerator="cpu")
+                         default_root_dir=str(tmp_path), accelerator="cpu", accumulate_grad_batches=accumulate)
     trainer.fit(module, data)
     rows = read_rows(path)
-    assert [int(r["step"]) for r in rows] == list(range(1, 25))
-    assert [float(r["loss"]) for r in rows] == pytest.approx(module.losses, rel=1e-6)
+    windows = [slice(a, b) for a, b in zip([0] + module.step_ends[:-1], module.step_ends)]
+    assert len(module.losses) == (12 if accumulate == 1 else 42)  # with accumulation: 6 epochs of 7 micro-batches
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+    assert [float(r["loss"]) for r in rows] == pytest.approx([np.mean(module.losses[w]) for w in windows], rel=1e-6)
     assert [float(r["grad_norm"]) for r in rows] == pytest.approx(module.grad_norms, rel=1e-5)
-    assert all(r["embedding_norm"] and r["lr"] == "0.01" for r in rows)
+    assert [float(r["embedding_norm"]) for r in rows] == pytest.approx(
+        [np.concatenate(module.norms[w]).mean() for w in windows], rel=1e-6)
+    assert [float(r["pos_dist"]) for r in rows] == pytest.approx(
+        [np.concatenate(module.distances[w]).mean() for w in windows], rel=1e-6)
+    assert all(r["lr"] == "0.01" for r in rows)
 
 
 @pytest.mark.gpu
