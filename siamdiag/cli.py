@@ -14,12 +14,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECL
     os.environ.setdefault(_var, "1")
 
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import traceback  # noqa: E402
 
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
+from .atomic import replacing  # noqa: E402
 from .errors import SiamdiagError, UsageError  # noqa: E402
 from .cli_options import gate_options, judging, read_options_flags, reading, resolve_settings  # noqa: E402
 
@@ -35,22 +35,14 @@ def refuse_overwriting_inputs(path: str, inputs: list[str]) -> None:
 
 
 def write_atomically(path: str, text: str, inputs: list[str]) -> None:
-    """Write the whole report or nothing: a temporary file in the same directory, then an
-    atomic rename. Refuses to overwrite one of the logs being analysed."""
+    """Write the whole report or nothing (see siamdiag.atomic). Refuses to overwrite one of the
+    logs being analysed."""
     refuse_overwriting_inputs(path, inputs)
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target) or "."
+    directory = os.path.dirname(os.path.realpath(path)) or "."
     if not os.path.isdir(directory):
         raise UsageError(f"--output {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".siamdiag-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import textwrap
 
 import numpy as np
 
-from .analysis import RunResult, fmt_step
+from .analysis import RunResult
+from .atomic import replacing
 from .errors import UsageError
 from .numerics import block_means
 from .prepare import OrderedRun
@@ -100,19 +100,12 @@ def draw_run(axes, run: OrderedRun, result: RunResult) -> None:
 
 
 def save_figure(figure, path: str) -> None:
-    """Write the PNG whole or not at all: a temporary file beside the target, then a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write the PNG whole or not at all (see siamdiag.atomic)."""
+    directory = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".siamdiag-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path, "wb") as fh:
+        figure.savefig(fh, format="png", dpi=110)
 
 
 def plot_runs(judged: list[tuple[OrderedRun, RunResult]], path: str) -> None:

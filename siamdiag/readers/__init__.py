@@ -3,7 +3,6 @@ pick a format from a file's name and first bytes when the user does not name one
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Callable
 

@@ -11,23 +11,11 @@ import time
 import torch
 
 from .. import __version__
+from ..atomic import replacing
 from ..errors import InputError, UsageError
 from .config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE = "config.json", "metrics.csv", "checkpoint.pt"
-
-
-def atomic_write(path: str, write) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_config(run_dir: str, cfg: TrainConfig, resolved: dict, device: str, world: int) -> None:
@@ -48,7 +36,8 @@ def write_config(run_dir: str, cfg: TrainConfig, resolved: dict, device: str, wo
         "command": sys.argv,
     }
     text = json.dumps(document, indent=2) + "\n"
-    atomic_write(os.path.join(run_dir, CONFIG_FILE), lambda fh: fh.write(text.encode()))
+    with replacing(os.path.join(run_dir, CONFIG_FILE), "wb") as fh:
+        fh.write(text.encode())
 
 
 def read_config(run_dir: str) -> TrainConfig:
@@ -66,7 +55,8 @@ def read_config(run_dir: str) -> TrainConfig:
 
 
 def save_checkpoint(run_dir: str, state: dict) -> None:
-    atomic_write(os.path.join(run_dir, CHECKPOINT_FILE), lambda fh: torch.save(state, fh))
+    with replacing(os.path.join(run_dir, CHECKPOINT_FILE), "wb") as fh:
+        torch.save(state, fh)
 
 
 def load_checkpoint(run_dir: str) -> dict | None:

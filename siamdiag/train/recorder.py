@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..atomic import replacing
 from ..errors import InputError
 from .distributed import Placement
 from .losses import LossOutput
@@ -168,10 +169,6 @@ def keep_steps_through(path: str, last_step: int) -> int:
         cell = line.split(",", 1)[0]
         if line.endswith("\n") and cell.isdigit() and int(cell) <= last_step:
             kept.append(line)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with replacing(path, "w", encoding="utf-8", newline="") as fh:
         fh.writelines(kept)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return len(lines) - len(kept)
