@@ -242,6 +242,26 @@ def test_real_tensorboard_logs_match_tensorboard_itself():
             np.testing.assert_array_equal(run.metrics[role].values, np.float32([e.value for e in events]))
 
 
+def test_wandb_run_history_export(tmp_path):
+    # W&B needs its server to export, so this is the layout of `run.history()` / `scan_history()`
+    # saved with pandas: `_step`, `_runtime`, `_timestamp`, slash-named metrics, a row per logged
+    # step, empty cells where a metric was not logged (validation rows here)
+    pd = pytest.importorskip("pandas")
+    rows = []
+    for k, (s, v, g) in enumerate(zip(STEPS, LOSS, GRAD)):
+        rows.append({"_step": int(s), "_runtime": 0.5 * k, "_timestamp": 1.7e9 + k, "train/loss": v,
+                     "train/grad_norm": g, "val/loss": None})
+        if k % 10 == 9:
+            rows.append({"_step": int(s) + 1, "_runtime": 0.5 * k, "_timestamp": 1.7e9 + k, "val/loss": 0.4})
+    path = tmp_path / "history.csv"
+    pd.DataFrame(rows).to_csv(path, index=False, na_rep="")
+    [run] = read_runs([str(path)])
+    logged = np.arange(N) != 17  # pandas writes the NaN loss as an empty cell: read as not logged
+    assert run.metrics["loss"].steps.tolist() == STEPS[logged].tolist()
+    np.testing.assert_array_equal(run.metrics["loss"].values, LOSS[logged])
+    np.testing.assert_array_equal(run.metrics["grad_norm"].values, GRAD)
+
+
 def test_lightning_csvlogger_file(tmp_path):
     loggers = pytest.importorskip("lightning.pytorch.loggers")
     logger = loggers.CSVLogger(str(tmp_path), name="exp")
