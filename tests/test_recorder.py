@@ -58,6 +58,16 @@ def test_logged_values_match_a_direct_recomputation(tmp_path):
         assert (row["lr"], row["margin"], row["nonfinite"], row["easy_fraction"]) == ("0.05", "1", "0", "")
 
 
+def log_steps(model, x, rec, steps):
+    """Backward passes of a toy loss, each logged with its gradient and embeddings."""
+    for step in steps:
+        z = model(x)
+        loss = z.pow(2).mean()
+        model.zero_grad()
+        loss.backward()
+        rec.log(step, loss, model=model, embeddings=z, lr=0.1)
+
+
 class HostReadCounter:
     """Counts reads of tensor values on the host (item, tolist, numpy, cpu, float)."""
 
@@ -78,17 +88,9 @@ def test_log_reads_nothing_back_and_a_flush_reads_once(tmp_path, monkeypatch):
     x = torch.randn(32, 6)
     rec = siamdiag.Recorder(tmp_path / "m.csv", flush_every=10)
     counter = HostReadCounter(monkeypatch)
-    for step in range(9):
-        z = model(x)
-        loss = z.pow(2).mean()
-        model.zero_grad()
-        loss.backward()
-        rec.log(step, loss, model=model, embeddings=z, lr=0.1)
+    log_steps(model, x, rec, range(9))
     assert counter.calls == []  # nine steps, nothing read back
-    z = model(x)
-    loss = z.pow(2).mean()
-    loss.backward()
-    rec.log(9, loss, model=model, embeddings=z)  # the tenth step flushes
+    log_steps(model, x, rec, [9])  # the tenth step flushes
     assert counter.calls.count("cpu") == 1 and "item" not in counter.calls
     rec.close()
     assert len(read_rows(tmp_path / "m.csv")) == 10
@@ -186,18 +188,14 @@ def test_lightning_callback_logs_every_optimizer_step(tmp_path, accumulate):
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_recorder_never_synchronises_on_cuda(tmp_path):
     model = tiny_model().cuda()
     x = torch.randn(32, 6, device="cuda")
     rec = siamdiag.Recorder(tmp_path / "g.csv", flush_every=1000)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for step in range(200):
-            z = model(x)
-            loss = z.pow(2).mean()
-            model.zero_grad()
-            loss.backward()
-            rec.log(step, loss, model=model, embeddings=z, lr=0.1)
+        log_steps(model, x, rec, range(200))
     finally:
         torch.cuda.set_sync_debug_mode(0)
     rec.close()
