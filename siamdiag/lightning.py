@@ -64,7 +64,10 @@ class SiamdiagCallback(Callback):
         embeddings = []  # every micro-batch's embeddings (a tensor, or one per tower)
         for out in self._window:
             part = out.get("embeddings")
-            embeddings += part if isinstance(part, (tuple, list)) else [] if part is None else [part]
+            if isinstance(part, torch.Tensor):
+                embeddings.append(part)
+            elif part is not None:
+                embeddings.extend(part)
         optimizers = trainer.optimizers
         self.recorder.log(trainer.global_step, losses.mean() * trainer.accumulate_grad_batches,
                           grad_norm=self._grad_norm, lr=optimizers[0].param_groups[0]["lr"] if optimizers else None,
