@@ -11,6 +11,7 @@ import shutil
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from siamdiag import analyze
@@ -246,7 +247,6 @@ def test_wandb_run_history_export(tmp_path):
     # W&B needs its server to export, so this is the layout of `run.history()` / `scan_history()`
     # saved with pandas: `_step`, `_runtime`, `_timestamp`, slash-named metrics, a row per logged
     # step, empty cells where a metric was not logged (validation rows here)
-    pd = pytest.importorskip("pandas")
     rows = []
     for k, (s, v, g) in enumerate(zip(STEPS, LOSS, GRAD)):
         rows.append({"_step": int(s), "_runtime": 0.5 * k, "_timestamp": 1.7e9 + k, "train/loss": v,
