@@ -30,7 +30,7 @@ def timed(code: str) -> tuple[float, float]:
 
 
 def analyze_code(path: str) -> str:
-    return ("import sys; from siamdiag.cli import main; sys.argv=['siamdiag'];"
+    return ("import sys; from siamdiag.cli.main import main; sys.argv=['siamdiag'];"
             f"\ntry:\n    main(['analyze', {path!r}, '--format', 'json'])\nexcept SystemExit as e:\n"
             "    assert e.code in (0, 1), e.code")
 

@@ -15,9 +15,9 @@ from collections import Counter
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
-from siamdiag.analysis import analyze_arrays  # noqa: E402
-from siamdiag.decide import DEFAULT_FAILING  # noqa: E402
-from siamdiag.synthetic import PROCESSES  # noqa: E402
+from siamdiag.engine.analysis import analyze_arrays  # noqa: E402
+from siamdiag.engine.decide import DEFAULT_FAILING  # noqa: E402
+from siamdiag.engine.synthetic import PROCESSES  # noqa: E402
 
 FAILING = {v.value for v in DEFAULT_FAILING}
 

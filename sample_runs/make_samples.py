@@ -80,7 +80,7 @@ def record_expected() -> None:
     import json
 
     from siamdiag.pipeline import analyze_paths
-    from siamdiag.report import report_to_dict
+    from siamdiag.report.model import report_to_dict
 
     os.makedirs(os.path.join(HERE, "expected"), exist_ok=True)
     cwd = os.getcwd()

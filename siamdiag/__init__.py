@@ -1,7 +1,7 @@
 """siamdiag: has this Siamese / metric-learning run's loss settled? A diagnostic and CI gate.
 
 ``siamdiag.analyze(...)`` judges runs (siamdiag.api); ``siamdiag.Recorder`` logs a training loop
-of your own (siamdiag.recorder, needs torch). Both load on first use, so that ``import siamdiag``
+of your own (siamdiag.integrations.recorder, needs torch). Both load on first use, so that ``import siamdiag``
 stays light and the CLI can pin BLAS threads before numpy loads.
 """
 __version__ = "0.1.0"
@@ -13,7 +13,7 @@ def __getattr__(name: str):
 
         return analyze
     if name == "Recorder":
-        from .recorder import Recorder
+        from .integrations.recorder import Recorder
 
         return Recorder
     raise AttributeError(f"module 'siamdiag' has no attribute {name!r}")

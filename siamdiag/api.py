@@ -8,15 +8,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .analysis import analyze_arrays, analyze_run
-from .columns import ColumnOverrides
+from .engine.analysis import analyze_arrays, analyze_run
+from .logs.columns import ColumnOverrides
 from .errors import UsageError
-from .ingest import ReadOptions
+from .logs.ingest import ReadOptions
 from .pipeline import analyze_paths
-from .readers.delimited import parse_delimited
-from .prepare import Options, is_valid_window, order_run
-from .report import GatePolicy, Report
-from .tables import Table, table_to_runs
+from .logs.readers.delimited import parse_delimited
+from .engine.prepare import Options, is_valid_window, order_run
+from .report.model import GatePolicy, Report
+from .logs.tables import Table, table_to_runs
 
 FRAME_SOURCE = "<DataFrame>"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .analysis import RunResult, analyze_run
-from .ingest import ReadOptions, read_runs
-from .prepare import Options, OrderedRun, order_run
-from .report import GatePolicy, Report
+from .engine.analysis import RunResult, analyze_run
+from .logs.ingest import ReadOptions, read_runs
+from .engine.prepare import Options, OrderedRun, order_run
+from .report.model import GatePolicy, Report
 
 
 def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions()) -> list[tuple[OrderedRun, RunResult]]:

@@ -5,7 +5,7 @@ import pytest
 
 import siamdiag
 from siamdiag.errors import InputError, UsageError
-from siamdiag.report import report_to_dict
+from siamdiag.report.model import report_to_dict
 
 from .conftest import SAMPLES
 
@@ -40,7 +40,7 @@ def test_long_format_frame_and_mapping_split_runs():
 
 
 def test_array_input_matches_analyze_arrays():
-    from siamdiag.analysis import analyze_arrays
+    from siamdiag.engine.analysis import analyze_arrays
 
     loss = 0.5 + 0.01 * np.random.default_rng(2).standard_normal(2000)
     assert siamdiag.analyze(list(loss)).runs[0] == analyze_arrays(loss, name="run")

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from siamdiag import cli
+from siamdiag.cli import main as cli
 
 from .conftest import SAMPLES, write_csv
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from siamdiag.cli import main
-from siamdiag.config import resolve
+from siamdiag.cli.main import main
+from siamdiag.cli.settings import resolve
 from siamdiag.errors import InputError, UsageError
 
 from .conftest import SAMPLES

@@ -1,7 +1,7 @@
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
-from siamdiag.decide import holm
+from siamdiag.engine.decide import holm
 
 
 def test_holm_matches_statsmodels():

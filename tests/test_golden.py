@@ -7,7 +7,7 @@ import os
 import pytest
 
 from siamdiag.pipeline import analyze_paths
-from siamdiag.report import report_to_dict
+from siamdiag.report.model import report_to_dict
 
 from .conftest import DATA, SAMPLES
 

@@ -5,10 +5,10 @@ import io
 import numpy as np
 import pytest
 
-from siamdiag.columns import ColumnOverrides, detect_columns
+from siamdiag.logs.columns import ColumnOverrides, detect_columns
 from siamdiag.errors import InputError, UsageError
-from siamdiag.ingest import ReadOptions, read_runs
-from siamdiag.prepare import order_run
+from siamdiag.logs.ingest import ReadOptions, read_runs
+from siamdiag.engine.prepare import order_run
 
 from .conftest import write_csv
 

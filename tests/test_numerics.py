@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from siamdiag import numerics
+from siamdiag.engine import numerics
 
 
 def test_block_means_keep_the_end_and_match_a_loop():
@@ -34,7 +34,7 @@ def test_ar_order_recovers_an_ar2_process():
 
 def test_tau_int_of_ar1_is_close_to_theory():
     # AR(1): tau_int = (1 + phi) / (1 - phi) = 3 for phi = 0.5 (averaged over seeds)
-    from siamdiag.synthetic import ar1
+    from siamdiag.engine.synthetic import ar1
 
     taus = [numerics.integrated_autocorrelation_time(ar1(5000, np.random.default_rng(s), 0.5)) for s in range(30)]
     assert np.mean(taus) == pytest.approx(3.0, rel=0.1)
@@ -65,7 +65,7 @@ def test_bartlett_lrv_of_white_noise_is_its_variance():
 def test_aggregated_window_covers_the_window_and_nothing_before_it(n):
     # Regression: for n just above 2,000 the blocks were 3 points long while the window
     # counted blocks of 2, so the 'window' reached back over 75 % of the run.
-    from siamdiag.prepare import Options, prepare_series
+    from siamdiag.engine.prepare import Options, prepare_series
 
     p = prepare_series(np.arange(n, dtype=float), np.random.default_rng(0).standard_normal(n), Options())
     covered = len(p.agg_window) * p.window.block

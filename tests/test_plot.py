@@ -8,16 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from siamdiag.cli import main
+from siamdiag.cli.main import main
 from siamdiag.errors import UsageError
 from siamdiag.pipeline import judge_paths
-from siamdiag.render import render_table, sparkline
-from siamdiag.report import GatePolicy, Report
+from siamdiag.report.render import render_table, sparkline
+from siamdiag.report.model import GatePolicy, Report
 
 from .conftest import SAMPLES
 
 plt = pytest.importorskip("matplotlib.pyplot")
-from siamdiag import plot as plotting  # noqa: E402
+from siamdiag.report import plot as plotting  # noqa: E402
 
 NONSTATIONARY = os.path.join(SAMPLES, "nonstationary.csv")
 

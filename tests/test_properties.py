@@ -3,11 +3,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siamdiag.analysis import analyze_arrays
+from siamdiag.engine.analysis import analyze_arrays
 from siamdiag.errors import SiamdiagError
-from siamdiag.ingest import read_runs
+from siamdiag.logs.ingest import read_runs
 from siamdiag.pipeline import analyze_paths
-from siamdiag.synthetic import PROCESSES
+from siamdiag.engine.synthetic import PROCESSES
 
 NAMES = sorted(PROCESSES)
 

@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 
 from siamdiag import analyze
-from siamdiag.cli import main
-from siamdiag.columns import ColumnOverrides
+from siamdiag.cli.main import main
+from siamdiag.logs.columns import ColumnOverrides
 from siamdiag.errors import InputError, UsageError
-from siamdiag.formats import INPUT_FORMAT_ALIASES, INPUT_FORMATS
-from siamdiag.ingest import ReadOptions, read_runs
-from siamdiag.readers import TEXT_READERS, TREE_FORMATS, detect_format
-from siamdiag.readers.tensorboard import read_tensorboard
-from siamdiag.readers.text import compile_pattern
+from siamdiag.logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
+from siamdiag.logs.ingest import ReadOptions, read_runs
+from siamdiag.logs.readers import TEXT_READERS, TREE_FORMATS, detect_format
+from siamdiag.logs.readers.tensorboard import read_tensorboard
+from siamdiag.logs.readers.text import compile_pattern
 
 from .conftest import DATA, ROOT
 

@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from siamdiag.decide import Verdict
-from siamdiag.formats import FORMATS
+from siamdiag.engine.decide import Verdict
+from siamdiag.report import FORMATS
 from siamdiag.pipeline import analyze_paths
-from siamdiag.render import RENDERERS
+from siamdiag.report.render import RENDERERS
 
 from .conftest import SAMPLES
 

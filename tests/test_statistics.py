@@ -6,10 +6,10 @@ Seeds are fixed, so these are deterministic; the thresholds are the product's pr
 import numpy as np
 import pytest
 
-from siamdiag.analysis import analyze_arrays
-from siamdiag.checks import coupling
-from siamdiag.decide import DEFAULT_FAILING
-from siamdiag.synthetic import PROCESSES, ar1_pair, shared_trend_pair
+from siamdiag.engine.analysis import analyze_arrays
+from siamdiag.engine.checks import coupling
+from siamdiag.engine.decide import DEFAULT_FAILING
+from siamdiag.engine.synthetic import PROCESSES, ar1_pair, shared_trend_pair
 
 SEEDS = 200
 N = 2000

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from statsmodels.tsa.stattools import adfuller
 
-from siamdiag import stattests
-from siamdiag.synthetic import ar1
+from siamdiag.engine import stattests
+from siamdiag.engine.synthetic import ar1
 
 
 @pytest.mark.parametrize("n", [120, 800, 2000])

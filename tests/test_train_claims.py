@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from siamdiag.cli import main  # noqa: E402
+from siamdiag.cli.main import main  # noqa: E402
 
 
 def train(tmp_path, name, *args):

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from siamdiag.cli import main  # noqa: E402
+from siamdiag.cli.main import main  # noqa: E402
 from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import Placement  # noqa: E402
 from siamdiag.train.loop import Trainer  # noqa: E402
@@ -192,7 +192,7 @@ def test_ctrl_c_keeps_the_log_and_a_checkpoint(tmp_path):
 def test_every_configuration_field_is_a_cli_option():
     from dataclasses import fields
 
-    from siamdiag.train_command import train as train_command
+    from siamdiag.cli.train_command import train as train_command
 
     options = {p.name for p in train_command.params}
     assert {f.name for f in fields(TrainConfig)} <= options

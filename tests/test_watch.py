@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from siamdiag.errors import UsageError
-from siamdiag.watch import LogFollower
+from siamdiag.cli.watch import LogFollower
 
 
 def test_follower_counts_only_complete_rows(tmp_path):

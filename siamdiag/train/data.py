@@ -103,8 +103,8 @@ def load_npz(path: str) -> Dataset:
 
 def load_csv(path: str, label_col: str) -> Dataset:
     """Feature columns plus one label column; every feature cell must be a finite number."""
-    from ..ingest import decode, read_bytes
-    from ..readers.delimited import parse_delimited
+    from ..logs.ingest import decode, read_bytes
+    from ..logs.readers.delimited import parse_delimited
 
     table = parse_delimited(decode(read_bytes(path), path), path, ",")
     frame = table.frame

@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 from ..tables import Metric
 
 EVENT_FILE_MARK = "tfevents"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import click
 
-from .errors import UsageError
-from .formats import FORMATS, INPUT_FORMAT_ALIASES, INPUT_FORMATS
+from ..errors import UsageError
+from ..report import FORMATS
+from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 
 GATE_KEYS = ("format", "fail_on", "strict", "alpha")
 READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern")
@@ -58,7 +59,7 @@ def one_of(col: str | None, tag: str | None, role: str) -> str | None:
 
 def resolve_settings(params: dict, config_file: str | None):
     """Layered settings from the flags in ``params`` (None = not given)."""
-    from .config import resolve
+    from .settings import resolve
 
     flags = {k: params.get(k) for k in GATE_KEYS + READ_KEYS + ("watch_every",)}
     if "loss_tag" in params:
@@ -69,8 +70,8 @@ def resolve_settings(params: dict, config_file: str | None):
 
 def judging(settings):
     """The analysis options and the gate policy the settings describe."""
-    from .prepare import Options
-    from .report import GatePolicy
+    from ..engine.prepare import Options
+    from ..report.model import GatePolicy
 
     fail_on = ",".join(settings["fail_on"]) if settings["fail_on"] else None
     options = Options(alpha=settings["alpha"], window=settings["window"], burn_in=settings["burn_in"])
@@ -79,9 +80,9 @@ def judging(settings):
 
 def reading(settings):
     """How to read the logs the settings describe."""
-    from .columns import ColumnOverrides
-    from .ingest import ReadOptions
-    from .readers.text import compile_pattern
+    from ..logs.columns import ColumnOverrides
+    from ..logs.ingest import ReadOptions
+    from ..logs.readers.text import compile_pattern
 
     pattern = settings["pattern"]
     overrides = ColumnOverrides(step=settings["step_col"], loss=settings["loss_col"],

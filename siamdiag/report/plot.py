@@ -10,11 +10,11 @@ import textwrap
 
 import numpy as np
 
-from .analysis import RunResult
-from .atomic import replacing
-from .errors import UsageError
-from .numerics import block_means
-from .prepare import OrderedRun
+from ..engine.analysis import RunResult
+from ..atomic import replacing
+from ..errors import UsageError
+from ..engine.numerics import block_means
+from ..engine.prepare import OrderedRun
 from .render import VERDICT_STYLE
 
 DISPLAY_BLOCKS = 200      # block means drawn over the whole run

@@ -1,27 +1,21 @@
-"""Command line: the only module that prints or exits.
+"""The commands and the exit-code contract.
 
 Exit codes are an API: 0 gate passed, 1 gate failed, 2 usage or input error (including "no
 runs found"), 3 internal error. An unexpected exception never exits 1.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import traceback
 
-# Pin BLAS threads before numpy loads: a multithreaded BLAS on a busy 2-core CI runner is
-# 30-50x slower for these small least-squares problems (research notes §3.2).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-             "NUMEXPR_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import click
 
-import sys  # noqa: E402
-import traceback  # noqa: E402
-
-import click  # noqa: E402
-
-from . import __version__  # noqa: E402
-from .atomic import replacing  # noqa: E402
-from .errors import SiamdiagError, UsageError  # noqa: E402
-from .cli_options import gate_options, judging, read_options_flags, reading, resolve_settings  # noqa: E402
+from .. import __version__
+from ..atomic import replacing
+from ..errors import SiamdiagError, UsageError
+from .options import gate_options, judging, read_options_flags, reading, resolve_settings
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -45,7 +39,23 @@ def write_atomically(path: str, text: str, inputs: list[str]) -> None:
         fh.write(text)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandGroup(click.Group):
+    """A group whose heavier commands load when they are asked for: `siamdiag analyze` never
+    imports the training configuration (and `train` imports torch only once it runs)."""
+
+    LAZY = {"train": ("siamdiag.cli.train_command", "train")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            module, attribute = self.LAZY[name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="siamdiag")
 def cli() -> None:
     """Has this Siamese / metric-learning run's loss settled? A diagnostic and a CI gate."""
@@ -62,16 +72,16 @@ def analyze(paths, output, plot_dir, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
     files, MLflow file stores and plain-text logs; gzip ok."""
-    from .pipeline import judge_paths
-    from .render import RENDERERS
-    from .report import Report
+    from ..pipeline import judge_paths
+    from ..report.render import RENDERERS
+    from ..report.model import Report
 
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
     judged = judge_paths(list(paths), options, reading(settings))
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
     if plot_dir:
-        from .plot import plot_each
+        from ..report.plot import plot_each
 
         for written in plot_each(judged, plot_dir):
             click.echo(f"siamdiag: wrote {written}", err=True)
@@ -95,8 +105,8 @@ def plot(paths, output, config_file, **params):
     """Draw the runs in PATHS as the analysis sees them: loss and block means, burn-in and
     evaluation window, change points, rolling variance, grad norm, verdict and reasons.
     Needs the 'plot' extra: pip install 'siamdiag[plot]'."""
-    from .pipeline import judge_paths
-    from .plot import plot_runs
+    from ..pipeline import judge_paths
+    from ..report.plot import plot_runs
 
     settings = resolve_settings(params, config_file)
     options, _policy = judging(settings)
@@ -123,8 +133,8 @@ def watch(path, interval, config_file, **params):
     from rich.live import Live
     from rich.text import Text
 
-    from .pipeline import analyze_paths
-    from .render import RENDERERS
+    from ..pipeline import analyze_paths
+    from ..report.render import RENDERERS
     from .watch import LogFollower
 
     settings = resolve_settings(params, config_file)
@@ -169,7 +179,7 @@ def config_group() -> None:
 def config_show(config_file):
     """Print every setting, its value and where it came from (default, pyproject.toml,
     --config, SIAMDIAG_* environment variable)."""
-    from .config import SETTINGS, resolve
+    from .settings import SETTINGS, resolve
 
     settings = resolve({}, config_file)
     shown = {key: shown_value(key, settings.values[key]) for key in SETTINGS}
@@ -185,11 +195,6 @@ def shown_value(key: str, value) -> str:
     if value is None:
         return "auto" if key == "burn_in" else "-"
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-from .train_command import train  # noqa: E402  (torch is imported only when `train` runs)
-
-cli.add_command(train)
 
 
 def main(argv: list[str] | None = None) -> None:

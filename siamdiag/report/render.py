@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .analysis import RunResult, fmt_step
-from .decide import Verdict
-from .report import Report, report_to_dict
+from .. import __version__
+from ..engine.analysis import RunResult, fmt_step
+from ..engine.decide import Verdict
+from .model import Report, report_to_dict
 
 # Verdicts that pass the gate but deserve a look (they fail under --strict).
 WARNING_VERDICTS = frozenset({Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA})

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import checks
 from .decide import Verdict, WindowTests, decide_tests
-from .tables import Metric, RawRun
+from ..logs.tables import Metric, RawRun
 from .numerics import block_means
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # Ranked: the first alias present wins. Names are compared after normalise().
 STEP_ALIASES = ("step", "global_step", "steps", "iteration", "iter", "it", "trainer_global_step",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tables import Metric, RawRun
+from ..logs.tables import Metric, RawRun
 from .numerics import block_means, mser_truncation, winsorize
 
 MAX_BLOCKS = 2000          # judge at most this many block means per run (research §6.1)

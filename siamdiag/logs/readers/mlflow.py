@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 from ..tables import Metric, to_float
 
 

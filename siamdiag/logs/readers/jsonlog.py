@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ...errors import InputError
 from ..tables import Table
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")

@@ -11,8 +11,9 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from .errors import InputError, UsageError
-from .formats import FORMATS, INPUT_FORMAT_ALIASES, INPUT_FORMATS
+from ..errors import InputError, UsageError
+from ..report import FORMATS
+from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,7 +65,7 @@ def _alpha(value: object) -> float:
 
 
 def _window(value: object) -> float:
-    from .prepare import is_valid_window
+    from ..engine.prepare import is_valid_window
 
     window = _number(value)
     if window is None or not is_valid_window(window):

@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from ..errors import InputError
+from ...errors import InputError
 from ..tables import Table, to_float
 
 

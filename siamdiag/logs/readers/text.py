@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, UsageError
+from ...errors import InputError, UsageError
 from ..tables import Table, to_float
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"

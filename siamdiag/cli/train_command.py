@@ -1,6 +1,6 @@
 """`siamdiag train`: the command-line face of siamdiag.train (options, progress bar, verdict, exit).
 
-Like cli.py, this module prints and exits; torch is imported only once the command runs, so
+Like main.py, this module prints and exits; torch is imported only once the command runs, so
 `siamdiag analyze` never pays for it.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import fields, replace
 import click
 from click.core import ParameterSource
 
-from .errors import UsageError
-from .cli_options import gate_options, judging, resolve_settings
-from .train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
+from ..errors import UsageError
+from .options import gate_options, judging, resolve_settings
+from ..train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
                            TrainConfig, expand_grid, parse_grid)
 
 EXIT_INTERRUPTED = 130
@@ -135,7 +135,7 @@ def default_dir(suffix: str) -> str:
 
 
 def refuse_existing_run(run_dir: str) -> None:
-    from .train.checkpoint import METRICS_FILE
+    from ..train.checkpoint import METRICS_FILE
 
     if os.path.exists(os.path.join(run_dir, METRICS_FILE)):
         raise UsageError(f"--out {run_dir}: already holds a run; continue it with --resume {run_dir} "
@@ -143,7 +143,7 @@ def refuse_existing_run(run_dir: str) -> None:
 
 
 def resumed_config(run_dir: str, changes: dict) -> TrainConfig:
-    from .train.checkpoint import read_config
+    from ..train.checkpoint import read_config
 
     cfg = read_config(run_dir)
     if "steps" in changes:
@@ -160,7 +160,7 @@ def stderr_console():
 def train_single(cfg: TrainConfig, run_dir: str, resume: bool, policy, options, fmt: str) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .train.sweep import RunSpec, StopFlag, train_one
+    from ..train.sweep import RunSpec, StopFlag, train_one
 
     console = stderr_console()
     progress = Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
@@ -187,7 +187,7 @@ def train_single(cfg: TrainConfig, run_dir: str, resume: bool, policy, options, 
 
 
 def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, policy, options, fmt: str) -> int:
-    from .train.sweep import RunSpec, StopFlag, run_grid
+    from ..train.sweep import RunSpec, StopFlag, run_grid
 
     specs = [RunSpec(label, cfg, os.path.join(sweep_dir, label)) for label, cfg in expand_grid(base, axes)]
     for spec in specs:
@@ -212,9 +212,9 @@ def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, policy, optio
 
 def report_runs(named_dirs: list[tuple[str, str]], policy, options, fmt: str) -> int:
     """Judge each run's metrics.csv with the analyze pipeline and print the verdict table."""
-    from .pipeline import analyze_named_logs
-    from .render import RENDERERS
-    from .train.checkpoint import METRICS_FILE
+    from ..pipeline import analyze_named_logs
+    from ..report.render import RENDERERS
+    from ..train.checkpoint import METRICS_FILE
 
     report = analyze_named_logs([(name, os.path.join(d, METRICS_FILE)) for name, d in named_dirs], options,
                                 policy)

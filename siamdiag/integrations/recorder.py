@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from .train.recorder import COLUMNS, MetricsFile
+from ..train.recorder import COLUMNS, MetricsFile
 
 DEVICE_FIELDS = ("loss", "grad_norm", "embedding_norm", "pos_dist", "neg_dist")
 

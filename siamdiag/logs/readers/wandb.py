@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ...errors import InputError
 from ..tables import Table
 from .delimited import parse_delimited
 

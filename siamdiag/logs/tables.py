@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import ColumnMap, ColumnOverrides, detect_columns
-from .errors import InputError
+from ..errors import InputError
 
 NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
                     "-inf": -np.inf, "infinity": np.inf, "+infinity": np.inf, "-infinity": -np.inf}

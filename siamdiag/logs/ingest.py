@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 
 from .columns import ColumnOverrides
-from .errors import InputError, UsageError
-from .formats import INPUT_FORMAT_ALIASES, INPUT_FORMATS
+from ..errors import InputError, UsageError
+from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 from .readers import TEXT_READERS, detect_format, format_from_name
 from .readers.mlflow import find_run_dirs, is_run_dir, read_mlflow_run, run_name
 from .readers.tensorboard import is_event_file, read_tensorboard
@@ -41,7 +41,7 @@ class ReadOptions:
     regular expression for plain-text logs."""
 
     overrides: ColumnOverrides = ColumnOverrides()
-    input_format: str = "auto"  # a name from formats.INPUT_FORMATS or an alias of one
+    input_format: str = "auto"  # a name from siamdiag.logs.INPUT_FORMATS or an alias of one
     pattern: re.Pattern | None = None
 
     def __post_init__(self):

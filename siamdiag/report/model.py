@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import __version__
-from .analysis import RunResult
-from .decide import DEFAULT_FAILING, STRICT_FAILING, Verdict
-from .errors import UsageError
+from .. import __version__
+from ..engine.analysis import RunResult
+from ..engine.decide import DEFAULT_FAILING, STRICT_FAILING, Verdict
+from ..errors import UsageError
 
 SCHEMA_VERSION = 1
 
