@@ -2,6 +2,7 @@
 renders (``report.passed``, ``report.runs[i].verdict``, ``.reasons``, ...)."""
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 
@@ -14,30 +15,51 @@ from .errors import UsageError
 from .logs.ingest import ReadOptions
 from .pipeline import analyze_paths
 from .logs.readers.delimited import parse_delimited
-from .engine.prepare import Options, is_valid_window, order_run
+from .engine.prepare import Options, is_valid_window, order_run, parse_tolerance
 from .report.model import GatePolicy, Report
 from .logs.tables import Table, table_to_runs
 
 FRAME_SOURCE = "<DataFrame>"
 
 
+def single_threaded_blas(function):
+    """Run ``function`` with BLAS held to one thread, as the CLI does: these small least-squares
+    problems run 30-50x slower on a multithreaded BLAS competing for a busy machine's cores,
+    and one thread keeps results identical across machines. (The CLI sets the environment before
+    numpy loads; a library caller has loaded numpy already, so the limit is set at run time.)"""
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+    return limited
+
+
+@single_threaded_blas
 def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, grad_norm_col: str | None = None,
             run_col: str | None = None, window: float = 0.5, burn_in: float | None = None, alpha: float = 0.01,
-            fail_on: str | None = None, strict: bool = False, name: str = "run") -> Report:
+            fail_on: str | None = None, strict: bool = False, tolerance: str | float = 0, name: str = "run") -> Report:
     """Judge every run in ``data`` and return the report.
 
     ``data`` is a path or a list of paths (files, directories, globs — as for ``siamdiag analyze``);
     a pandas DataFrame (one run, or several with a run column; columns detected by name as for
     files, or named with the ``*_col`` arguments); a mapping of column name to values (made into
     a DataFrame); or a 1-D sequence of loss values, one per step (judged as one run, ``name``).
-    ``window``, ``burn_in``, ``alpha``, ``fail_on`` and ``strict`` mean what the CLI flags mean.
+    ``window``, ``burn_in``, ``alpha``, ``fail_on``, ``strict`` and ``tolerance`` mean what the CLI
+    flags mean (``tolerance``: '0.5%' of the loss level, or a number in loss units).
     In a float column NaN means "not logged" (pandas cannot tell it from a NaN loss); infinities,
     and 'nan' in a text column, are values, as in a file.
     Bad input raises ``siamdiag.errors.SiamdiagError`` with the same message the CLI prints.
     """
     if not is_valid_window(window):
         raise UsageError(f"window={window!r}: must be a fraction in (0, 1] or a whole number of steps")
-    options = Options(alpha=alpha, window=float(window), burn_in=burn_in)
+    try:
+        relative, absolute = parse_tolerance(str(tolerance))
+    except ValueError:
+        raise UsageError(f"tolerance={tolerance!r}: must be a percentage such as '0.5%' or a number >= 0") from None
+    options = Options(alpha=alpha, window=float(window), burn_in=burn_in, tolerance_relative=relative,
+                      tolerance_absolute=absolute)
     policy = GatePolicy.from_options(fail_on, strict)
     overrides = ColumnOverrides(step=step_col, loss=loss_col, grad_norm=grad_norm_col, run=run_col)
     if isinstance(data, (str, os.PathLike)) or (isinstance(data, (list, tuple)) and data

@@ -65,13 +65,13 @@ def test_strict_and_fail_on(capsys):
 def test_json_schema(capsys):
     code, out, _ = run_cli(["analyze", SAMPLES, "--format", "json"], capsys)
     doc = json.loads(out)
-    assert code == 1 and doc["gate"] == "fail" and doc["schema_version"] == 1 and doc["siamdiag_version"]
+    assert code == 1 and doc["gate"] == "fail" and doc["schema_version"] == 2 and doc["siamdiag_version"]
     verdicts = {r["verdict"] for r in doc["runs"]}
     assert verdicts == {"stationary", "not_converged", "nonstationary", "diverged", "degenerate",
                         "inconclusive", "insufficient_data"}
     for r in doc["runs"]:
         assert {"run", "verdict", "gate", "reasons", "window", "adf", "kpss", "drift", "level_shift",
-                "variance", "grad_norm"} <= set(r)
+                "variance", "end_change", "move", "grad_norm"} <= set(r)
         assert r["reasons"]
     stationary = next(r for r in doc["runs"] if r["run"].endswith("stationary.csv") and r["verdict"] == "stationary")
     assert stationary["grad_norm"]["coupled"] is True
@@ -94,11 +94,21 @@ def test_output_is_atomic_and_never_overwrites_an_input(tmp_path, capsys):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".siamdiag-")]
 
 
-def test_explicit_nan_in_window_is_diverged(tmp_path, capsys):
+@pytest.mark.parametrize("nan_steps, verdict", [
+    ({900}, "stationary"),                        # one skipped step the run recovered from
+    ({300}, "stationary"),                        # the same before the window
+    (set(range(900, 905)), "diverged"),           # five in a row: more than a skipped step
+    ({999}, "diverged"),                          # the run ends on it
+])
+def test_explicit_nan_counts_the_same_inside_and_before_the_window(tmp_path, capsys, nan_steps, verdict):
     rng = np.random.default_rng(0)
-    rows = [(i, "nan" if i == 900 else f"{0.3 + 0.01 * rng.standard_normal():.5f}") for i in range(1000)]
-    code, out, _ = run_cli(["analyze", write_csv(tmp_path / "n.csv", ["step", "loss"], rows)], capsys)
-    assert code == 1 and "diverged" in out
+    rows = [(i, "nan" if i in nan_steps else f"{0.3 + 0.01 * rng.standard_normal():.5f}") for i in range(1000)]
+    code, out, _ = run_cli(["analyze", write_csv(tmp_path / "n.csv", ["step", "loss"], rows), "--format", "json"],
+                           capsys)
+    [run] = json.loads(out)["runs"]
+    assert run["verdict"] == verdict and code == (0 if verdict == "stationary" else 1)
+    if verdict == "stationary":
+        assert "recovered" in run["notes"][0]
 
 
 def test_module_entry_point_and_no_torch_import():

@@ -1,9 +1,10 @@
 """Properties that must hold for every input (hypothesis)."""
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from siamdiag.engine.analysis import analyze_arrays
+from siamdiag.engine.checks import PINNED_RTOL
 from siamdiag.errors import SiamdiagError
 from siamdiag.logs.ingest import read_runs
 from siamdiag.pipeline import analyze_paths
@@ -17,7 +18,13 @@ NAMES = sorted(PROCESSES)
        a=st.floats(1e-3, 1e3), b=st.floats(-1e3, 1e3))
 def test_verdict_invariant_under_positive_affine_maps(name, seed, n, a, b):
     x = PROCESSES[name].make(n, np.random.default_rng(seed))
-    assert analyze_arrays(a * x + b).verdict == analyze_arrays(x).verdict
+    y = a * x + b
+    # The promise holds while the loss still moves by more than float32 rounding of its level:
+    # a loss varying by less than PINNED_RTOL of its value is a pinned (dead) loss, rightly.
+    for series in (x, y):
+        spread = np.median(np.abs(series - np.median(series)))
+        assume(spread > 100 * PINNED_RTOL * abs(np.median(series)))
+    assert analyze_arrays(y).verdict == analyze_arrays(x).verdict
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

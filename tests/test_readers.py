@@ -288,8 +288,9 @@ def test_keras_csvlogger_files():
     [resumed] = read_runs([siamese])
     assert resumed.metrics["loss"].steps.tolist() == list(range(60))
     assert resumed.metrics["loss"].values.tolist() == _csv_column(siamese, "loss")
-    assert "grad_norm" not in resumed.metrics  # val_loss and learning_rate are not taken for anything
+    assert "grad_norm" not in resumed.metrics  # val_loss is not taken for anything
     [blown] = read_runs([diverged], ReadOptions(input_format="keras"))
+    assert blown.metrics["lr"].values.tolist() == _csv_column(diverged, "learning_rate")  # not val_learning_rate
     assert blown.metrics["loss"].values[:8].tolist() == _csv_column(diverged, "loss")[:8]
     assert math.isnan(blown.metrics["loss"].values[-1])
     verdicts = {r.run: r.verdict for r in analyze([siamese, diverged]).runs}

@@ -56,3 +56,23 @@ def test_adaptive_margin_holds_easy_fraction_nearer_its_target(tmp_path, capsys)
               "--easy-target", "0.5", "--no-gate")
         gaps[schedule] = easy_gap(pd.read_csv(os.path.join(tmp_path, schedule, "metrics.csv")))
     assert gaps["fixed"] > 0.3 and gaps["adaptive"] < gaps["fixed"] / 2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sgd_at_lr_5_fails_the_gate_with_a_reason_to_act_on(tmp_path, capsys, seed):
+    # found: stationary at ~0.10 from step 150 with embedding norms of 300-600 passed the gate
+    code, _ = train(tmp_path, "lr5", "--optimizer", "sgd", "--lr", "5", "--seed", str(seed))
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert code == 1 and run["verdict"] == "degenerate"
+    stalled = next(f for f in run["findings"] if f["name"] == "stalled")
+    assert stalled["gating"] and stalled["value"] >= 10   # the embedding norm's growth factor
+    assert any("lower the learning rate" in r for r in run["reasons"])
+
+
+def test_step_lr_schedule_is_judged_after_its_last_decay(tmp_path, capsys):
+    # found: `--lr-schedule step` (x0.1 at 1/2 and 3/4 of training) was a level shift
+    code, _ = train(tmp_path, "step", "--lr-schedule", "step")
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert code == 0 and run["verdict"] == "stationary"
+    assert run["window"]["lr_change"] == {"step": 4501.0, "ratio": pytest.approx(0.1)}
+    assert run["window"]["first_step"] > 4501 and "last lr change" in run["notes"][0]

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -38,6 +39,10 @@ def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "siamdiag", "watch", str(path), "--every", "300",
                              "--interval", "0.05", "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stderr_chunks: list[bytes] = []  # read as it comes: the live panel's last line has no newline yet
+    reader = threading.Thread(target=lambda: stderr_chunks.extend(iter(lambda: os.read(proc.stderr.fileno(), 4096), b"")),
+                              daemon=True)
+    reader.start()
     try:
         for k in range(0, len(rows), 100):
             chunk = "".join(rows[k:k + 100])
@@ -47,11 +52,18 @@ def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path):
                 time.sleep(0.02)
                 fh.write(chunk[-3:])
             time.sleep(0.05)
-        time.sleep(1.5)
+        # Interrupt once the watcher has judged the finished file (start-up takes seconds on a
+        # busy machine; a fixed sleep would interrupt it while it is still importing).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and b"judged at row 1,2" not in b"".join(stderr_chunks):
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         proc.kill()
+    err = b"".join(stderr_chunks).decode()
     assert "judged at row" in err
     reference = subprocess.run([sys.executable, "-m", "siamdiag", "analyze", str(path), "--format", "json"],
                                capture_output=True, text=True)

@@ -159,6 +159,9 @@ def watch(path, interval, config_file, **params):
                         live.update(Text.from_ansi(RENDERERS["table"](report, console.is_terminal)
                                                    + f"judged at row {judged_rows:,}; watching (Ctrl-C stops)"),
                                     refresh=True)
+                        if not console.is_terminal:  # a live panel shows nothing in a CI log: one line instead
+                            verdicts = ", ".join(f"{r.run}: {r.verdict.value}" for r in report.runs)
+                            click.echo(f"siamdiag watch: judged at row {judged_rows:,}: {verdicts}", err=True)
                 time.sleep(interval)
         except KeyboardInterrupt:
             pass

@@ -9,12 +9,12 @@ from ..errors import UsageError
 from ..report import FORMATS
 from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 
-GATE_KEYS = ("format", "fail_on", "strict", "alpha")
+GATE_KEYS = ("format", "fail_on", "strict", "alpha", "tolerance")
 READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern")
 
 
 def gate_options(command):
-    """--config, --format, --fail-on, --strict, --alpha."""
+    """--config, --format, --fail-on, --strict, --alpha, --tolerance."""
     for decorator in reversed((
         click.option("--config", "config_file", type=click.Path(dir_okay=False),
                      help="TOML file of settings (top-level keys or [tool.siamdiag]); see `siamdiag config show`."),
@@ -23,6 +23,8 @@ def gate_options(command):
                      "[default: not_converged,nonstationary,diverged,degenerate]."),
         click.option("--strict/--no-strict", default=None, help="Also fail inconclusive and insufficient_data."),
         click.option("--alpha", help="Family-wise false-alarm rate per run (Holm over the window tests) [default: 0.01]."),
+        click.option("--tolerance", help="Changes smaller than this pass whatever the logged noise: a percentage of "
+                     "the loss level ('0.5%') or a loss difference ('0.001') [default: 0]."),
     )):
         command = decorator(command)
     return command
@@ -70,11 +72,13 @@ def resolve_settings(params: dict, config_file: str | None):
 
 def judging(settings):
     """The analysis options and the gate policy the settings describe."""
-    from ..engine.prepare import Options
+    from ..engine.prepare import Options, parse_tolerance
     from ..report.model import GatePolicy
 
     fail_on = ",".join(settings["fail_on"]) if settings["fail_on"] else None
-    options = Options(alpha=settings["alpha"], window=settings["window"], burn_in=settings["burn_in"])
+    relative, absolute = parse_tolerance(settings["tolerance"])
+    options = Options(alpha=settings["alpha"], window=settings["window"], burn_in=settings["burn_in"],
+                      tolerance_relative=relative, tolerance_absolute=absolute)
     return options, GatePolicy.from_options(fail_on, settings["strict"])
 
 

@@ -73,6 +73,18 @@ def _window(value: object) -> float:
     return window
 
 
+def _tolerance(value: object) -> str:
+    from ..engine.prepare import parse_tolerance
+
+    text = str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    try:
+        parse_tolerance(text)
+    except ValueError:
+        raise ValueError("a percentage of the loss level such as '0.5%', or a loss difference such as 0.001 "
+                         "(>= 0)") from None
+    return text
+
+
 def _burn_in(value: object) -> float | None:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return None
@@ -110,6 +122,7 @@ SETTINGS: dict[str, Setting] = {
     "fail_on": Setting(_fail_on, ("not_converged", "nonstationary", "diverged", "degenerate")),  # failing verdicts
     "strict": Setting(_boolean, False),  # also fail inconclusive and insufficient_data
     "alpha": Setting(_alpha, 0.01),  # family-wise false-alarm rate per run
+    "tolerance": Setting(_tolerance, "0"),  # changes within this pass: '0.5%' of the loss, or loss units
     "window": Setting(_window, 0.5),  # fraction of the step range, or a number of final steps
     "burn_in": Setting(_burn_in, None),  # first step to judge; None: automatic (MSER-5)
     "input_format": Setting(_choice(INPUT_FORMATS + tuple(INPUT_FORMAT_ALIASES)), "auto"),

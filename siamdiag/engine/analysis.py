@@ -2,15 +2,15 @@
 say why in words a user can act on. No printing, no exiting."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import checks
-from .decide import Verdict, WindowTests, decide_tests
+from . import checks, running_mean, siamese
+from .decide import Verdict, WindowTests, decide_tests, move_verdict
 from ..logs.tables import Metric, RawRun
-from .numerics import block_means
-from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series
+from .numerics import block_means, robust_sigma
+from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class RunResult:
     rejected: frozenset[str] = field(default_factory=frozenset)
     grad_norm: checks.Coupling | None = None
     profile: tuple[float, ...] = ()  # the finite loss in PROFILE_POINTS chunk means, for sparklines
+    lr_change: tuple[float, float] | None = None  # (step, ratio) of the lr jump the window starts after
+    lr_period: int | None = None     # period of lr restarts whose cycle profile was removed
+    tolerance: float | None = None   # the practical tolerance in loss units, when one was given
+    findings: tuple[siamese.Finding, ...] = ()   # Siamese-specific observations, with advice
 
 
 def fmt_step(step: float) -> str:
@@ -44,42 +48,88 @@ def fmt_p(p: float) -> str:
 
 # Which findings lead the reasons, by verdict: the one that decided it comes first.
 REASON_ORDER = {
-    Verdict.NOT_CONVERGED: ("transient", "drift", "level_shift"),
-    Verdict.NONSTATIONARY: ("level_shift", "variance", "drift", "unit_root"),
+    Verdict.NOT_CONVERGED: ("transient", "drift", "level_shift", "end_change", "move"),
+    Verdict.NONSTATIONARY: ("end_change", "level_shift", "variance", "drift", "unit_root", "move"),
 }
 
 
+TINY_CHANGE = 1e-3   # a drift below this fraction of the loss level may be practically nothing
+
+
+def tiny_change_advice(total: float, level: float) -> str:
+    """For a drift that is significant only because the loss is (nearly) noiseless: its size
+    relative to the loss, and how to accept it."""
+    if level == 0 or abs(total / level) >= TINY_CHANGE:
+        return ""
+    return (f"; that is only {abs(total / level):.2g} of the loss's value (a nearly noiseless curve, e.g. "
+            "full-batch training): if that is negligible, pass a tolerance, e.g. --tolerance 0.1%")
+
+
 def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Window, alpha: float,
-            sigma: float) -> list[str]:
-    """Human reasons for a tested window, most decisive first."""
+            sigma: float, level: float = 0.0) -> list[str]:
+    """Human reasons for a tested window, most decisive first; ``tests``, ``sigma`` and ``level``
+    (the window median) in loss units."""
     at = lambda frac: fmt_step(window.step_at(frac))  # noqa: E731
-    d, s, v, u = tests.drift, tests.level_shift, tests.variance, tests.unit_root
+    d, s, v, u, e = tests.drift, tests.level_shift, tests.variance, tests.unit_root, tests.end_change
     found: dict[str, str] = {}
     if "level_shift" in rejected:
         found["level_shift"] = f"level shift of {s.delta / sigma:+.2f}σ near step {at(s.at_fraction)} ({fmt_p(s.p_value)})"
+    if "end_change" in rejected:
+        direction = "rose" if e.delta > 0 else "dropped"
+        last = max(1, round(e.points / tests.persistence.points * (window.last_step - window.first_step)))
+        found["end_change"] = (f"the loss {direction} by {abs(e.delta) / sigma:.1f}σ over about the last "
+                               f"{fmt_step(last)} steps, against the rest of the window ({fmt_p(e.p_value)})")
     if tests.transient_in_window:
         found["transient"] = (f"the learning transient reaches into the window: the burn-in (MSER-5) ends at "
                               f"step {fmt_step(window.burn_in_step)}, after the window start {fmt_step(window.first_step)}")
     if "drift" in rejected:
         direction = "still decreasing" if d.total < 0 else "drifting upward"
         found["drift"] = (f"loss {direction}: {d.total_sigma:+.2f}σ over the window, beyond the "
-                          f"±{d.margin_sigma:g}σ margin ({fmt_p(d.p_value)})")
+                          f"±{d.margin_sigma:.2g}σ margin ({fmt_p(d.p_value)})" + tiny_change_advice(d.total, level))
     if "variance" in rejected:
-        found["variance"] = f"variance changed ×{v.ratio:.2f} near step {at(v.at_fraction)} ({fmt_p(v.p_value)})"
+        if v.gradual:
+            found["variance"] = (f"the spread of the loss {'grew' if v.ratio > 1 else 'shrank'} ×{v.ratio:.2f} over the "
+                                 f"window ({fmt_p(v.p_value)}): an oscillation or noise that "
+                                 f"{'grows (a learning rate too high?)' if v.ratio > 1 else 'dies out'}")
+        else:
+            what = "variance" if v.on == "residuals" else "spread of the loss"
+            found["variance"] = f"{what} changed ×{v.ratio:.2f} near step {at(v.at_fraction)} ({fmt_p(v.p_value)})"
     if "unit_root" in rejected:
         evidence = (f"KPSS rejects level stationarity ({fmt_p(u.kpss.p_value)})" if u.kpss.p_value < 0.05 else
                     f"the window holds only {tests.persistence.effective_size:.0f} effectively independent points")
         found["unit_root"] = (f"unit-root-like wandering: ADF cannot reject a unit root ({fmt_p(u.adf.p_value)}) and "
                               f"{evidence}; if the logged loss is smoothed (EMA), log the raw per-step loss")
+    if "move" in rejected and tests.move is not None:
+        found["move"] = move_reason(tests.move, window, sigma)
     first = REASON_ORDER.get(verdict, ())
     reasons = [found[k] for k in first if k in found] + [text for k, text in found.items() if k not in first]
     if verdict is Verdict.INCONCLUSIVE:
         reasons.append(f"too persistent to decide: effective sample size {tests.persistence.effective_size:.0f} "
                        f"< {checks.MIN_ESS:.0f} (τ_int={tests.persistence.tau_int:.1f}); log longer or judge a longer window")
+    if verdict is Verdict.STATIONARY and tests.within_tolerance:
+        return ["every block mean of the window lies within the tolerance of its median: nothing moves by "
+                "more than the tolerance allows"]
     if verdict is Verdict.STATIONARY:
-        reasons.append(f"no drift beyond ±{d.margin_sigma:g}σ ({d.total_sigma:+.2f}σ), no level shift, "
-                       f"no variance change at family α={alpha:g}; ADF/KPSS: {u.label.replace('_', ' ')}")
+        estimate = "" if abs(d.total_sigma) <= d.margin_sigma else ", an estimate not significantly beyond it"
+        joint = {"unit_root": "ADF/KPSS lean to a unit root, not significantly after Holm",
+                 "trend_or_break": "ADF rejects a unit root; KPSS's rejection is the persistence the drift and "
+                                   "shift tests already judged"}.get(u.label, f"ADF/KPSS: {u.label.replace('_', ' ')}")
+        reasons.append(f"no drift beyond ±{d.margin_sigma:.2g}σ (estimated {d.total_sigma:+.2f}σ{estimate}), no level "
+                       f"shift, no variance change, no change at the end, at family α={alpha:g}; {joint}")
     return reasons
+
+
+def move_reason(move: checks.Move, window: Window | None, sigma: float | None) -> str:
+    """A decided (or short-window) move in words, in residual-noise sigmas."""
+    size = f"{move.size_noise:.0f} times the noise around it"
+    p = fmt_p(move.p_value)
+    where = f" near step {fmt_step(window.step_at(move.at_fraction))}" if window is not None else ""
+    return {
+        "rise": f"the loss rises smoothly over the window by {size} ({p})",
+        "fall": f"the loss is still falling smoothly over the window, by {size} ({p})",
+        "swing": f"the loss swings {'up' if move.size > 0 else 'down'} and back{where}, by {size} ({p})",
+        "step": f"the loss steps {'up' if move.size > 0 else 'down'}{where}, by {size} ({p})",
+    }[move.shape]
 
 
 PROFILE_POINTS = 16
@@ -99,64 +149,152 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     base = dict(run=run.name, source=run.source, notes=run.notes, points=len(run.loss),
                 profile=loss_profile(run.loss))
     steps, loss = run.steps, run.loss
-    finite_count = int(np.isfinite(loss).sum())
-    prepared = prepare_series(steps, loss, options)
+    epochs = running_mean.epoch_length(loss) if np.isfinite(loss).all() else None
+    if epochs is not None:
+        loss = running_mean.undo_running_mean(loss, *epochs)
+        run = replace(run, loss=loss, notes=run.notes + (
+            f"the log holds running means since each epoch start (Keras-style, {epochs[0]:,} steps per epoch): "
+            "judged the per-batch losses recovered from them",))
+        base["notes"] = run.notes
+    prepared = prepare_series(steps, loss, options, lr=run.extras.get("lr"))
     if prepared is None:
-        # No window to judge: only the end of the run can still show a blow-up.
-        div = checks.divergence(steps, loss, float(steps[-1])) if len(loss) else None
-        # A log that ends non-finite has diverged however short it is (a run stopped on NaN).
-        if div is not None and (div.ends_nonfinite or (div.nonfinite_in_window and len(loss) >= options.min_points)):
-            return RunResult(verdict=Verdict.DIVERGED, reasons=(_nonfinite_reason(div),), window=None,
-                             window_points=0, divergence=div, **base)
-        return RunResult(verdict=Verdict.INSUFFICIENT_DATA, window=None, window_points=0,
-                         reasons=(f"only {finite_count:,} finite loss values"
-                                  + ("" if finite_count < options.min_points else " in the evaluation window")
-                                  + f"; at least {options.min_points} are needed",), **base)
+        return short_run(run, options, base)
     window = prepared.window
     div = checks.divergence(steps, loss, window.first_step)
-    common = dict(window=window, window_points=len(prepared.window_loss), divergence=div, **base)
+    common = dict(window=window, window_points=len(prepared.window_loss), divergence=div,
+                  lr_change=prepared.lr_change, lr_period=prepared.lr_period,
+                  tolerance=prepared.tolerance * prepared.scale if prepared.tolerance > 0 else None, **base)
     if div.diverged:
         return RunResult(verdict=Verdict.DIVERGED, reasons=(_divergence_reason(div),), **common)
-    notes = list(run.notes)
-    if div.nonfinite_before_window:
-        notes.append(f"{div.nonfinite_before_window:,} non-finite loss values before the window "
-                     f"(first at step {fmt_step(div.first_nonfinite_step)}); the run recovered")
+    notes = list(run.notes) + window_notes(prepared, options)
+    if div.nonfinite_in_window or div.nonfinite_before_window:
+        notes.append(f"{div.nonfinite_in_window + div.nonfinite_before_window:,} isolated non-finite loss value(s) "
+                     f"(first at step {fmt_step(div.first_nonfinite_step)}), each followed by finite values: "
+                     "skipped steps the run recovered from (e.g. an fp16 overflow the loss scaler skipped)")
     common["notes"] = tuple(notes)
-    window_extras = {k: v[np.searchsorted(steps, window.first_step):] for k, v in run.extras.items() if v is not None}
-    deg = checks.degeneracy(prepared.window_loss, window_extras)
+    window_index = int(np.searchsorted(steps, window.first_step))
+    window_extras = {k: v[window_index:] for k, v in run.extras.items() if v is not None}
+    deg = checks.degeneracy(prepared.window_loss[np.isfinite(prepared.window_loss)], window_extras)
+    findings = siamese.siamese_findings(steps, loss, run.grad_norm, run.extras, window_index)
+    if deg.kind == "easy":  # the degeneracy reason says it already
+        findings = tuple(f for f in findings if f.name != "margin_too_easy")
+    common["findings"] = findings
+    told = [f.reason() for f in findings]
     if deg.degenerate:
-        return RunResult(verdict=Verdict.DEGENERATE, reasons=(_degeneracy_reason(deg),), degeneracy=deg, **common)
-    sigma = checks.sigma_of(prepared)
+        return RunResult(verdict=Verdict.DEGENERATE, reasons=(_degeneracy_reason(deg), *told), degeneracy=deg,
+                         **common)
+    if any(f.gating for f in findings):
+        return RunResult(verdict=Verdict.DEGENERATE, reasons=tuple(told), degeneracy=deg, **common)
+    sigma = robust_sigma(prepared.window_standardised)
     tests = window_tests(prepared, sigma, options.alpha)
     verdict, rejected = decide_tests(tests, options.alpha)
-    reasons = explain(tests, rejected, verdict, window, options.alpha, sigma)
+    tests = in_loss_units(tests, prepared.scale)
+    reasons = explain(tests, rejected, verdict, window, options.alpha, sigma * prepared.scale, prepared.level)
     coupling = None
     if run.grad_norm is not None:
         coupling = window_coupling(run, prepared)
         if coupling is not None and coupling.coupled:
             reasons.append(f"loss swings track grad-norm swings: r={coupling.r:+.2f} "
                            f"[{coupling.ci_low:+.2f}, {coupling.ci_high:+.2f}] after prewhitening")
-    return RunResult(verdict=verdict, reasons=tuple(reasons), sigma=sigma, degeneracy=deg, tests=tests,
-                     rejected=frozenset(rejected), grad_norm=coupling, **common)
+    reasons += told
+    return RunResult(verdict=verdict, reasons=tuple(reasons), sigma=sigma * prepared.scale, degeneracy=deg,
+                     tests=tests, rejected=frozenset(rejected), grad_norm=coupling, **common)
+
+
+def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
+    """What the schedule or the tolerance changed about the judging, said once per run."""
+    notes = []
+    if prepared.lr_change is not None:
+        step, ratio = prepared.lr_change
+        notes.append(f"the learning rate changed ×{ratio:.3g} at step {fmt_step(step)}: judged only the loss after "
+                     f"the last lr change, from step {fmt_step(prepared.window.first_step)} (where its transient ends)")
+    if prepared.lr_period is not None:
+        notes.append(f"the learning rate restarts every {prepared.lr_period:,} logged steps: judged the loss net of "
+                     "the cycle's average profile (what differs between cycles)")
+    if prepared.tolerance > 0:
+        tolerance = prepared.tolerance * prepared.scale
+        notes.append(f"tolerance: changes within ±{tolerance:.3g} (loss units) count as flat")
+    return notes
+
+
+def in_loss_units(tests: WindowTests, scale: float) -> WindowTests:
+    """The fitted drift, level shift and end change back in loss units (the tests ran on the
+    standardised series; sigma-relative figures are unchanged)."""
+    return replace(tests, drift=replace(tests.drift, total=tests.drift.total * scale),
+                   level_shift=replace(tests.level_shift, delta=tests.level_shift.delta * scale),
+                   end_change=replace(tests.end_change, delta=tests.end_change.delta * scale))
+
+
+SHORT_MIN_POINTS = 20   # below this even a strong trend is not judged
+
+
+def short_run(run: OrderedRun, options: Options, base: dict) -> RunResult:
+    """A run whose window holds fewer than ``min_points`` finite values: diverged if it ends
+    non-finite; not_converged / nonstationary when a simple shape explains the short window with
+    a move many times its noise (a 150-epoch log still falling by 100 sigma); else
+    insufficient_data, counting what the window really holds."""
+    steps, loss = run.steps, run.loss
+    div = checks.divergence(steps, loss, float(steps[-1])) if len(loss) else None
+    # A log that ends non-finite has diverged however short it is (a run stopped on NaN).
+    if div is not None and (div.ends_nonfinite or (div.nonfinite_in_window and len(loss) >= options.min_points)):
+        return RunResult(verdict=Verdict.DIVERGED, reasons=(_nonfinite_reason(div),), window=None,
+                         window_points=0, divergence=div, **base)
+    finite = np.isfinite(loss)
+    finite_steps, finite_loss = steps[finite], loss[finite]
+    start = window_start_index(finite_steps, options) if len(finite_loss) else 0
+    window_values = finite_loss[start:]
+    if len(window_values) >= SHORT_MIN_POINTS:
+        level = float(np.median(window_values))
+        spread = robust_sigma(window_values - level) or 1.0
+        move = checks.persistent_move((window_values - level) / spread, options.alpha,
+                                      options.tolerance(level) / spread)
+        if move.decided:
+            window = Window(start=start, first_step=float(finite_steps[start]), last_step=float(finite_steps[-1]),
+                            burn_in_step=None, burn_in_method="short", block=1, agg_start=0)
+            return RunResult(verdict=move_verdict(move), window=window, window_points=len(window_values),
+                             reasons=(move_reason(move, window, None) + f"; only {len(window_values):,} points in the "
+                                      f"window, but the move leaves no doubt",), **base)
+    return RunResult(verdict=Verdict.INSUFFICIENT_DATA, window=None, window_points=0,
+                     reasons=(insufficient_reason(finite_steps, len(window_values), options),), **base)
+
+
+def insufficient_reason(finite_steps: np.ndarray, window_count: int, options: Options) -> str:
+    """Why there is too little to judge, with the counts that are really there."""
+    need = f"at least {options.min_points} are needed"
+    total = len(finite_steps)
+    if total and options.burn_in is not None and options.burn_in > finite_steps[-1]:
+        return (f"the burn-in step {fmt_step(options.burn_in)} is after the last logged step "
+                f"{fmt_step(finite_steps[-1])}: nothing left to judge; {need}")
+    if window_count == total:
+        return f"only {total:,} finite loss values; {need}"
+    return (f"only {window_count:,} finite loss values in the evaluation window "
+            f"(steps {fmt_step(finite_steps[total - window_count])}–{fmt_step(finite_steps[-1])}) of "
+            f"{total:,} in the run; {need}")
 
 
 def window_tests(prepared: PreparedSeries, sigma: float, alpha: float) -> WindowTests:
-    """Every gating test on the window's block means (winsorised). The MSER burn-in counts as
-    a transient in the window only when the loss is also falling at level alpha: MSER is an
-    estimator, not a test, and a late spike can pull it into the window on flat noise."""
+    """Every gating test on the window's block means (winsorised, standardised). The MSER
+    burn-in counts as a transient in the window only when the loss is also falling at level
+    alpha: MSER is an estimator, not a test, and a late spike can pull it into the window on
+    flat noise. The persistent-move check runs only where the batch tests cannot decide."""
     w = prepared.agg_window
+    tolerance = prepared.tolerance
     persist = checks.persistence(w)
     batches = checks.batch_count(persist.points, persist.tau_int)
     inflation = checks.short_batch_inflation(persist.points, batches, persist.tau_int)
-    drift = checks.drift(w, sigma, batches, inflation)
+    drift = checks.drift(w, sigma, batches, inflation, tolerance)
     window = prepared.window
-    transient = (window.burn_in_method != "fixed" and window.burn_in_step is not None
+    transient = (window.burn_in_method == "mser-5" and window.burn_in_step is not None
                  and window.burn_in_step > window.first_step and drift.total < 0
                  and drift.p_value < alpha)
-    return WindowTests(drift=drift, level_shift=checks.level_shift(w, sigma, batches, inflation),
-                       variance=checks.variance_change(w), unit_root=checks.unit_root(w),
+    floor = checks.quantisation_floor(prepared.window_loss, prepared.scale, window.block)
+    move = None if persist.enough else checks.persistent_move(w, alpha, tolerance)
+    return WindowTests(drift=drift, level_shift=checks.level_shift(w, sigma, batches, inflation, tolerance),
+                       variance=checks.variance_change(w, prepared.within_window, floor),
+                       unit_root=checks.unit_root(w), end_change=checks.end_change(w, sigma, tolerance),
                        shape=checks.shape(w, batches), persistence=persist, batches=batches,
-                       transient_in_window=bool(transient))
+                       transient_in_window=bool(transient), move=move,
+                       within_tolerance=bool(tolerance > 0 and np.max(np.abs(w)) <= tolerance))
 
 
 def window_coupling(run: OrderedRun, prepared: PreparedSeries) -> checks.Coupling | None:
@@ -175,24 +313,31 @@ def _nonfinite_reason(div: checks.Divergence) -> str:
     where = f" (first at step {fmt_step(div.first_nonfinite_step)})" if div.first_nonfinite_step is not None else ""
     if div.ends_nonfinite:
         return f"the loss ends non-finite (NaN/inf){where}"
-    return f"{div.nonfinite_in_window:,} non-finite loss values in the evaluation window{where}"
+    return (f"{div.nonfinite_in_window:,} non-finite loss values in the evaluation window{where}, more than "
+            f"isolated skipped steps")
 
 
 def _divergence_reason(div: checks.Divergence) -> str:
-    if div.nonfinite_in_window or div.ends_nonfinite:
+    if div.ends_nonfinite or (div.nonfinite_in_window and not div.recovered):
         return _nonfinite_reason(div)
     return (f"explosive growth at the end: {div.tail_share_above:.0%} of the last {div.tail_points:,} "
-            f"points exceed median + {checks.EXPLOSION_MADS:g} robust σ ({div.threshold:.4g})")
+            f"points exceed {div.threshold:.4g}, above median + {checks.EXPLOSION_MADS:g} robust σ and the "
+            f"99th percentile of the rest of the window ({div.body_share_above:.1%} of it)")
 
 
 def _degeneracy_reason(deg: checks.Degeneracy) -> str:
     share = f"{deg.modal_share:.1%} of the window"
+    easy = "" if deg.easy_fraction is None else f" (easy_fraction {deg.easy_fraction:.2f})"
     return {
         "zero": f"loss pinned at 0 ({share}): no active pairs/triplets, nothing is being learned",
+        "easy": (f"every triplet already meets the margin{easy}: the loss is 0 and nothing is left to learn; "
+                 "raise the margin, schedule it from the easy fraction, or mine harder triplets"),
         "margin": f"loss pinned at the margin {deg.modal_value:.4g} ({share}): embeddings have collapsed to a point",
-        "constant": f"loss constant at {deg.modal_value:.6g} ({share}); a flat loss that does not move is not learning",
+        "constant": (f"loss constant at {deg.modal_value:.6g} ({share}, within float32 rounding); a loss that does "
+                     "not move is not learning (a dead network?)"),
         "inactive": "no active pairs/triplets in the window (active_fraction = 0): nothing is being learned",
-        "collapsed": "positive and negative distances are both 0: embeddings have collapsed to a point",
+        "collapsed": ("positive and negative distances are both near 0 (under 2 % of the margin): embeddings have "
+                      "collapsed to a point"),
     }[deg.kind]
 
 

@@ -7,14 +7,13 @@ size honest without modelling the noise (the batch-means method of simulation ou
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import stattests
 from .numerics import (ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
                        robust_sigma, winsorize)
-from .prepare import PreparedSeries
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
 MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
@@ -22,15 +21,31 @@ BATCH_TAUS = 2.0             # each batch spans at least this many autocorrelati
 MIN_SEGMENT = 3              # batches on each side of a candidate level or variance shift
 DRIFT_MARGIN_SIGMA = 0.25    # drifts smaller than this (in noise sigmas) are practically flat
 SHIFT_MARGIN_SIGMA = 0.10    # level shifts smaller than this are practically nothing
+END_FRACTIONS = (0.01, 0.02, 0.04, 0.08)  # end segments (of the window) tested against the body
+END_BODY_GAP = 0.16          # the body is the window less its last 16 %
+END_MIN_POINTS = 5
+END_MARGIN_SIGMA = 0.5       # end changes smaller than this are practically nothing
 VARIANCE_MARGIN_LOG = 0.30   # variance changes under ~35 % are practically nothing
 TAIL_FRACTION = 0.05         # divergence is looked for in the last 5 % of the window
-EXPLOSION_MADS = 10.0        # ... as values beyond median + 10 robust sigmas
+EXPLOSION_MADS = 10.0        # ... as values beyond median + 10 robust sigmas of the rest
+EXPLOSION_QUANTILE = 0.99    # ... and beyond what all but 1 % of the rest reaches (a mixture of
+                             # easy and hard batches is not an explosion)
 EXPLOSION_SHARE = 0.2        # ... in at least 20 % of that tail (isolated spikes are not)
+RECOVERED_MAX_RUN = 3        # non-finite steps in a row that a run can skip and recover from
+RECOVERED_MAX_SHARE = 0.01   # ... and at most 3 of them or this share of the window (an fp16 scaler's skips)
+RECOVERED_MAX_COUNT = 3
 STEP_LIKE_RATIO = 0.95      # a step must explain the batch means clearly better than a curve
-MODAL_SHARE_DEGENERATE = 0.99
+PINNED_RTOL = 2e-6           # ~16 float32 units in the last place: rounding jitter, not movement
+PINNED_SHARE = 0.9           # a loss at one value (within PINNED_RTOL) this often is not learning
+EASY_ALL = 0.99              # easy_fraction at or above this: every triplet meets the margin
+COLLAPSE_OF_MARGIN = 0.02    # distances below 2 % of the margin: the embeddings collapsed
+COLLAPSE_ABSOLUTE = 1e-6     # ... or below this when no margin is logged
 UNIT_ROOT_MIN_POINTS = 500  # ADF cannot tell AR(0.9) from a random walk on shorter windows
 MIN_ESS = 30.0               # below this no test has both size and power (research §5.9)
+MOVE_MIN_ESS = 10.0          # a shape must leave a residual at least this effectively large ...
+MOVE_MIN_NOISE = 8.0         # ... and move by at least this many residual sigmas to decide
 COUPLING_MIN_R = 0.1         # smaller correlations are not worth reporting as coupling
+COUPLING_WINSOR = 3.0        # prewhitened residuals clipped at 3 robust sigmas before correlating
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,77 +58,107 @@ class Divergence:
     nonfinite_before_window: int
     first_nonfinite_step: float | None
     ends_nonfinite: bool
+    recovered: bool          # every non-finite value was an isolated step the run recovered from
     tail_points: int
     tail_share_above: float
+    body_share_above: float
     threshold: float | None
     diverged: bool
 
 
+def longest_run(mask: np.ndarray) -> int:
+    """The longest stretch of consecutive True values."""
+    if not mask.any():
+        return 0
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return int(np.max(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)))
+
+
 def divergence(steps: np.ndarray, loss: np.ndarray, window_start_step: float) -> Divergence:
-    """Non-finite values inside the window or at the end of the run, or explosive growth: at
-    least 20 % of the window's last 5 % above median + 10 robust sigmas of the rest."""
+    """Diverged: the run ends non-finite, the window holds non-finite values that are more than
+    isolated skipped steps (runs of more than 3, or more than 3 and over 1 % of the window), or the loss explodes
+    at the end: at least 20 % of the window's last 5 % lies above both median + 10 robust sigmas
+    of the rest of the window and its 99th percentile, i.e. the end differs from the rest.
+    Isolated recovered non-finite steps count the same inside and before the window."""
     bad = ~np.isfinite(loss)
     in_window = steps >= window_start_step
     nonfinite_in = int((bad & in_window).sum())
     nonfinite_before = int((bad & ~in_window).sum())
     first_bad = float(steps[np.argmax(bad)]) if bad.any() else None
     ends_bad = bool(len(loss) and bad[-1])
+    window_points = int(in_window.sum())
+    recovered = (not ends_bad and longest_run(bad) <= RECOVERED_MAX_RUN
+                 and nonfinite_in <= max(RECOVERED_MAX_COUNT, RECOVERED_MAX_SHARE * window_points))
     finite_window = loss[in_window & ~bad]
     tail_n = max(5, int(np.ceil(TAIL_FRACTION * len(finite_window))))
-    share, threshold = 0.0, None
+    share, body_share, threshold = 0.0, 0.0, None
     if len(finite_window) >= 4 * tail_n:
         body, tail = finite_window[:-tail_n], finite_window[-tail_n:]
-        sigma = robust_sigma(body)
-        threshold = float(np.median(body) + EXPLOSION_MADS * sigma)
-        share = float(np.mean(tail > threshold)) if sigma > 0 else 0.0
+        level = float(np.median(body))
+        sigma = max(robust_sigma(body), PINNED_RTOL * abs(level))
+        threshold = max(level + EXPLOSION_MADS * sigma, float(np.quantile(body, EXPLOSION_QUANTILE)))
+        share, body_share = float(np.mean(tail > threshold)), float(np.mean(body > threshold))
     explosive = share >= EXPLOSION_SHARE
-    return Divergence(nonfinite_in, nonfinite_before, first_bad, ends_bad, tail_n, share, threshold,
-                      diverged=bool(nonfinite_in or ends_bad or explosive))
+    return Divergence(nonfinite_in, nonfinite_before, first_bad, ends_bad, bool(recovered), tail_n, share,
+                      body_share, threshold,
+                      diverged=bool(ends_bad or (nonfinite_in and not recovered) or explosive))
 
 
 @dataclass(frozen=True)
 class Degeneracy:
-    modal_value: float
-    modal_share: float
+    modal_value: float       # the window's median loss
+    modal_share: float       # share of the window within float32 jitter (PINNED_RTOL) of it
     distinct_values: int
     inactive: bool
     collapsed: bool
+    easy_fraction: float | None   # median easy-triplet fraction in the window, when logged
     degenerate: bool
-    kind: str | None  # "constant", "zero", "margin", "inactive", "collapsed"
+    kind: str | None  # "constant", "zero", "margin", "easy", "inactive", "collapsed"
+
+
+def finite_values(extras: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    v = extras.get(name)
+    if v is None:
+        return None
+    v = v[np.isfinite(v)]
+    return v if len(v) else None
 
 
 def degeneracy(window_loss: np.ndarray, extras: dict[str, np.ndarray]) -> Degeneracy:
-    """Flat for the wrong reason: one value holds >= 99 % of the window (constant, pinned at 0,
-    pinned at the margin), no active pairs/triplets, or collapsed embeddings."""
-    values, counts = np.unique(window_loss, return_counts=True)
-    top = int(np.argmax(counts))
-    modal, share = float(values[top]), float(counts[top] / len(window_loss))
-
-    def finite_extra(name: str) -> np.ndarray | None:
-        v = extras.get(name)
-        if v is None:
-            return None
-        v = v[np.isfinite(v)]
-        return v if len(v) else None
-
-    active = finite_extra("active_fraction")
+    """Flat for the wrong reason: the loss sits at one value (within float32 rounding jitter,
+    PINNED_RTOL relative) in >= 90 % of the window (constant, pinned at 0, pinned at the margin;
+    0 with every triplet easy is the margin being too easy), no active pairs/triplets, or
+    collapsed embeddings (positive and negative distances below 2 % of the margin)."""
+    level = float(np.median(window_loss))
+    share = float(np.mean(np.abs(window_loss - level) <= PINNED_RTOL * abs(level)))
+    distinct = int(len(np.unique(window_loss)))
+    easy = finite_values(extras, "easy_fraction")
+    easy_median = None if easy is None else float(np.median(easy))
+    all_easy = easy_median is not None and easy_median >= EASY_ALL
+    active = finite_values(extras, "active_fraction")
     inactive = active is not None and float(np.max(active)) == 0.0
-    pos, neg = finite_extra("pos_dist"), finite_extra("neg_dist")
-    collapsed = pos is not None and neg is not None and max(np.max(np.abs(pos)), np.max(np.abs(neg))) <= 1e-6
+    pos, neg, margin = (finite_values(extras, k) for k in ("pos_dist", "neg_dist", "margin"))
+    collapsed = False
+    if pos is not None and neg is not None:
+        distance = max(float(np.median(np.abs(pos))), float(np.median(np.abs(neg))))
+        reference = float(np.median(margin)) if margin is not None else 0.0
+        limit = COLLAPSE_OF_MARGIN * reference if reference > 0 else COLLAPSE_ABSOLUTE
+        collapsed = distance <= limit
     kind = None
-    if share >= MODAL_SHARE_DEGENERATE:
-        margin = finite_extra("margin")
-        if modal == 0.0:
-            kind = "zero"
-        elif margin is not None and np.isclose(modal, np.median(margin), rtol=1e-3, atol=1e-6):
+    if share >= PINNED_SHARE and collapsed:
+        kind = "collapsed"   # the more specific reason: a pinned loss because the embeddings collapsed
+    elif share >= PINNED_SHARE:
+        if level == 0.0:
+            kind = "easy" if all_easy else "zero"
+        elif margin is not None and np.isclose(level, np.median(margin), rtol=1e-3, atol=0.0):
             kind = "margin"
         else:
             kind = "constant"
     elif inactive:
-        kind = "inactive"
+        kind = "easy" if all_easy else "inactive"
     elif collapsed:
         kind = "collapsed"
-    return Degeneracy(modal, share, int(len(values)), bool(inactive), bool(collapsed),
+    return Degeneracy(level, share, distinct, bool(inactive), bool(collapsed), easy_median,
                       degenerate=kind is not None, kind=kind)
 
 
@@ -150,19 +195,26 @@ def short_batch_inflation(points: int, batches: int, tau_int: float) -> float:
     return float(np.sqrt(max(1.0, BATCH_TAUS * tau_int * batches / points)))
 
 
-def drift(window: np.ndarray, sigma: float, batches: int, inflation: float = 1.0) -> Drift:
-    """Is the window's trend larger than a practical margin? One-sided minimum-effect t-test on
-    the OLS slope of batch means: H0 |total drift| <= margin, df = B - 2. A huge n then cannot
-    make a negligible slope fail the gate."""
-    bm = batch_means(window, batches)
-    x = np.arange(batches) - (batches - 1) / 2.0
-    slope = float(x @ (bm - bm.mean()) / (x @ x))
-    resid = bm - bm.mean() - slope * x
-    se = float(np.sqrt(resid @ resid / (batches - 2) / (x @ x)))
-    total, se_total = slope * batches, se * batches * inflation
-    margin = DRIFT_MARGIN_SIGMA * sigma
+def slope_test(values: np.ndarray, margin: float, inflation: float = 1.0) -> tuple[float, float, float]:
+    """Minimum-effect t-test on the OLS slope of (nearly independent) values: H0 |total change
+    over the values| <= margin, df = len - 2. Returns (total change, t, one-sided p)."""
+    count = len(values)
+    x = np.arange(count) - (count - 1) / 2.0
+    slope = float(x @ (values - values.mean()) / (x @ x))
+    resid = values - values.mean() - slope * x
+    se = float(np.sqrt(resid @ resid / (count - 2) / (x @ x)))
+    total, se_total = slope * count, se * count * inflation
     t = (abs(total) - margin) / se_total if se_total > 0 else (np.inf if abs(total) > margin else -np.inf)
-    return Drift(total, total / sigma, DRIFT_MARGIN_SIGMA, float(t), stattests.student_t_sf(t, batches - 2))
+    return total, float(t), stattests.student_t_sf(t, count - 2)
+
+
+def drift(window: np.ndarray, sigma: float, batches: int, inflation: float = 1.0, tolerance: float = 0.0) -> Drift:
+    """Is the window's trend larger than a practical margin? The slope test on batch means. A
+    huge n then cannot make a negligible slope fail the gate. The margin is DRIFT_MARGIN_SIGMA
+    noise sigmas or the user's tolerance, whichever is larger."""
+    margin = max(DRIFT_MARGIN_SIGMA * sigma, tolerance)
+    total, t, p = slope_test(batch_means(window, batches), margin, inflation)
+    return Drift(total, total / sigma, margin / sigma, t, p)
 
 
 @dataclass(frozen=True)
@@ -194,9 +246,45 @@ def best_split(values: np.ndarray, margin: float, inflation: float = 1.0) -> Shi
     return Shift(float(delta[best]), float(ks[best] / n), float(t[best]), p)
 
 
-def level_shift(window: np.ndarray, sigma: float, batches: int, inflation: float = 1.0) -> Shift:
-    """A step in the mean inside the window, larger than SHIFT_MARGIN_SIGMA noise sigmas."""
-    return best_split(batch_means(window, batches), SHIFT_MARGIN_SIGMA * sigma, inflation)
+def level_shift(window: np.ndarray, sigma: float, batches: int, inflation: float = 1.0,
+                tolerance: float = 0.0) -> Shift:
+    """A step in the mean inside the window, larger than SHIFT_MARGIN_SIGMA noise sigmas (or the
+    user's tolerance)."""
+    return best_split(batch_means(window, batches), max(SHIFT_MARGIN_SIGMA * sigma, tolerance), inflation)
+
+
+@dataclass(frozen=True)
+class EndChange:
+    delta: float          # mean of the end minus mean of the body (standardised units)
+    points: int           # length of the end segment that showed it (block means)
+    t: float
+    p_value: float        # Bonferroni over the end lengths tried, two-sided
+
+
+def end_change(window: np.ndarray, sigma: float, tolerance: float = 0.0) -> EndChange:
+    """Does the end of the run differ from the rest of the window? The last 1, 2, 4 and 8 % of
+    the window (at least 5 points) against the body (the first 84 %), in a minimum-effect test
+    (|delta| <= END_MARGIN_SIGMA sigmas or the tolerance under H0). Persistence and variance are
+    estimated on the body alone, so a large late change cannot hide itself by inflating them (as
+    it does in the batch tests); the end mean's variance is sigma^2 min(tau, L)/L."""
+    n = len(window)
+    body = window[: n - int(np.ceil(END_BODY_GAP * n))]
+    lengths = sorted({max(END_MIN_POINTS, int(round(f * n))) for f in END_FRACTIONS})
+    if len(body) < 4 * END_MIN_POINTS:
+        return EndChange(0.0, 0, -np.inf, 1.0)
+    tau = integrated_autocorrelation_time(body)
+    variance = float(np.var(body))
+    margin = max(END_MARGIN_SIGMA * sigma, tolerance)
+    best = (-np.inf, 0.0, 0)
+    for length in lengths:
+        delta = float(window[-length:].mean() - body.mean())
+        se = np.sqrt(variance * (min(tau, length) / length + tau / len(body)))
+        t = (abs(delta) - margin) / se if se > 0 else (np.inf if abs(delta) > margin else -np.inf)
+        if t > best[0]:
+            best = (float(t), delta, length)
+    t, delta, length = best
+    p = min(1.0, 2 * len(lengths) * stattests.normal_sf(t))
+    return EndChange(delta, length, t, p)
 
 
 @dataclass(frozen=True)
@@ -224,22 +312,65 @@ class VarianceChange:
     at_fraction: float
     ar_order: int
     t: float
-    p_value: float
+    p_value: float        # the better of the two versions, Bonferroni x2
+    on: str               # "residuals" (AR-prewhitened) or "series" (the detrended series itself)
+    gradual: bool = False # a steady growth or decline over the window rather than a step
 
 
-def variance_change(agg_window: np.ndarray) -> VarianceChange:
-    """A step in the variance of AR-prewhitened residuals: log of the mean squared residual per
-    batch, then the same split test as for the level. Prewhitening is what keeps this test
-    honest on autocorrelated noise (raw Levene rejects AR(0.9) 78 % of the time at 5 %); sizing
-    the batches by the persistence of the squared residuals keeps it honest under volatility
-    clustering (GARCH)."""
+def quantisation_floor(window_loss: np.ndarray, scale: float, block: int) -> float:
+    """Variance that rounding of the logged values adds to a block mean, in standardised units:
+    q^2/12 per value for a quantum q (the smallest gap between distinct values, when values
+    repeat), divided by the block length. Keeps a log of variances finite when a quantised
+    loss sits on one value for a whole batch."""
+    values = np.unique(window_loss)
+    if len(values) < 2 or len(values) > len(window_loss) // 2:
+        return 0.0
+    quantum = float(np.min(np.diff(values))) / scale
+    return quantum * quantum / 12.0 / block
+
+
+def variance_change(agg_window: np.ndarray, within: np.ndarray | None = None, floor: float = 0.0) -> VarianceChange:
+    """A step in the variance, in two versions whose better p-value counts twice (Bonferroni):
+
+    - on AR-prewhitened residuals: log of the mean squared residual per batch, then the same
+      split test as for the level. Prewhitening keeps this honest on autocorrelated noise (raw
+      Levene rejects AR(0.9) 78 % of the time at 5 %), but an AR model also absorbs a growing
+      oscillation, so
+    - on the series itself: the variance of the points inside each batch around the batch's own
+      mean (block variances included, so an oscillation faster than a block counts), with
+      batches long against the persistence of the series and of its squares.
+
+    Batch sizes follow the persistence of the squared values, which keeps both honest under
+    volatility clustering (GARCH); ``floor`` (quantisation) is added to every batch variance."""
     resid, order = ar_residuals(agg_window)
     resid = winsorize(resid)
     batches = batch_count(len(resid), integrated_autocorrelation_time(resid * resid), MIN_VARIANCE_BATCHES)
-    sq = batch_means(resid * resid, batches)
-    logs = np.log(np.maximum(sq, 1e-300))
+    logs = np.log(batch_means(resid * resid, batches) + floor + 1e-300)
+    on_residuals = best_split(logs, VARIANCE_MARGIN_LOG)
+    n = len(agg_window)
+    x = np.linspace(-1.0, 1.0, n)
+    detrended = agg_window - np.polyval(np.polyfit(x, agg_window, 2), x)
+    squares = detrended * detrended
+    squares = squares - np.polyval(np.polyfit(x, squares, 1), x)  # a growing spread is not persistence
+    tau = max(integrated_autocorrelation_time(detrended), integrated_autocorrelation_time(squares))
+    batches = batch_count(n, tau, MIN_VARIANCE_BATCHES)
+    size = n // batches
+    grid = agg_window[n - size * batches:].reshape(batches, size)
+    spread = grid.var(axis=1)
+    if within is not None and len(within) == n:
+        spread = spread + within[n - size * batches:].reshape(batches, size).mean(axis=1)
+    logs = np.log(spread + floor + 1e-300)
     split = best_split(logs, VARIANCE_MARGIN_LOG)
-    return VarianceChange(float(np.exp(split.delta)), split.at_fraction, order, split.t, split.p_value)
+    total, t, p = slope_test(logs, VARIANCE_MARGIN_LOG)
+    gradual = p < split.p_value
+    on_series = Shift(total, 1.0, t, p) if gradual else split
+    on_series = replace(on_series, p_value=min(1.0, 2 * on_series.p_value))  # split or gradual growth
+    if on_residuals.p_value <= on_series.p_value:
+        best, on, gradual = on_residuals, "residuals", False
+    else:
+        best, on = on_series, "series"
+    return VarianceChange(float(np.exp(best.delta)), best.at_fraction, order, best.t,
+                          min(1.0, 2 * best.p_value), on, bool(gradual))
 
 
 @dataclass(frozen=True)
@@ -284,6 +415,64 @@ def persistence(agg_window: np.ndarray) -> Persistence:
     return Persistence(len(agg_window), tau, ess, ess >= MIN_ESS)
 
 
+@dataclass(frozen=True)
+class Move:
+    """A smooth or step-shaped move that explains a persistent (or short) window."""
+
+    shape: str             # "rise", "fall", "swing", "step"
+    size: float            # signed: end minus start of the fitted shape (swing: peak minus ends)
+    size_noise: float      # |size| in residual noise sigmas
+    residual_ess: float    # effective size of what the shape leaves
+    at_fraction: float     # where a step is, or the swing's extreme, 0..1
+    p_value: float
+    decided: bool          # significant, many times the noise, and the residual is trustworthy
+
+
+def persistent_move(window: np.ndarray, alpha: float, tolerance: float = 0.0) -> Move:
+    """When a window is too persistent (or too short) for the batch tests, ask whether one
+    simple shape (a line, a parabola, or one step) explains it, leaving a residual that is
+    nearly free of persistence (effective size >= MOVE_MIN_ESS) and many times smaller than the
+    move (>= MOVE_MIN_NOISE residual sigmas). Its significance is a Wald test whose variance is
+    the residual's long-run variance (sigma^2 tau), Bonferroni over step positions. Stationary
+    persistent noise leaves persistent residuals, so it stays undecided; a real move does not."""
+    n = len(window)
+    x = np.linspace(-1.0, 1.0, n)
+    centred = window - window.mean()
+    rss0 = float(centred @ centred)
+    fits = {}
+    for degree in (1, 2):
+        coef = np.polyfit(x, window, degree)
+        fits[degree] = (window - np.polyval(coef, x), coef)
+    csum = np.cumsum(window)
+    ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
+    left, right = csum[ks - 1] / ks, (csum[-1] - csum[ks - 1]) / (n - ks)
+    gain = ks * (n - ks) / n * (right - left) ** 2
+    k = int(ks[np.argmax(gain)])
+    step_fit = np.where(np.arange(n) < k, window[:k].mean(), window[k:].mean())
+    candidates = {  # residual, parameters beyond the mean, Bonferroni factor
+        "line": (fits[1][0], 1, 1), "parabola": (fits[2][0], 2, 1), "step": (window - step_fit, 1, len(ks))}
+    best_name = min(candidates, key=lambda c: float(candidates[c][0] @ candidates[c][0]) * (1 + 0.05 * candidates[c][1]))
+    resid, df, factor = candidates[best_name]
+    tau = integrated_autocorrelation_time(resid)
+    long_run = float(resid @ resid) / max(1, n - df - 1) * tau
+    statistic = (rss0 - float(resid @ resid)) / long_run if long_run > 0 else np.inf
+    p = min(1.0, factor * stattests.chi2_sf(statistic, df))
+    fitted = window - resid
+    if best_name == "step":
+        shape_, size, at = "step", float(step_fit[-1] - step_fit[0]), k / n
+    elif best_name == "line" or abs(fitted[-1] - fitted[0]) >= 0.5 * float(np.ptp(fitted)):
+        size = float(fitted[-1] - fitted[0])
+        shape_, at = ("rise" if size > 0 else "fall"), 1.0
+    else:
+        extreme = int(np.argmax(np.abs(fitted - 0.5 * (fitted[0] + fitted[-1]))))
+        shape_, size, at = "swing", float(fitted[extreme] - 0.5 * (fitted[0] + fitted[-1])), extreme / n
+    noise = float(np.std(resid))
+    size_noise = abs(size) / noise if noise > 0 else np.inf
+    ess = n / tau
+    decided = p < alpha and size_noise >= MOVE_MIN_NOISE and ess >= MOVE_MIN_ESS and abs(size) > tolerance
+    return Move(shape_, size, float(size_noise), float(ess), float(at), float(p), bool(decided))
+
+
 # --------------------------------------------------------------------------------------------
 # Loss / grad-norm coupling (reported, never gating)
 
@@ -298,9 +487,17 @@ class Coupling:
 
 
 def _prewhitened(x: np.ndarray) -> np.ndarray:
+    """Residuals of x after a line, its best single step (a shared lr decay moves both series
+    at once) and an AR fit, winsorised: a shared transient must not pass for coupling."""
     t = np.arange(len(x), dtype=float)
     detrended = x - np.polyval(np.polyfit(t, x, 1), t)
-    return ar_residuals(detrended)[0]
+    n = len(detrended)
+    csum = np.cumsum(detrended)
+    ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
+    left, right = csum[ks - 1] / ks, (csum[-1] - csum[ks - 1]) / (n - ks)
+    k = int(ks[np.argmax(ks * (n - ks) * (right - left) ** 2)])
+    detrended = detrended - np.where(np.arange(n) < k, detrended[:k].mean(), detrended[k:].mean())
+    return winsorize(ar_residuals(detrended)[0], COUPLING_WINSOR)
 
 
 def coupling(loss: np.ndarray, grad_norm: np.ndarray, confidence: float = 0.95) -> Coupling | None:
@@ -328,7 +525,3 @@ def coupling(loss: np.ndarray, grad_norm: np.ndarray, confidence: float = 0.95) 
     coupled = (low > 0 or high < 0) and abs(r) >= COUPLING_MIN_R
     return Coupling(r, low, high, n, bool(coupled))
 
-
-def sigma_of(prepared: PreparedSeries) -> float:
-    """The noise scale that margins are expressed in: robust sigma of the raw window."""
-    return robust_sigma(prepared.window_loss)

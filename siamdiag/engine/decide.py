@@ -47,36 +47,56 @@ class WindowTests:
     level_shift: checks.Shift
     variance: checks.VarianceChange
     unit_root: checks.UnitRoot
+    end_change: checks.EndChange
     shape: checks.Shape
     persistence: checks.Persistence
     batches: int
     transient_in_window: bool   # MSER burn-in ends after the window start, loss falling
+    move: checks.Move | None = None   # only for windows too persistent for the batch tests
+    within_tolerance: bool = False     # every block mean lies within the user's tolerance of the median
 
     def p_values(self) -> dict[str, float]:
         return {"drift": self.drift.p_value, "level_shift": self.level_shift.p_value,
-                "variance": self.variance.p_value, "unit_root": self.unit_root.p_value}
+                "variance": self.variance.p_value, "unit_root": self.unit_root.p_value,
+                "end_change": self.end_change.p_value}
+
+
+def move_verdict(move: checks.Move) -> Verdict:
+    """A decided move: still falling smoothly is learning under way; a rise, a swing or a step
+    (either way, as for a step-shaped level shift) is non-stationarity."""
+    return Verdict.NOT_CONVERGED if move.shape == "fall" else Verdict.NONSTATIONARY
 
 
 def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
     """Verdict for a run that reached the window tests, and the tests Holm rejected.
 
-    A step-shaped level change is a level shift even when the loss falls; a falling trend or
-    falling unit-root-like path (or a burn-in that has not ended) is learning still under way; anything else rejected is
-    non-stationarity (rising drift, unit-root wandering, variance change). When nothing is
-    rejected but the window is too persistent to trust that, ADF decides: a unit root it
-    cannot reject is wandering (fail); a rejected one is persistent noise (inconclusive).
+    A step-shaped level change is a level shift even when the loss falls; a rise at the end of
+    the run is non-stationarity whatever came before; a falling trend or falling unit-root-like
+    path (or a burn-in that has not ended, or a drop at the end) is learning still under way;
+    anything else rejected is non-stationarity (rising drift, unit-root wandering, variance
+    change). A window that stays within the user's tolerance is stationary whatever the tests
+    say: nothing in it moves by more than the user cares about. When nothing is rejected but the
+    window is too persistent to trust that, a move
+    many times larger than the noise decides; failing that, ADF: a unit root it cannot reject
+    is wandering (fail); a rejected one is persistent noise (inconclusive).
     """
+    if tests.within_tolerance:
+        return Verdict.STATIONARY, set()
     rejected = holm(tests.p_values(), alpha)
     falling = tests.drift.total < 0
     if "level_shift" in rejected and tests.shape.step_like:
         return Verdict.NONSTATIONARY, rejected
     if "variance" in rejected and not (tests.transient_in_window or {"drift", "level_shift"} & rejected):
         return Verdict.NONSTATIONARY, rejected
-    if tests.transient_in_window or (falling and {"drift", "level_shift", "unit_root"} & rejected):
+    if "end_change" in rejected and tests.end_change.delta > 0:
+        return Verdict.NONSTATIONARY, rejected
+    if tests.transient_in_window or (falling and {"drift", "level_shift", "unit_root", "end_change"} & rejected):
         return Verdict.NOT_CONVERGED, rejected
     if rejected:
-        return Verdict.NONSTATIONARY, rejected
+        return Verdict.NOT_CONVERGED if rejected == {"end_change"} else Verdict.NONSTATIONARY, rejected
     if not tests.persistence.enough:
+        if tests.move is not None and tests.move.decided:
+            return move_verdict(tests.move), {"move"}
         if tests.persistence.points >= checks.UNIT_ROOT_MIN_POINTS and tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
             return Verdict.NONSTATIONARY, {"unit_root"}
         return Verdict.INCONCLUSIVE, rejected

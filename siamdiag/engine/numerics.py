@@ -17,14 +17,37 @@ def block_means(x: np.ndarray, size: int) -> np.ndarray:
     return x[len(x) - count * size:].reshape(count, size).mean(axis=1)
 
 
-def robust_sigma(x: np.ndarray) -> float:
-    """Spread of ``x`` that one outlier or a few spikes cannot inflate: 1.4826·MAD,
-    falling back to the standard deviation when more than half the values are tied."""
+def block_variances(x: np.ndarray, size: int) -> np.ndarray:
+    """Variance of the points inside each non-overlapping block of ``size`` (aligned to the end,
+    like block_means): what block means hide, e.g. an oscillation faster than a block."""
+    count = len(x) // size
+    if size == 1:
+        return np.zeros(count)
+    return x[len(x) - count * size:].reshape(count, size).var(axis=1)
+
+
+def robust_scale(x: np.ndarray) -> float:
+    """A power of two near the spread of centred ``x`` (robust sigma, else the mean absolute
+    deviation, else 1): dividing by it is exact and brings any finite magnitude near 1."""
     med = np.median(x)
-    mad = np.median(np.abs(x - med))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(x - med)))
+    if not spread > 0:
+        spread = float(np.mean(np.abs(x - med)))
+    if not (spread > 0 and np.isfinite(spread)):
+        return 1.0
+    return float(2.0 ** np.round(np.log2(spread)))
+
+
+def robust_sigma(x: np.ndarray) -> float:
+    """Spread of ``x`` that one outlier or a few spikes cannot inflate: 1.4826·MAD, falling
+    back to sqrt(pi/2) times the mean absolute deviation (both equal sigma for normal data)
+    when more than half the values are tied; no squares, so no overflow at any magnitude."""
+    med = np.median(x)
+    deviation = np.abs(x - med)
+    mad = np.median(deviation)
     if mad > 0:
         return float(MAD_TO_SIGMA * mad)
-    return float(np.std(x))
+    return float(np.sqrt(np.pi / 2) * np.mean(deviation))
 
 
 def winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:

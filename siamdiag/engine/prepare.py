@@ -7,21 +7,43 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..logs.tables import Metric, RawRun
-from .numerics import block_means, mser_truncation, winsorize
+from .numerics import block_means, block_variances, mser_truncation, robust_scale, winsorize
 
 MAX_BLOCKS = 2000          # judge at most this many block means per run (research §6.1)
 DEFAULT_WINDOW = 0.5       # the second half of the run's steps
+LR_JUMP_RATIO = 1.8        # an lr change by this factor or more between two logged steps is a jump
+LR_JUMP_OF_MAX = 0.01      # ... if it also moves the lr by >= 1 % of its largest value (not a cosine tail)
 
 
 @dataclass(frozen=True)
 class Options:
     """What the user chose. ``window`` is a fraction of the step range (<= 1) or a number of
-    final steps (> 1); ``burn_in`` is None for automatic (MSER) or the first step to judge."""
+    final steps (> 1); ``burn_in`` is None for automatic (MSER) or the first step to judge.
+    ``tolerance_relative`` (a fraction of the window's median loss) and ``tolerance_absolute``
+    (loss units) are the practical tolerance: drifts, shifts and end changes smaller than it
+    pass whatever the logged noise."""
 
     alpha: float = 0.01
     window: float = DEFAULT_WINDOW
     burn_in: float | None = None
     min_points: int = 100
+    tolerance_relative: float = 0.0
+    tolerance_absolute: float = 0.0
+
+    def tolerance(self, level: float) -> float:
+        """The tolerance in loss units for a loss around ``level``."""
+        return max(self.tolerance_absolute, self.tolerance_relative * abs(level))
+
+
+def parse_tolerance(text: str) -> tuple[float, float]:
+    """'0.5%' -> relative 0.005; '0.001' -> absolute 0.001 (loss units). Returns (relative,
+    absolute); raises ValueError on anything else or a negative value."""
+    text = str(text).strip()
+    relative = text.endswith("%")
+    value = float(text[:-1] if relative else text)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return (value / 100.0, 0.0) if relative else (0.0, value)
 
 
 def is_valid_window(window: float) -> bool:
@@ -111,14 +133,30 @@ class Window:
 
 @dataclass(frozen=True)
 class PreparedSeries:
-    """Everything the checks read. ``window_loss`` is the raw window (finite values); ``agg``
-    block means of the whole run, centred on the window median, window part winsorised (so a
-    spike cannot steer the burn-in); ``agg_window`` the window's blocks."""
+    """Everything the checks read. ``window_loss`` is the raw window (finite values). The tests
+    read the standardised series: (loss - window median) / ``scale``, where ``scale`` is a power
+    of two near the window's robust spread, so that no square overflows or underflows at any
+    magnitude (1e-200 or 1e160) and rescaling back is exact. ``agg`` holds block means of the
+    whole standardised run, window part winsorised (so a spike cannot steer the burn-in);
+    ``agg_window`` the window's blocks and ``within_window`` the variance of the raw points
+    inside each of them (zero when blocks are single points). ``tolerance`` is the practical
+    tolerance in standardised units; ``lr_change`` the step of the last learning-rate jump the
+    window was moved past, and ``lr_period`` the period (in points) of lr restarts removed."""
 
     window: Window
     window_loss: np.ndarray
+    scale: float
+    level: float
     agg: np.ndarray
     agg_window: np.ndarray
+    within_window: np.ndarray
+    tolerance: float = 0.0
+    lr_change: tuple[float, float] | None = None   # (step, lr ratio) of the last lr jump
+    lr_period: int | None = None
+
+    @property
+    def window_standardised(self) -> np.ndarray:
+        return (self.window_loss - self.level) / self.scale
 
 
 def window_start_index(steps: np.ndarray, options: Options) -> int:
@@ -131,27 +169,93 @@ def window_start_index(steps: np.ndarray, options: Options) -> int:
     return int(np.searchsorted(steps, steps[-1] - width, side="left"))
 
 
-def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options) -> PreparedSeries | None:
-    """Finite points only; None when the window holds fewer than ``min_points``."""
+def lr_jumps(lr: np.ndarray) -> np.ndarray:
+    """Indices where the learning rate jumps (a step decay, a warm restart): it changes by a
+    factor of LR_JUMP_RATIO or more from the previous logged value, and by at least 1 % of its
+    largest value (the last steps of a cosine decay change by large factors, but by nothing)."""
+    ok = np.isfinite(lr) & (lr > 0)
+    idx = np.flatnonzero(ok)
+    if len(idx) < 2:
+        return np.array([], dtype=int)
+    v = lr[idx]
+    ratio = v[1:] / v[:-1]
+    big = (np.maximum(ratio, 1 / ratio) >= LR_JUMP_RATIO) & (np.abs(np.diff(v)) >= LR_JUMP_OF_MAX * v.max())
+    return idx[1:][big]
+
+
+def restart_period(jumps: np.ndarray, lr: np.ndarray) -> int | None:
+    """The period in points of warm restarts (upward lr jumps at equal intervals, at least three),
+    or None when the jumps are not periodic."""
+    up = jumps[lr[jumps] > lr[jumps - 1]] if len(jumps) else jumps
+    if len(up) < 3:
+        return None
+    gaps = np.diff(up)
+    period = int(np.median(gaps))
+    return period if period >= 4 and np.all(np.abs(gaps - period) <= 1 + 0.02 * period) else None
+
+
+def remove_cycle_profile(loss: np.ndarray, first: int, period: int) -> np.ndarray:
+    """Subtract from each point after ``first`` the mean of its phase in the restart cycle (over
+    all cycles), keeping the overall level: what is left is what differs between cycles."""
+    out = loss.copy()
+    tail = out[first:]
+    phase = np.arange(len(tail)) % period
+    sums = np.bincount(phase, weights=tail, minlength=period)
+    counts = np.bincount(phase, minlength=period)
+    profile = sums / np.maximum(counts, 1)
+    out[first:] = tail - profile[phase] + tail.mean()
+    return out
+
+
+def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
+                   lr: np.ndarray | None = None) -> PreparedSeries | None:
+    """Finite points only; None when the window holds fewer than ``min_points``.
+
+    With a learning-rate column and an automatic burn-in, the schedule explains what it causes:
+    periodic warm restarts are removed as a cycle profile, and after a step decay (or any lr
+    jump) inside the window only the segment after the last jump is judged, from where its own
+    transient ends (MSER-5 on that segment)."""
     finite = np.isfinite(loss)
     steps, loss = steps[finite], loss[finite]
+    lr = None if lr is None else lr[finite]
     if len(loss) < options.min_points:
         return None
     start = window_start_index(steps, options)
+    lr_change, lr_period, segment_start = None, None, None
+    if lr is not None and options.burn_in is None:
+        jumps = lr_jumps(lr)
+        period = restart_period(jumps, lr)
+        if period is not None:
+            loss = remove_cycle_profile(loss, int(jumps[0]), period)
+            lr_period = period
+        elif len(jumps) and jumps[-1] > start and len(loss) - jumps[-1] >= options.min_points:
+            last = int(jumps[-1])
+            lr_change = (float(steps[last]), float(lr[last] / lr[last - 1]))
+            segment_start = last
     if len(loss) - start < options.min_points:
         return None
+    if segment_start is not None:
+        segment = loss[segment_start:]
+        cut = mser_truncation(block_means(segment, max(1, -(-len(segment) // MAX_BLOCKS))),
+                              search_limit=None) * max(1, -(-len(segment) // MAX_BLOCKS))
+        start = segment_start + min(cut, len(segment) - options.min_points)
     window_loss = loss[start:]
+    level = float(np.median(window_loss))
+    scale = robust_scale(window_loss - level)
     # At most MAX_BLOCKS blocks over the run, and at least min_points blocks in the window.
     block = max(1, min(-(-len(loss) // MAX_BLOCKS), (len(loss) - start) // options.min_points))
     # Blocks are aligned to the end of the run, and the window is widened to whole blocks.
     agg_count_window = (len(loss) - start) // block
-    # Centre on the window median: every test is location-invariant, and sums of squares of
-    # a loss like 684.5 ± 2e-5 would otherwise cancel catastrophically (MSER, OLS with a constant).
-    series = loss - np.median(window_loss)
+    # Centred on the window median and scaled: every test is location- and scale-invariant, and
+    # sums of squares of a loss like 684.5 +- 2e-5 (or 1e160) would otherwise cancel or overflow.
+    series = (loss - level) / scale
     series[start:] = winsorize(series[start:])
     agg = block_means(series, block)
+    within = block_variances(series[len(series) - agg_count_window * block:], block)
     agg_start = len(agg) - agg_count_window
-    if options.burn_in is None:
+    if segment_start is not None:
+        burn_in_step, method = float(steps[start]), "lr-change"
+    elif options.burn_in is None:
         search_limit = len(agg) - agg_count_window // 2
         cut = mser_truncation(agg, search_limit=search_limit)
         burn_in_step = float(steps[len(loss) - len(agg) * block + cut * block])
@@ -160,5 +264,6 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options) -> Pre
         burn_in_step, method = float(options.burn_in), "fixed"
     window = Window(start=start, first_step=float(steps[start]), last_step=float(steps[-1]),
                     burn_in_step=burn_in_step, burn_in_method=method, block=block, agg_start=agg_start)
-    return PreparedSeries(window=window, window_loss=window_loss,
-                          agg=agg, agg_window=agg[agg_start:])
+    return PreparedSeries(window=window, window_loss=window_loss, scale=scale, level=level,
+                          agg=agg, agg_window=agg[agg_start:], within_window=within,
+                          tolerance=options.tolerance(level) / scale, lr_change=lr_change, lr_period=lr_period)

@@ -92,3 +92,13 @@ def student_t_sf(t: float, df: int) -> float:
 
 def normal_quantile(p: float) -> float:
     return float(stats.norm.ppf(p))
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return float(stats.norm.sf(z))
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X > x) for a chi-square variable with ``df`` degrees of freedom."""
+    return float(stats.chi2.sf(x, df))

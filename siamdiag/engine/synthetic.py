@@ -1,15 +1,36 @@
 """Synthetic loss series whose true verdict is known by construction (research notes §7).
 
 Used by the statistical benchmark, the tests and the sample-run generator. Each process takes
-n and a numpy Generator and returns a float array of length n.
+n and a numpy Generator and returns a float array of length n (the loss, one value per step), or
+a SyntheticRun when the truth depends on what else the log carries (steps, lr, distances, ...).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from scipy.signal import lfilter
+
+from ..logs.tables import Metric, RawRun
+
+
+@dataclass(frozen=True)
+class SyntheticRun:
+    """A whole log: the loss, its steps (default 0..n-1) and extra columns by role name."""
+
+    loss: np.ndarray
+    steps: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def as_raw_run(made, name: str = "run") -> RawRun:
+    """A process's output (an array or a SyntheticRun) as the RawRun a reader would produce."""
+    run = made if isinstance(made, SyntheticRun) else SyntheticRun(np.asarray(made, dtype=float))
+    steps = np.arange(len(run.loss), dtype=float) if run.steps is None else np.asarray(run.steps, dtype=float)
+    metrics = {"loss": Metric(steps, np.asarray(run.loss, dtype=float))}
+    metrics.update({k: Metric(steps, np.asarray(v, dtype=float)) for k, v in run.extras.items()})
+    return RawRun(name=name, source=name, metrics=metrics)
 
 
 def ar1(n: int, rng: np.random.Generator, phi: float, burn: int = 500) -> np.ndarray:
@@ -40,12 +61,15 @@ def _t(n):
 
 @dataclass(frozen=True)
 class Process:
-    """A generator and the verdicts that count as right for it."""
+    """A generator, the verdicts that count as right for it, and why. ``options`` are the
+    analysis options the cell is judged with (e.g. a tolerance), beyond the defaults."""
 
     name: str
-    make: Callable[[int, np.random.Generator], np.ndarray]
+    make: Callable[[int, np.random.Generator], "np.ndarray | SyntheticRun"]
     truth: frozenset[str]
     group: str   # "stationary" (scores false alarms), "hard", "nonstationary" (scores detection)
+    why: str = ""
+    options: dict = field(default_factory=dict)
 
 
 S, H, N = "stationary", "hard", "nonstationary"
@@ -91,3 +115,207 @@ def shared_trend_pair(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     loss = 1 + 2 * np.exp(-4 * t) + 0.2 * rng.standard_normal(n)
     grad = 0.5 + 3 * np.exp(-4 * t) + 0.3 * ar1(n, rng, 0.5)
     return loss, grad
+
+
+# --------------------------------------------------------------------------------------------
+# Realistic training shapes (issue #11): what schedules, batch mixtures, loggers and dead
+# networks do to a loss log. Each cell states its truth and why.
+
+def _smooth(n: int, rng: np.random.Generator, scale: float = 0.01) -> np.ndarray:
+    """Per-epoch-like persistent noise: AR(0.9) scaled to ``scale`` marginal standard deviation."""
+    return scale * ar1(n, rng, 0.9) / np.sqrt(1 / (1 - 0.81))
+
+
+def mixture(n, rng, share):
+    """Two kinds of batch drawn independently each step; the harder kind costs 15 sigma more."""
+    return white(n, rng) + 0.3 * (rng.random(n) < share)
+
+
+def with_nonfinite(n, rng, fractions, value=np.nan):
+    loss = white(n, rng)
+    loss[[int(f * n) for f in fractions]] = value
+    return loss
+
+
+def step_decay(n, rng, at=0.6):
+    """lr x0.1 at ``at`` of the run: the loss falls to a lower level within ~1 % of the run."""
+    t = _t(n)
+    after = t >= at * n
+    loss = 0.5 + 0.02 * rng.standard_normal(n)
+    loss[after] = 0.3 + 0.2 * np.exp(-(t[after] - at * n) / (0.01 * n)) + 0.02 * rng.standard_normal(after.sum())
+    return SyntheticRun(loss, extras={"lr": np.where(after, 0.01, 0.1)})
+
+
+def sgdr(n, rng, cycles=10):
+    """Cosine annealing with warm restarts of equal length: the loss follows the lr in each
+    cycle, and every cycle is alike."""
+    phase = (_t(n) % (n / cycles)) / (n / cycles)
+    lr = 0.05 * (1 + np.cos(np.pi * phase))
+    return SyntheticRun(0.3 + 1.0 * lr + 0.02 * rng.standard_normal(n), extras={"lr": lr})
+
+
+def noiseless_converged(n, rng):
+    """Full-batch training: a deterministic decay in float32 that moves 2e-5 of its value over
+    the window."""
+    return (0.25 * (1 + 2e-4 * np.exp(-_t(n) / (n / 4)))).astype(np.float32).astype(float)
+
+
+def settling(total, rng):
+    """A per-step loss that has practically settled: its remaining drift over the second half is
+    0.03 sigma of one step."""
+    t = np.arange(total, dtype=float)
+    return 0.3 + 0.004 * np.exp(-t / (0.3 * total)) + 0.02 * rng.standard_normal(total)
+
+
+def block_mean_log(n, rng, per=50):
+    """The settling loss logged as means of ``per`` steps (logging every ``per`` steps)."""
+    return SyntheticRun(settling(n * per, rng).reshape(n, per).mean(axis=1), steps=(np.arange(n) + 1.0) * per)
+
+
+def running_mean_log(n, rng, epoch=100):
+    """The settling loss logged every step as Keras does: the running mean since the start of
+    the epoch (``epoch`` steps per epoch)."""
+    epochs = -(-n // epoch)
+    x = settling(epochs * epoch, rng).reshape(epochs, epoch)
+    return (np.cumsum(x, axis=1) / np.arange(1, epoch + 1)).ravel()[:n]
+
+
+def interval_change_log(n, rng, per=10, at=0.6):
+    """Logged every step until a resume at ``at`` of the logged points, then as means of ``per``
+    steps: the logged noise shrinks by sqrt(per) though the training did not change."""
+    first = int(at * n)
+    head = 0.3 + 0.02 * rng.standard_normal(first)
+    tail = (0.3 + 0.02 * rng.standard_normal((n - first) * per)).reshape(n - first, per).mean(axis=1)
+    steps = np.concatenate([np.arange(first, dtype=float), first + per * np.arange(1, n - first + 1.0)])
+    return SyntheticRun(np.concatenate([head, tail]), steps=steps)
+
+
+def growing_oscillation(n, rng, period=5):
+    """Too high a learning rate: an oscillation of a few steps whose amplitude grows from 0.2 to 4
+    noise sigmas over the run."""
+    amplitude = 0.02 * np.linspace(0.2, 4.0, n)
+    return white(n, rng) + amplitude * np.sin(2 * np.pi * _t(n) / period + rng.uniform(0, 2 * np.pi))
+
+
+def end_rise(n, rng, sigmas, last=0.03):
+    """A rise of ``sigmas`` noise sigmas over the last ``last`` of the run."""
+    return white(n, rng) + 0.02 * sigmas * (_t(n) >= (1 - last) * n)
+
+
+def smooth_move(n, rng, kind):
+    """A smooth per-epoch-like loss (persistent noise, sigma 0.01) with a move many times larger
+    than that noise in the window: a rise of 0.23, a swing of 0.2 up and back, a drop at 5/6."""
+    t = _t(n)
+    x = 0.7 + _smooth(n, rng)
+    in_window = np.clip((t - n / 2) / (n / 2), 0, 1)
+    if kind == "rise":
+        return x + 0.23 * in_window
+    if kind == "swing":
+        return x + 0.2 * np.sin(np.pi * in_window)
+    return x - 0.2 * (t >= 5 * n / 6)
+
+
+def short_strong_trend(n, rng):
+    """150 epochs (whatever n) of a loss still falling by 50 noise sigmas over the second half."""
+    t = np.arange(150, dtype=float)
+    return 1 + 0.5 * np.exp(-t / 60) + 0.002 * rng.standard_normal(150)
+
+
+def float32_pinned(n, rng, level=85.029):
+    """A dead network: the loss is one float32 value give or take a few units of its last place."""
+    ulp = np.spacing(np.float32(level))
+    return (np.float32(level) + ulp * rng.integers(-3, 4, n)).astype(np.float32).astype(float)
+
+
+def pinned_with_bumps(n, rng):
+    """A dead network whose loss sits at 5.7135 exactly but for rare +0.004 bumps (3 % of steps)."""
+    return 5.7135 + 0.004 * (rng.random(n) < 0.03)
+
+
+def collapsed_distances(n, rng):
+    """Collapsed embeddings: positive and negative distances between 1e-6 and 1e-2 for a margin of
+    1, the contrastive loss hovering near margin^2/4."""
+    pos = 10 ** rng.uniform(-6, -2, n)
+    neg = 10 ** rng.uniform(-6, -2, n)
+    return SyntheticRun(0.25 + 0.01 * rng.standard_normal(n),
+                        extras={"pos_dist": pos, "neg_dist": neg, "margin": np.ones(n)})
+
+
+def stalled(n, rng):
+    """siamdiag train --optimizer sgd --lr 5 as reported: the loss falls from 0.16 to 0.10 by
+    2.5 % of the run (step 150 of 6,000) and stays there, while the embedding norm jumps from 0.3
+    to 300-600."""
+    t = _t(n)
+    loss = 0.10 + 0.06 * np.exp(-t / (n / 120)) + 0.01 * rng.standard_normal(n)
+    norm = np.where(t < 3, 0.3, rng.uniform(300, 600, n))
+    return SyntheticRun(loss, extras={"embedding_norm": norm, "grad_norm": 0.05 + 0.01 * rng.random(n)})
+
+
+def cosine_growth_learning(n, rng):
+    """A cosine-loss run that learns (0.30 -> 0.10) while its embedding norm grows x6: reported,
+    not gating."""
+    t = _t(n)
+    loss = 0.10 + 0.20 * np.exp(-t / (n / 20)) + 0.01 * rng.standard_normal(n)
+    return SyntheticRun(loss, extras={"embedding_norm": 1 + 5 * (1 - np.exp(-t / (n / 10)))})
+
+
+_STATIONARY = frozenset({"stationary"})
+TRAINING_SHAPES: dict[str, Process] = {p.name: p for p in [
+    Process("mixture_20pct_hard", lambda n, r: mixture(n, r, 0.2), _OK_OR_UNSURE, S,
+            "each step draws an easy or a hard batch independently: a stationary mixture"),
+    Process("mixture_30pct_hard", lambda n, r: mixture(n, r, 0.3), _OK_OR_UNSURE, S,
+            "each step draws an easy or a hard batch independently: a stationary mixture"),
+    Process("recovered_nan_in_window", lambda n, r: with_nonfinite(n, r, [0.75]), _STATIONARY, S,
+            "one skipped fp16 overflow: the same run as a NaN before the window"),
+    Process("recovered_inf_x3_in_window", lambda n, r: with_nonfinite(n, r, [0.6, 0.7, 0.9], np.inf), _STATIONARY, S,
+            "three isolated overflows the loss scaler skipped; the run recovered each time"),
+    Process("step_decay_lr_in_window", step_decay, _OK_OR_UNSURE, S,
+            "lr x0.1 at 60 % of the run (logged): the segment after the last lr change is flat"),
+    Process("sgdr_restarts_lr", sgdr, _OK_OR_UNSURE, S,
+            "ten equal cosine cycles with warm restarts (lr logged): every cycle is alike"),
+    Process("quantised_4dp", lambda n, r: np.round(0.3 + 0.0001 * r.standard_normal(n), 4), _OK_OR_UNSURE, S,
+            "white noise logged with 4 decimals, a quantum as large as the noise"),
+    Process("noiseless_converged_tol", noiseless_converged, _STATIONARY, S,
+            "a full-batch run moving 2e-5 of its value: within a 0.1 % tolerance", {"tolerance_relative": 0.001}),
+    Process("block_means_50", block_mean_log, _OK_OR_UNSURE, S,
+            "a settled run (drift 0.03 sigma of a step) logged as 50-step means: within 0.5 %",
+            {"tolerance_relative": 0.005}),
+    Process("epoch_means_500", lambda n, r: block_mean_log(n, r, 500), _OK_OR_UNSURE, S,
+            "the same settled run logged as 500-step epoch means: within 0.5 %", {"tolerance_relative": 0.005}),
+    Process("keras_running_means", running_mean_log, _OK_OR_UNSURE, S,
+            "the same settled run logged as running means since the start of each 100-step epoch"),
+    Process("logging_interval_change", interval_change_log, _OK_OR_UNSURE, S,
+            "white noise logged per step, then as 10-step means after a resume"),
+    Process("magnitude_1e160", lambda n, r: white(n, r) * 1e160, _STATIONARY, S,
+            "white noise at 1e160: every test is scale-invariant"),
+    Process("magnitude_1e-200", lambda n, r: white(n, r) * 1e-200, _STATIONARY, S,
+            "white noise at 1e-200: every test is scale-invariant"),
+    Process("growing_oscillation", growing_oscillation, frozenset({"nonstationary"}), N,
+            "an lr too high: a 5-step oscillation growing from 0.2 to 4 sigma"),
+    Process("end_rise_3sigma_last3pct", lambda n, r: end_rise(n, r, 3), frozenset({"nonstationary", "diverged"}), N,
+            "the loss rises 3 sigma in the last 3 % of the run"),
+    Process("end_rise_8sigma_last3pct", lambda n, r: end_rise(n, r, 8), frozenset({"nonstationary", "diverged"}), N,
+            "the loss rises 8 sigma in the last 3 % of the run"),
+    Process("smooth_rise", lambda n, r: smooth_move(n, r, "rise"), frozenset({"nonstationary"}), N,
+            "a smooth per-epoch loss rising 23 noise sigmas over the window"),
+    Process("smooth_swing", lambda n, r: smooth_move(n, r, "swing"), frozenset({"nonstationary", "not_converged"}), N,
+            "a smooth loss swinging 20 noise sigmas up and back in the window (its falling half reads as learning)"),
+    Process("smooth_late_drop", lambda n, r: smooth_move(n, r, "drop"), frozenset({"nonstationary", "not_converged"}), N,
+            "a smooth loss dropping 20 noise sigmas at 5/6 of the run"),
+    Process("short_log_strong_trend", short_strong_trend, frozenset({"not_converged"}), N,
+            "150 epochs, still falling by 50 sigma over the second half"),
+    Process("noiseless_converged", noiseless_converged, frozenset({"not_converged"}), N,
+            "a full-batch run still decreasing smoothly (2e-5 of its value) without a tolerance"),
+    Process("dead_float32_jitter", float32_pinned, frozenset({"degenerate"}), N,
+            "a dead network: one float32 value +- 3 units in the last place"),
+    Process("dead_pinned_with_bumps", pinned_with_bumps, frozenset({"degenerate"}), N,
+            "a dead network pinned at 5.7135 with rare +0.004 bumps"),
+    Process("collapsed_small_distances", collapsed_distances, frozenset({"degenerate"}), N,
+            "distances of 1e-6 to 1e-2 against a margin of 1: collapsed embeddings"),
+    Process("stalled_norm_growth", stalled, frozenset({"degenerate"}), N,
+            "flat from step 10 at its starting level while the embedding norm grew x1000: never learned"),
+    Process("cosine_norm_growth_learning", cosine_growth_learning, _STATIONARY, S,
+            "learned (0.30 -> 0.10) and settled while the embedding norm grew x6: a finding, not a failure"),
+]}
+
+CELLS: dict[str, Process] = {**PROCESSES, **TRAINING_SHAPES}

@@ -15,8 +15,11 @@ LOSS_ALIASES = ("loss", "train_loss", "train_loss_step", "training_loss", "loss_
 GRAD_NORM_ALIASES = ("grad_norm", "gradient_norm", "grad_norm_total", "total_grad_norm",
                      "grad_l2_norm", "gradnorm", "grad_2_0_norm_total", "train_grad_norm", "gnorm")
 RUN_ALIASES = ("run", "run_id", "run_name", "runid", "run_uuid", "trial", "trial_id", "experiment")
-# Optional per-step statistics written by siamdiag train; used by the degeneracy check.
-EXTRA_COLUMNS = ("margin", "active_fraction", "pos_dist", "neg_dist", "embedding_norm", "lr")
+# Optional per-step statistics (siamdiag train, the Recorder, the callbacks), by role and ranked
+# aliases: used by the degeneracy check, the Siamese findings and the lr-aware window.
+EXTRA_COLUMNS = {"margin": ("margin",), "active_fraction": ("active_fraction",), "easy_fraction": ("easy_fraction",),
+                 "pos_dist": ("pos_dist",), "neg_dist": ("neg_dist",), "embedding_norm": ("embedding_norm",),
+                 "lr": ("lr", "learning_rate")}
 # A column whose name mentions loss but that is not the training loss.
 NOT_TRAIN = re.compile(r"(^|_)(val|valid|validation|test|eval|dev)(_|$)")
 
@@ -88,8 +91,8 @@ def detect_columns(columns: list[str], overrides: ColumnOverrides, source: str) 
         run = (found,) if found else ()
     taken = {loss, step, grad, *run}
     extras = {}
-    for name in EXTRA_COLUMNS:
-        col = _find(columns, (name,))
+    for name, aliases in EXTRA_COLUMNS.items():
+        col = _find(columns, aliases)
         if col is not None and col not in taken:
             extras[name] = col
     return ColumnMap(loss=loss, step=step, grad_norm=grad, run=run, extras=extras)

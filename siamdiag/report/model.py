@@ -12,7 +12,7 @@ from ..engine.analysis import RunResult
 from ..engine.decide import DEFAULT_FAILING, STRICT_FAILING, Verdict
 from ..errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: end_change, move, window.lr_change/lr_period/tolerance, variance.on/gradual, ...
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,17 @@ def run_to_dict(report: Report, r: RunResult) -> dict:
             "first_step": w.first_step, "last_step": w.last_step, "points": r.window_points,
             "burn_in_step": w.burn_in_step, "burn_in_method": w.burn_in_method,
             "transient_in_window": bool(t.transient_in_window) if t else None,
-            "block_size": w.block, "batches": t.batches if t else None},
+            "block_size": w.block, "batches": t.batches if t else None,
+            "lr_change": None if r.lr_change is None else {"step": r.lr_change[0], "ratio": r.lr_change[1]},
+            "lr_period": r.lr_period, "tolerance": r.tolerance},
         "sigma": r.sigma,
         "adf": None, "kpss": None, "unit_root": None, "drift": None, "level_shift": None,
-        "variance": None, "persistence": None,
+        "variance": None, "end_change": None, "move": None, "persistence": None,
         "divergence": None if r.divergence is None else vars(r.divergence).copy(),
         "degeneracy": None if r.degeneracy is None else vars(r.degeneracy).copy(),
         "grad_norm": None if r.grad_norm is None else vars(r.grad_norm).copy(),
+        "findings": [{"name": f.name, "value": f.value, "message": f.message, "advice": f.advice,
+                      "gating": f.gating} for f in r.findings],
     }
     if t is not None:
         u = t.unit_root
@@ -102,9 +106,16 @@ def run_to_dict(report: Report, r: RunResult) -> dict:
                               "at_step": at(t.level_shift.at_fraction), "t": t.level_shift.t,
                               "p_value": t.level_shift.p_value, "step_like": t.shape.step_like,
                               "rejected": "level_shift" in rej}
-        out["variance"] = {"ratio": t.variance.ratio, "at_step": at(t.variance.at_fraction),
+        out["variance"] = {"ratio": t.variance.ratio, "at_step": None if t.variance.gradual else at(t.variance.at_fraction),
                            "ar_order": t.variance.ar_order, "t": t.variance.t, "p_value": t.variance.p_value,
-                           "rejected": "variance" in rej}
+                           "on": t.variance.on, "gradual": t.variance.gradual, "rejected": "variance" in rej}
+        e = t.end_change
+        out["end_change"] = {"delta": e.delta, "delta_sigma": e.delta / r.sigma if r.sigma else None,
+                             "points": e.points, "t": e.t, "p_value": e.p_value, "rejected": "end_change" in rej}
+        if t.move is not None:
+            out["move"] = {"shape": t.move.shape, "size_noise": t.move.size_noise,
+                           "residual_ess": t.move.residual_ess, "p_value": t.move.p_value,
+                           "decided": t.move.decided, "rejected": "move" in rej}
         out["persistence"] = {"tau_int": t.persistence.tau_int, "effective_size": t.persistence.effective_size,
                               "enough": t.persistence.enough}
     return _clean(out)

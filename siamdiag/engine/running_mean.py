@@ -1,0 +1,66 @@
+"""Logs of running means: Keras (and loggers like it) log, at every batch, the mean of the
+epoch's batch losses so far. Such a log is smooth late in each epoch and jumps at each epoch
+start, which reads as persistence, variance changes and shifts that the training never had.
+Detected from the log itself, and undone exactly: x_i = i m_i - (i - 1) m_(i-1) within an epoch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .numerics import autocorrelation
+
+MIN_EPOCH = 5          # shorter epochs are not told apart from noise
+MIN_EPOCHS = 3         # at least this many epoch starts must show
+DECAY_RATIO = 0.25     # late-epoch increments at most this share of early ones (a mean settling as 1/i)
+MIN_PERIODICITY = 0.3  # autocorrelation of the log increments at the epoch length
+
+
+def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
+    """(epoch length, offset of the first epoch start) when ``loss`` (finite values, in step
+    order) is a running mean since each epoch start, else None. The increments of a running mean
+    shrink as 1/i through an epoch and jump back at its start: the phase whose increments are
+    largest repeats with one period (the log increments correlate strongly at that lag), and
+    increments late in the epoch are a fraction of those just after its start. O(n log n)."""
+    n = len(loss)
+    steps = np.abs(np.diff(loss))
+    if n < MIN_EPOCHS * 2 * MIN_EPOCH or not np.any(steps > 0):
+        return None
+    # candidate period: the first lag where the log increments' autocorrelation nearly peaks
+    logs = np.log(steps + steps[steps > 0].min() * 1e-3)
+    rho = autocorrelation(logs, len(steps) // MIN_EPOCHS)
+    if len(rho) <= MIN_EPOCH:
+        return None
+    peak = float(np.max(rho[MIN_EPOCH:]))
+    if peak < MIN_PERIODICITY:
+        return None
+    rough = MIN_EPOCH + int(np.argmax(rho[MIN_EPOCH:] >= 0.9 * peak))
+    # the autocorrelation peak is broad: fold at each nearby length and keep the sharpest epoch start
+    candidates = range(max(MIN_EPOCH, int(0.97 * rough) - 1), int(1.03 * rough) + 3)
+    period, start, by_position = max((folded(steps, p) for p in candidates if len(steps) >= MIN_EPOCHS * p),
+                                     key=lambda f: f[3], default=(0, 0, None, 0.0))[:3]
+    if by_position is None:
+        return None
+    early = by_position[1: 1 + max(1, period // 10)].mean()
+    late = by_position[period // 2:].mean()
+    if not (early > 0 and late <= DECAY_RATIO * early and by_position[0] >= early):
+        return None
+    return period, (start + 1) % period
+
+
+def folded(steps: np.ndarray, period: int) -> tuple[int, int, np.ndarray, float]:
+    """Fold the increments at ``period``: (period, index of the epoch-start increment, the mean
+    increment by position in the epoch from its first step, sharpness of that start). The start
+    is where the 1/i decay begins (a circular matched filter)."""
+    usable = (len(steps) // period) * period
+    profile = steps[:usable].reshape(-1, period).mean(axis=0)
+    weights = 1.0 / np.arange(1, period + 1)
+    score = np.fft.irfft(np.fft.rfft(profile) * np.conj(np.fft.rfft(weights)), period)
+    start = int(np.argmax(score))
+    return period, start, np.roll(profile, -start), float(score[start] / (profile.mean() * weights.sum()))
+
+
+def undo_running_mean(loss: np.ndarray, period: int, offset: int) -> np.ndarray:
+    """The per-batch values behind running means whose epochs start at ``offset`` + k·period."""
+    position = (np.arange(len(loss)) - offset) % period + 1   # 1-based position in its epoch
+    previous = np.concatenate([[0.0], loss[:-1]])
+    return np.where(position == 1, loss, position * loss - (position - 1) * previous)
