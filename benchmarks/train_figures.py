@@ -1,7 +1,8 @@
 """The claims siamdiag train makes, measured over seeds on the bundled digits.
 
 1. The default run reaches `stationary`.
-2. A learning rate high enough to make the loss blow up is caught (`diverged` / `nonstationary`).
+2. A learning rate high enough to make the loss blow up is caught (`diverged` / `nonstationary`), and
+   one that freezes normalised embeddings (SGD at lr 5) is caught as `degenerate` (stalled).
 3. Cosine loss: embedding-norm growth and steps to converge, without normalisation vs with
    --normalize --cut-init 3 (and the two factors apart).
 4. Triplet loss: how far the easy-triplet fraction stays from its target (0.5) under a fixed,
@@ -68,7 +69,8 @@ EXPERIMENTS = {
     "default": [("default", {})],
     "high_lr": [("lr=0.3 no-normalize", {"lr": 0.3, "normalize": False, "steps": 3000}),
                 ("lr=1 no-normalize", {"lr": 1.0, "normalize": False, "steps": 3000}),
-                ("lr=10 normalize", {"lr": 10.0, "steps": 3000})],
+                ("lr=10 normalize", {"lr": 10.0, "steps": 3000}),
+                ("lr=5 normalize (6,000 steps)", {"lr": 5.0})],
     "cosine": [(f"cosine {norm} c={c}{suffix}", {"loss": "cosine", "normalize": norm == "normalize", "cut_init": c,
                                                  "steps": 3000, **extra})
                for suffix, extra in (("", {}), (" wd=0", {"weight_decay": 0.0}), (" batch-norm", {"batch_norm": True}))

@@ -294,7 +294,9 @@ def test_keras_csvlogger_files():
     assert blown.metrics["loss"].values[:8].tolist() == _csv_column(diverged, "loss")[:8]
     assert math.isnan(blown.metrics["loss"].values[-1])
     verdicts = {r.run: r.verdict for r in analyze([siamese, diverged]).runs}
-    assert verdicts == {siamese: "insufficient_data", diverged: "diverged"}  # 60 epochs < 100; a NaN ending
+    # 60 epochs are under 100, but epochs 30-59 still fall smoothly (0.0434 -> 0.0340, far beyond the
+    # noise around the curve): not converged, said on a short log; the other ends on NaN
+    assert verdicts == {siamese: "not_converged", diverged: "diverged"}
 
 
 def test_mlflow_store_written_by_mlflow():

@@ -174,8 +174,8 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     common["notes"] = tuple(notes)
     window_index = int(np.searchsorted(steps, window.first_step))
     window_extras = {k: v[window_index:] for k, v in run.extras.items() if v is not None}
-    deg = checks.degeneracy(prepared.window_loss[np.isfinite(prepared.window_loss)], window_extras)
-    findings = siamese.siamese_findings(steps, loss, run.grad_norm, run.extras, window_index)
+    deg = checks.degeneracy(prepared.window_loss, prepared.level, window_extras)
+    findings = siamese.siamese_findings(steps, loss, run.grad_norm, run.extras, window_index, prepared.level)
     if deg.kind == "easy":  # the degeneracy reason says it already
         findings = tuple(f for f in findings if f.name != "margin_too_easy")
     common["findings"] = findings
@@ -185,7 +185,7 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
                          **common)
     if any(f.gating for f in findings):
         return RunResult(verdict=Verdict.DEGENERATE, reasons=tuple(told), degeneracy=deg, **common)
-    sigma = robust_sigma(prepared.window_standardised)
+    sigma = prepared.spread / prepared.scale   # robust sigma is scale-equivariant
     tests = window_tests(prepared, sigma, options.alpha)
     verdict, rejected = decide_tests(tests, options.alpha)
     tests = in_loss_units(tests, prepared.scale)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import stattests
-from .numerics import (ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
+from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
                        robust_sigma, winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
@@ -94,9 +94,9 @@ def divergence(steps: np.ndarray, loss: np.ndarray, window_start_step: float) ->
     share, body_share, threshold = 0.0, 0.0, None
     if len(finite_window) >= 4 * tail_n:
         body, tail = finite_window[:-tail_n], finite_window[-tail_n:]
-        level = float(np.median(body))
-        sigma = max(robust_sigma(body), PINNED_RTOL * abs(level))
-        threshold = max(level + EXPLOSION_MADS * sigma, float(np.quantile(body, EXPLOSION_QUANTILE)))
+        level, top = (float(q) for q in np.quantile(body, [0.5, EXPLOSION_QUANTILE]))
+        sigma = max(MAD_TO_SIGMA * float(np.median(np.abs(body - level))), PINNED_RTOL * abs(level))
+        threshold = max(level + EXPLOSION_MADS * sigma, top)
         share, body_share = float(np.mean(tail > threshold)), float(np.mean(body > threshold))
     explosive = share >= EXPLOSION_SHARE
     return Divergence(nonfinite_in, nonfinite_before, first_bad, ends_bad, bool(recovered), tail_n, share,
@@ -124,14 +124,14 @@ def finite_values(extras: dict[str, np.ndarray], name: str) -> np.ndarray | None
     return v if len(v) else None
 
 
-def degeneracy(window_loss: np.ndarray, extras: dict[str, np.ndarray]) -> Degeneracy:
+def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarray]) -> Degeneracy:
     """Flat for the wrong reason: the loss sits at one value (within float32 rounding jitter,
     PINNED_RTOL relative) in >= 90 % of the window (constant, pinned at 0, pinned at the margin;
     0 with every triplet easy is the margin being too easy), no active pairs/triplets, or
-    collapsed embeddings (positive and negative distances below 2 % of the margin)."""
-    level = float(np.median(window_loss))
+    collapsed embeddings (positive and negative distances below 2 % of the margin). ``level``
+    is the window's median."""
     share = float(np.mean(np.abs(window_loss - level) <= PINNED_RTOL * abs(level)))
-    distinct = int(len(np.unique(window_loss)))
+    distinct = distinct_count(window_loss)
     easy = finite_values(extras, "easy_fraction")
     easy_median = None if easy is None else float(np.median(easy))
     all_easy = easy_median is not None and easy_median >= EASY_ALL
@@ -317,11 +317,21 @@ class VarianceChange:
     gradual: bool = False # a steady growth or decline over the window rather than a step
 
 
+def distinct_count(values: np.ndarray) -> int:
+    """How many different values (one sort)."""
+    ordered = np.sort(values)
+    return int(1 + np.count_nonzero(np.diff(ordered))) if len(ordered) else 0
+
+
 def quantisation_floor(window_loss: np.ndarray, scale: float, block: int) -> float:
     """Variance that rounding of the logged values adds to a block mean, in standardised units:
     q^2/12 per value for a quantum q (the smallest gap between distinct values, when values
     repeat), divided by the block length. Keeps a log of variances finite when a quantised
-    loss sits on one value for a whole batch."""
+    loss sits on one value for a whole batch. Skipped (no sort) when the window's values barely
+    repeat, as for any float loss logged at full precision."""
+    sample = window_loss[-min(len(window_loss), 1000):]
+    if distinct_count(sample) > len(sample) // 2:
+        return 0.0
     values = np.unique(window_loss)
     if len(values) < 2 or len(values) > len(window_loss) // 2:
         return 0.0
@@ -415,6 +425,17 @@ def persistence(agg_window: np.ndarray) -> Persistence:
     return Persistence(len(agg_window), tau, ess, ess >= MIN_ESS)
 
 
+def best_step_fit(x: np.ndarray) -> tuple[int, np.ndarray]:
+    """The least-squares single step (>= MIN_SEGMENT points a side): its position and the
+    two-level fit."""
+    n = len(x)
+    csum = np.cumsum(x)
+    ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
+    left, right = csum[ks - 1] / ks, (csum[-1] - csum[ks - 1]) / (n - ks)
+    k = int(ks[np.argmax(ks * (n - ks) * (right - left) ** 2)])
+    return k, np.where(np.arange(n) < k, x[:k].mean(), x[k:].mean())
+
+
 @dataclass(frozen=True)
 class Move:
     """A smooth or step-shaped move that explains a persistent (or short) window."""
@@ -443,14 +464,9 @@ def persistent_move(window: np.ndarray, alpha: float, tolerance: float = 0.0) ->
     for degree in (1, 2):
         coef = np.polyfit(x, window, degree)
         fits[degree] = (window - np.polyval(coef, x), coef)
-    csum = np.cumsum(window)
-    ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
-    left, right = csum[ks - 1] / ks, (csum[-1] - csum[ks - 1]) / (n - ks)
-    gain = ks * (n - ks) / n * (right - left) ** 2
-    k = int(ks[np.argmax(gain)])
-    step_fit = np.where(np.arange(n) < k, window[:k].mean(), window[k:].mean())
+    k, step_fit = best_step_fit(window)
     candidates = {  # residual, parameters beyond the mean, Bonferroni factor
-        "line": (fits[1][0], 1, 1), "parabola": (fits[2][0], 2, 1), "step": (window - step_fit, 1, len(ks))}
+        "line": (fits[1][0], 1, 1), "parabola": (fits[2][0], 2, 1), "step": (window - step_fit, 1, n - 2 * MIN_SEGMENT + 1)}
     best_name = min(candidates, key=lambda c: float(candidates[c][0] @ candidates[c][0]) * (1 + 0.05 * candidates[c][1]))
     resid, df, factor = candidates[best_name]
     tau = integrated_autocorrelation_time(resid)
@@ -491,12 +507,7 @@ def _prewhitened(x: np.ndarray) -> np.ndarray:
     at once) and an AR fit, winsorised: a shared transient must not pass for coupling."""
     t = np.arange(len(x), dtype=float)
     detrended = x - np.polyval(np.polyfit(t, x, 1), t)
-    n = len(detrended)
-    csum = np.cumsum(detrended)
-    ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
-    left, right = csum[ks - 1] / ks, (csum[-1] - csum[ks - 1]) / (n - ks)
-    k = int(ks[np.argmax(ks * (n - ks) * (right - left) ** 2)])
-    detrended = detrended - np.where(np.arange(n) < k, detrended[:k].mean(), detrended[k:].mean())
+    detrended = detrended - best_step_fit(detrended)[1]
     return winsorize(ar_residuals(detrended)[0], COUPLING_WINSOR)
 
 

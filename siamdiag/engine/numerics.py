@@ -26,13 +26,9 @@ def block_variances(x: np.ndarray, size: int) -> np.ndarray:
     return x[len(x) - count * size:].reshape(count, size).var(axis=1)
 
 
-def robust_scale(x: np.ndarray) -> float:
-    """A power of two near the spread of centred ``x`` (robust sigma, else the mean absolute
-    deviation, else 1): dividing by it is exact and brings any finite magnitude near 1."""
-    med = np.median(x)
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(x - med)))
-    if not spread > 0:
-        spread = float(np.mean(np.abs(x - med)))
+def power_of_two_near(spread: float) -> float:
+    """A power of two near ``spread`` (1 when it is 0 or not finite): dividing by it is exact
+    and brings any finite magnitude near 1."""
     if not (spread > 0 and np.isfinite(spread)):
         return 1.0
     return float(2.0 ** np.round(np.log2(spread)))

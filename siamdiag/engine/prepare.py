@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..logs.tables import Metric, RawRun
-from .numerics import block_means, block_variances, mser_truncation, robust_scale, winsorize
+from .numerics import block_means, block_variances, mser_truncation, power_of_two_near, robust_sigma, winsorize
 
 MAX_BLOCKS = 2000          # judge at most this many block means per run (research §6.1)
 DEFAULT_WINDOW = 0.5       # the second half of the run's steps
@@ -147,16 +147,13 @@ class PreparedSeries:
     window_loss: np.ndarray
     scale: float
     level: float
+    spread: float          # robust sigma of the window, in loss units
     agg: np.ndarray
     agg_window: np.ndarray
     within_window: np.ndarray
     tolerance: float = 0.0
     lr_change: tuple[float, float] | None = None   # (step, lr ratio) of the last lr jump
     lr_period: int | None = None
-
-    @property
-    def window_standardised(self) -> np.ndarray:
-        return (self.window_loss - self.level) / self.scale
 
 
 def window_start_index(steps: np.ndarray, options: Options) -> int:
@@ -241,7 +238,8 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
         start = segment_start + min(cut, len(segment) - options.min_points)
     window_loss = loss[start:]
     level = float(np.median(window_loss))
-    scale = robust_scale(window_loss - level)
+    spread = robust_sigma(window_loss)
+    scale = power_of_two_near(spread)
     # At most MAX_BLOCKS blocks over the run, and at least min_points blocks in the window.
     block = max(1, min(-(-len(loss) // MAX_BLOCKS), (len(loss) - start) // options.min_points))
     # Blocks are aligned to the end of the run, and the window is widened to whole blocks.
@@ -264,6 +262,6 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
         burn_in_step, method = float(options.burn_in), "fixed"
     window = Window(start=start, first_step=float(steps[start]), last_step=float(steps[-1]),
                     burn_in_step=burn_in_step, burn_in_method=method, block=block, agg_start=agg_start)
-    return PreparedSeries(window=window, window_loss=window_loss, scale=scale, level=level,
+    return PreparedSeries(window=window, window_loss=window_loss, scale=scale, level=level, spread=spread,
                           agg=agg, agg_window=agg[agg_start:], within_window=within,
                           tolerance=options.tolerance(level) / scale, lr_change=lr_change, lr_period=lr_period)

@@ -13,6 +13,8 @@ MIN_EPOCH = 5          # shorter epochs are not told apart from noise
 MIN_EPOCHS = 3         # at least this many epoch starts must show
 DECAY_RATIO = 0.25     # late-epoch increments at most this share of early ones (a mean settling as 1/i)
 MIN_PERIODICITY = 0.3  # autocorrelation of the log increments at the epoch length
+TAIL_POINTS = 1 << 17  # detected on the last 131,072 points at most (hundreds of epochs of any usual size)
+SKEW_SCREEN = 0.6      # median/mean of |increments|: ~0.85 for noise, far lower for running means
 
 
 def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
@@ -20,10 +22,15 @@ def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
     order) is a running mean since each epoch start, else None. The increments of a running mean
     shrink as 1/i through an epoch and jump back at its start: the phase whose increments are
     largest repeats with one period (the log increments correlate strongly at that lag), and
-    increments late in the epoch are a fraction of those just after its start. O(n log n)."""
+    increments late in the epoch are a fraction of those just after its start. O(n log n) on at
+    most the last TAIL_POINTS points, after an O(n) screen that rejects ordinary noise."""
     n = len(loss)
-    steps = np.abs(np.diff(loss))
-    if n < MIN_EPOCHS * 2 * MIN_EPOCH or not np.any(steps > 0):
+    skipped = max(0, n - TAIL_POINTS)
+    steps = np.abs(np.diff(loss[skipped:]))
+    if len(steps) < MIN_EPOCHS * 2 * MIN_EPOCH or not np.any(steps > 0):
+        return None
+    # cheap screen: most increments of a running mean are far smaller than its average increment
+    if np.median(steps) > SKEW_SCREEN * steps.mean():
         return None
     # candidate period: the first lag where the log increments' autocorrelation nearly peaks
     logs = np.log(steps + steps[steps > 0].min() * 1e-3)
@@ -44,7 +51,7 @@ def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
     late = by_position[period // 2:].mean()
     if not (early > 0 and late <= DECAY_RATIO * early and by_position[0] >= early):
         return None
-    return period, (start + 1) % period
+    return period, (start + 1 + skipped) % period
 
 
 def folded(steps: np.ndarray, period: int) -> tuple[int, int, np.ndarray, float]:

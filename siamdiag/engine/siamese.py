@@ -56,16 +56,15 @@ def starts_at_beginning(steps: np.ndarray) -> bool:
     return len(steps) > 1 and steps[0] <= max(1.0, STARTS_AT_BEGINNING * steps[-1])
 
 
-def never_learned(steps: np.ndarray, loss: np.ndarray, window_start: int) -> Finding | None:
+def never_learned(steps: np.ndarray, loss: np.ndarray, level: float) -> Finding | None:
     """A non-negative loss, logged from the beginning, whose window level is still more than half
     of its level over the first 1 % of the log: nothing much was learned after the first steps (a
-    run that learns cuts its loss several-fold: the default siamdiag train run by 8x)."""
+    run that learns cuts its loss several-fold: the default siamdiag train run by 8x). ``level``
+    is the window's median."""
     values = loss[np.isfinite(loss)]
     if not starts_at_beginning(steps) or len(values) < 2 * START_MIN_POINTS or np.min(values) < 0:
         return None
     start = float(np.median(values[:start_count(len(values))]))
-    window = loss[window_start:]
-    level = float(np.median(window[np.isfinite(window)]))
     if start <= 0 or level < (1 - STALLED_FALL) * start:
         return None
     change = level / start - 1
@@ -154,10 +153,11 @@ def gradient_trend(grad_norm: np.ndarray | None, window_start: int) -> Finding |
 
 
 def siamese_findings(steps: np.ndarray, loss: np.ndarray, grad_norm: np.ndarray | None,
-                     extras: dict[str, np.ndarray], window_start: int) -> tuple[Finding, ...]:
-    """Every finding the log supports; ``window_start`` indexes the first window point. A run
-    that never learned and whose embedding norm grew tenfold is stalled (gating)."""
-    learned = never_learned(steps, loss, window_start)
+                     extras: dict[str, np.ndarray], window_start: int, level: float) -> tuple[Finding, ...]:
+    """Every finding the log supports; ``window_start`` indexes the first window point, ``level``
+    is the window's median loss. A run that never learned and whose embedding norm grew tenfold
+    is stalled (gating)."""
+    learned = never_learned(steps, loss, level)
     growth = norm_growth(extras.get("embedding_norm"))
     found: list[Finding] = []
     if learned is not None and growth is not None:
