@@ -25,7 +25,7 @@ def results(name, n=N, seeds=SEEDS):
     return [judge(proc.make(n, np.random.default_rng([seed, 11])), **proc.options) for seed in range(seeds)]
 
 
-STATIONARY_CELLS = [k for k, p in TRAINING_SHAPES.items() if p.group == "stationary" and k != "keras_running_means"]
+STATIONARY_CELLS = [k for k, p in TRAINING_SHAPES.items() if p.group == "stationary"]
 NONSTATIONARY_CELLS = [k for k, p in TRAINING_SHAPES.items() if p.group == "nonstationary"]
 
 
@@ -156,9 +156,25 @@ def test_periodic_restarts_are_removed_as_a_cycle_profile():
     assert judge(drifting).verdict in DEFAULT_FAILING
 
 
-def test_logging_interval_change_and_aggregated_logs_pass():
-    for name in ("logging_interval_change", "block_means_50", "epoch_means_500"):
-        assert all(r.verdict not in DEFAULT_FAILING for r in results(name, seeds=20)), name
+def test_running_means_are_recognised_and_undone():
+    from siamdiag.engine.running_mean import epoch_length, undo_running_mean
+    from siamdiag.engine.synthetic import settling
+    rng = np.random.default_rng(7)
+    per_batch = settling(1200, rng)
+    logged = (np.cumsum(per_batch.reshape(12, 100), axis=1) / np.arange(1, 101)).ravel()[30:]  # starts mid-epoch
+    assert epoch_length(logged) == (100, 70)
+    np.testing.assert_allclose(undo_running_mean(logged, 100, 70)[70:], per_batch[100:], rtol=1e-9)
+    run = judge(logged)
+    assert run.verdict is Verdict.STATIONARY and "running means since each epoch start" in run.notes[0]
+    # ordinary logs are left alone
+    assert all(epoch_length(judge_input) is None for judge_input in
+               (white(N, rng), per_batch, np.cumsum(rng.standard_normal(N))))
+
+
+def test_logging_interval_change_is_said_and_judged_after():
+    run = judge(TRAINING_SHAPES["logging_interval_change"].make(2000, np.random.default_rng(8)))
+    assert run.verdict is Verdict.STATIONARY and run.interval_change[1:] == (1.0, 5.0)
+    assert "logging interval changed from 1 to 5 steps" in run.notes[0]
 
 
 @pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e160, 1e300])

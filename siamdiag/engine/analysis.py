@@ -34,6 +34,7 @@ class RunResult:
     profile: tuple[float, ...] = ()  # the finite loss in PROFILE_POINTS chunk means, for sparklines
     lr_change: tuple[float, float] | None = None  # (step, ratio) of the lr jump the window starts after
     lr_period: int | None = None     # period of lr restarts whose cycle profile was removed
+    interval_change: tuple[float, float, float] | None = None  # (step, old, new) logging interval the window starts after
     tolerance: float | None = None   # the practical tolerance in loss units, when one was given
     findings: tuple[siamese.Finding, ...] = ()   # Siamese-specific observations, with advice
 
@@ -162,7 +163,7 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     window = prepared.window
     div = checks.divergence(steps, loss, window.first_step)
     common = dict(window=window, window_points=len(prepared.window_loss), divergence=div,
-                  lr_change=prepared.lr_change, lr_period=prepared.lr_period,
+                  lr_change=prepared.lr_change, lr_period=prepared.lr_period, interval_change=prepared.interval_change,
                   tolerance=prepared.tolerance * prepared.scale if prepared.tolerance > 0 else None, **base)
     if div.diverged:
         return RunResult(verdict=Verdict.DIVERGED, reasons=(_divergence_reason(div),), **common)
@@ -208,6 +209,12 @@ def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
         step, ratio = prepared.lr_change
         notes.append(f"the learning rate changed ×{ratio:.3g} at step {fmt_step(step)}: judged only the loss after "
                      f"the last lr change, from step {fmt_step(prepared.window.first_step)} (where its transient ends)")
+    if prepared.interval_change is not None:
+        step, old, new = prepared.interval_change
+        judged = ("judged only the loss logged after it" if prepared.window.burn_in_method == "interval-change"
+                  else "the window's noise before it was matched to the noise after it")
+        notes.append(f"the logging interval changed from {old:g} to {new:g} steps at step {fmt_step(step)} (a resume?), "
+                     f"which changes the logged noise: {judged}")
     if prepared.lr_period is not None:
         notes.append(f"the learning rate restarts every {prepared.lr_period:,} logged steps: judged the loss net of "
                      "the cycle's average profile (what differs between cycles)")

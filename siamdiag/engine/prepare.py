@@ -154,6 +154,7 @@ class PreparedSeries:
     tolerance: float = 0.0
     lr_change: tuple[float, float] | None = None   # (step, lr ratio) of the last lr jump
     lr_period: int | None = None
+    interval_change: tuple[float, float, float] | None = None   # (step, old, new logging interval)
 
 
 def window_start_index(steps: np.ndarray, options: Options) -> int:
@@ -178,6 +179,38 @@ def lr_jumps(lr: np.ndarray) -> np.ndarray:
     ratio = v[1:] / v[:-1]
     big = (np.maximum(ratio, 1 / ratio) >= LR_JUMP_RATIO) & (np.abs(np.diff(v)) >= LR_JUMP_OF_MAX * v.max())
     return idx[1:][big]
+
+
+def interval_change(steps: np.ndarray) -> tuple[int, float, float] | None:
+    """The last change of the logging interval that lasts to the end of the run (a run resumed
+    logging every k steps instead of every step, or the other way round): (index of the first
+    point at the new interval, old interval, new interval), when they differ by 2x or more."""
+    spacing = np.diff(steps)
+    if len(spacing) < 4:
+        return None
+    new = float(np.median(spacing[-min(len(spacing), 50):]))
+    differs = np.flatnonzero(np.abs(spacing - new) > 0.25 * new)
+    if len(differs) == 0:
+        return None
+    last = int(differs[-1])   # spacing[last] is the last one at another interval
+    old = float(np.median(spacing[max(0, last - 50): last + 1]))
+    if not (old > 0 and new > 0) or max(old / new, new / old) < 2:
+        return None
+    return last + 1, old, new
+
+
+def match_noise(loss: np.ndarray, start: int, change: int) -> np.ndarray:
+    """The window's points before a logging-interval change, their deviations from their median
+    rescaled to the noise of the points after it: the logged noise changed with the logging, so
+    only what differs beyond that is judged (used when too few points follow the change to judge
+    them alone)."""
+    out = loss.copy()
+    before, after = out[start:change], out[change:]
+    spread_before, spread_after = robust_sigma(before), robust_sigma(after)
+    if spread_before > 0 and spread_after > 0:
+        centre = float(np.median(before))
+        out[start:change] = centre + (before - centre) * (spread_after / spread_before)
+    return out
 
 
 def restart_period(jumps: np.ndarray, lr: np.ndarray) -> int | None:
@@ -208,7 +241,9 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
                    lr: np.ndarray | None = None) -> PreparedSeries | None:
     """Finite points only; None when the window holds fewer than ``min_points``.
 
-    With a learning-rate column and an automatic burn-in, the schedule explains what it causes:
+    With an automatic burn-in, a change of the logging interval inside the window (a resume that
+    logs k-step means instead of every step changes the logged noise, not the training) moves the
+    window past it, as an lr jump does. With a learning-rate column, the schedule explains what it causes:
     periodic warm restarts are removed as a cycle profile, and after a step decay (or any lr
     jump) inside the window only the segment after the last jump is judged, from where its own
     transient ends (MSER-5 on that segment)."""
@@ -218,17 +253,25 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
     if len(loss) < options.min_points:
         return None
     start = window_start_index(steps, options)
-    lr_change, lr_period, segment_start = None, None, None
+    lr_change, lr_period, segment_start, interval, interval_noted = None, None, None, None, None
+    if options.burn_in is None:
+        change = interval_change(steps)
+        if change is not None and change[0] > start and len(loss) - change[0] >= options.min_points:
+            segment_start, interval = change[0], change[1:]
+        elif change is not None and change[0] > start + 2:   # too few points after it: match the noise instead
+            loss = match_noise(loss, start, change[0])
+            interval_noted = (float(steps[change[0]]),) + change[1:]
     if lr is not None and options.burn_in is None:
         jumps = lr_jumps(lr)
         period = restart_period(jumps, lr)
         if period is not None:
             loss = remove_cycle_profile(loss, int(jumps[0]), period)
             lr_period = period
-        elif len(jumps) and jumps[-1] > start and len(loss) - jumps[-1] >= options.min_points:
+        elif (len(jumps) and jumps[-1] > start and len(loss) - jumps[-1] >= options.min_points
+              and (segment_start is None or jumps[-1] > segment_start)):
             last = int(jumps[-1])
             lr_change = (float(steps[last]), float(lr[last] / lr[last - 1]))
-            segment_start = last
+            segment_start, interval = last, None
     if len(loss) - start < options.min_points:
         return None
     if segment_start is not None:
@@ -252,7 +295,7 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
     within = block_variances(series[len(series) - agg_count_window * block:], block)
     agg_start = len(agg) - agg_count_window
     if segment_start is not None:
-        burn_in_step, method = float(steps[start]), "lr-change"
+        burn_in_step, method = float(steps[start]), "lr-change" if interval is None else "interval-change"
     elif options.burn_in is None:
         search_limit = len(agg) - agg_count_window // 2
         cut = mser_truncation(agg, search_limit=search_limit)
@@ -264,4 +307,6 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
                     burn_in_step=burn_in_step, burn_in_method=method, block=block, agg_start=agg_start)
     return PreparedSeries(window=window, window_loss=window_loss, scale=scale, level=level, spread=spread,
                           agg=agg, agg_window=agg[agg_start:], within_window=within,
-                          tolerance=options.tolerance(level) / scale, lr_change=lr_change, lr_period=lr_period)
+                          tolerance=options.tolerance(level) / scale, lr_change=lr_change, lr_period=lr_period,
+                          interval_change=(interval_noted if interval is None
+                                           else (float(steps[segment_start]),) + tuple(interval)))

@@ -180,13 +180,14 @@ def running_mean_log(n, rng, epoch=100):
     return (np.cumsum(x, axis=1) / np.arange(1, epoch + 1)).ravel()[:n]
 
 
-def interval_change_log(n, rng, per=10, at=0.6):
+def interval_change_log(n, rng, per=5, at=0.85):
     """Logged every step until a resume at ``at`` of the logged points, then as means of ``per``
-    steps: the logged noise shrinks by sqrt(per) though the training did not change."""
+    steps: the logged noise shrinks by sqrt(per) though the training did not change. The change
+    lies inside the window (the second half of the step range)."""
     first = int(at * n)
     head = 0.3 + 0.02 * rng.standard_normal(first)
     tail = (0.3 + 0.02 * rng.standard_normal((n - first) * per)).reshape(n - first, per).mean(axis=1)
-    steps = np.concatenate([np.arange(first, dtype=float), first + per * np.arange(1, n - first + 1.0)])
+    steps = np.concatenate([np.arange(first, dtype=float), first - 1 + per * np.arange(1, n - first + 1.0)])
     return SyntheticRun(np.concatenate([head, tail]), steps=steps)
 
 
@@ -285,7 +286,7 @@ TRAINING_SHAPES: dict[str, Process] = {p.name: p for p in [
     Process("keras_running_means", running_mean_log, _OK_OR_UNSURE, S,
             "the same settled run logged as running means since the start of each 100-step epoch"),
     Process("logging_interval_change", interval_change_log, _OK_OR_UNSURE, S,
-            "white noise logged per step, then as 10-step means after a resume"),
+            "white noise logged per step, then as 5-step means after a resume inside the window"),
     Process("magnitude_1e160", lambda n, r: white(n, r) * 1e160, _STATIONARY, S,
             "white noise at 1e160: every test is scale-invariant"),
     Process("magnitude_1e-200", lambda n, r: white(n, r) * 1e-200, _STATIONARY, S,
