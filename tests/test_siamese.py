@@ -47,6 +47,23 @@ def test_norm_growth_alone_is_reported_never_gating(extras, finding):
     assert not any(f.gating for f in result.findings)
 
 
+@pytest.mark.parametrize("case", ["margin schedule", "gradual growth", "learning late"])
+def test_what_only_looks_stalled_is_not(case):
+    # found on siamdiag train's own runs: an adaptive margin (0.2 -> 1.45) keeps the loss up while the
+    # norm grows gradually; a cut-init run sits at its start for 2,000 steps, then learns
+    rng = np.random.default_rng(9)
+    t = np.arange(N, dtype=float)
+    flat = 0.2 + 0.01 * rng.standard_normal(N)
+    blown = np.where(t < 3, 0.3, 300.0)
+    made = {"margin schedule": SyntheticRun(flat, extras={"embedding_norm": blown, "margin": 0.2 + t / N}),
+            "gradual growth": SyntheticRun(flat, extras={"embedding_norm": 0.3 * np.exp(t / 300)}),
+            "learning late": SyntheticRun(np.where(t < 1500, 0.5, 0.5 - 0.3 * (1 - np.exp(-(t - 1500) / 100)))
+                                          + 0.005 * rng.standard_normal(N),
+                                          extras={"embedding_norm": np.where(t < 1500, 0.28, 14.0)})}[case]
+    result = judge(made)
+    assert "stalled" not in names(result) and result.verdict is not Verdict.DEGENERATE
+
+
 def test_a_loss_that_never_fell_alone_is_reported_never_gating():
     result = judge(0.3 + 0.01 * np.random.default_rng(2).standard_normal(N))
     assert result.verdict is Verdict.STATIONARY and names(result) == {"never_learned"}

@@ -184,12 +184,14 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     if deg.degenerate:
         return RunResult(verdict=Verdict.DEGENERATE, reasons=(_degeneracy_reason(deg), *told), degeneracy=deg,
                          **common)
-    if any(f.gating for f in findings):
-        return RunResult(verdict=Verdict.DEGENERATE, reasons=tuple(told), degeneracy=deg, **common)
     sigma = prepared.spread / prepared.scale   # robust sigma is scale-equivariant
     tests = window_tests(prepared, sigma, options.alpha)
     verdict, rejected = decide_tests(tests, options.alpha)
     tests = in_loss_units(tests, prepared.scale)
+    if verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) and any(f.gating for f in findings):
+        # stationary, but never learned: flat for the wrong reason
+        return RunResult(verdict=Verdict.DEGENERATE, reasons=tuple(told), degeneracy=deg, sigma=sigma * prepared.scale,
+                         tests=tests, rejected=frozenset(rejected), **common)
     reasons = explain(tests, rejected, verdict, window, options.alpha, sigma * prepared.scale, prepared.level)
     coupling = None
     if run.grad_norm is not None:
