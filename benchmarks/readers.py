@@ -1,7 +1,9 @@
 """Reading speed of each log format on a long run: the same N-step loss (and grad norm) written
 as CSV, JSON lines, a TensorBoard event file, an MLflow run and a plain-text log, then
 `siamdiag analyze` end to end on each in a fresh interpreter (imports included). Figures are
-seconds and the ratio to the CSV run, all from one invocation.
+seconds and the ratio to the CSV run, peak memory, and peak memory against the size of the log
+(issue #12's bar: at most 3x), all from one invocation. The import floor is the peak of the same
+interpreter analysing a 2,000-step CSV.
 Usage: python benchmarks/readers.py [--steps 1000000]
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ def event(step: int, tag: bytes, value: float) -> bytes:
 
 
 def write_all(directory: str, n: int) -> dict[str, str]:
+    os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(0)
     steps = np.arange(n)
     loss = 0.3 + 2.0 * np.exp(-steps / (n / 20)) + 0.02 * rng.standard_normal(n)
@@ -70,18 +73,51 @@ def write_all(directory: str, n: int) -> dict[str, str]:
     return paths
 
 
+def write_training_log(path: str, target_mb: float) -> str:
+    """A log with siamdiag train's twelve columns, about ``target_mb`` large (the size of the
+    log in issue #12 whose reading peaked at 1.2 GB)."""
+    from siamdiag.train.recorder import COLUMNS
+
+    n = int(target_mb * 2**20 / 96)   # ~96 bytes a row
+    rng = np.random.default_rng(1)
+    t = np.arange(1, n + 1)
+    columns = {"step": t, "epoch": t // 500, "loss": 0.3 + 0.02 * rng.standard_normal(n),
+               "grad_norm": 1 + 0.1 * rng.standard_normal(n), "lr": np.full(n, 0.1), "margin": np.full(n, 1.0),
+               "pos_dist": 0.2 + 0.01 * rng.standard_normal(n), "neg_dist": 0.9 + 0.01 * rng.standard_normal(n),
+               "easy_fraction": rng.random(n), "active_fraction": rng.random(n),
+               "embedding_norm": 1 + 0.01 * rng.standard_normal(n), "nonfinite": np.zeros(n, dtype=int)}
+    with open(path, "w") as fh:
+        fh.write(",".join(COLUMNS) + "\n")
+        np.savetxt(fh, np.column_stack([columns[c] for c in COLUMNS]), delimiter=",",
+                   fmt=["%d", "%d"] + ["%.8g"] * 9 + ["%d"])
+    return path
+
+
+def size_mb(path: str) -> float:
+    """A file's size, or a directory's (every file in it), in MB."""
+    if os.path.isfile(path):
+        return os.path.getsize(path) / 2**20
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _dirs, files in os.walk(path) for f in files) / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
+        floor = timed(analyze_code(write_all(os.path.join(directory, "small"), 2000)["csv"]))[1]
         paths = write_all(directory, args.steps)
+        paths["csv, 12 columns, 169 MB"] = write_training_log(os.path.join(directory, "metrics.csv"), 169)
+        sizes = {fmt: size_mb(path) for fmt, path in paths.items()}
         results = {fmt: timed(analyze_code(path)) for fmt, path in paths.items()}
     base = results["csv"][0]
-    print(f"analyze end to end, {args.steps:,} steps (loss + grad norm), fresh interpreter each:")
-    print(f"{'format':<12} {'seconds':>8} {'x csv':>7} {'peak MB':>8}")
+    print(f"analyze end to end, {args.steps:,} steps (loss + grad norm), fresh interpreter each; "
+          f"import floor {floor:.0f} MB:")
+    print(f"{'format':<26} {'seconds':>8} {'x csv':>7} {'file MB':>8} {'peak MB':>8} {'peak/file':>10} "
+          f"{'(peak-floor)/file':>18}")
     for fmt, (wall, peak) in results.items():
-        print(f"{fmt:<12} {wall:8.2f} {wall / base:7.2f} {peak:8.0f}")
+        print(f"{fmt:<26} {wall:8.2f} {wall / base:7.2f} {sizes[fmt]:8.0f} {peak:8.0f} {peak / sizes[fmt]:10.2f} "
+              f"{(peak - floor) / sizes[fmt]:18.2f}")
 
 
 if __name__ == "__main__":

@@ -67,12 +67,19 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
         paths = [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else [os.fspath(p) for p in data]
         return analyze_paths(paths, options, ReadOptions(overrides=overrides), policy)
     if isinstance(data, Mapping):
-        data = pd.DataFrame(dict(data))
+        try:
+            data = pd.DataFrame(dict(data))
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"analyze: the mapping is not a table of columns ({exc})") from None
     if isinstance(data, pd.DataFrame):
         runs = table_to_runs(frame_table(data), FRAME_SOURCE, overrides, label_runs_by_source=False)
         results = tuple(analyze_run(order_run(raw), options) for raw in runs)
         return Report(runs=results, policy=policy, alpha=alpha)
-    values = np.asarray(data, dtype=np.float64)
+    try:
+        values = np.asarray(data, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"analyze: expected a path, a DataFrame, a mapping or 1-D loss values "
+                         f"({type(data).__name__}: {exc})") from None
     if values.ndim != 1:
         raise UsageError(f"analyze: expected a path, a DataFrame, a mapping or 1-D loss values; got shape {values.shape}")
     return Report(runs=(analyze_arrays(values, options=options, name=name),), policy=policy, alpha=alpha)

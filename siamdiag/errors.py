@@ -21,3 +21,12 @@ class InputError(SiamdiagError):
 
 class UsageError(SiamdiagError):
     """Options or paths that make no sense together (no runs found, unknown column, ...)."""
+
+
+class OutputError(SiamdiagError):
+    """A file siamdiag was asked to write that the system would not let it write (disk full,
+    permission denied, read-only file system): an environment error, named with its path."""
+
+    def __init__(self, path: str, exc: OSError):
+        self.path = path
+        super().__init__(f"cannot write {path}: {exc.strerror or exc}")

@@ -71,3 +71,14 @@ def test_aggregated_window_covers_the_window_and_nothing_before_it(n):
     covered = len(p.agg_window) * p.window.block
     assert len(p.window_loss) - p.window.block < covered <= len(p.window_loss)
     assert len(p.agg) * p.window.block <= n
+
+
+def test_two_segment_rss_equals_the_split_by_split_loop():
+    from siamdiag.engine.checks import MIN_SEGMENT, two_segment_rss
+
+    rng = np.random.default_rng(12)
+    for n in (6, 7, 31, 200):
+        values = rng.standard_normal(n) + 1e3 + 4.0 * (np.arange(n) > n // 3)
+        slow = [np.sum((values[:k] - values[:k].mean()) ** 2) + np.sum((values[k:] - values[k:].mean()) ** 2)
+                for k in range(MIN_SEGMENT, n - MIN_SEGMENT + 1)]
+        np.testing.assert_allclose(two_segment_rss(values), slow, rtol=1e-9, atol=1e-9)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from siamdiag.cli.main import main
-from siamdiag.errors import UsageError
+from siamdiag.errors import OutputError, UsageError
 from siamdiag.pipeline import judge_paths
 from siamdiag.report.render import render_table, sparkline
 from siamdiag.report.model import GatePolicy, Report
@@ -85,7 +85,7 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
         raise OSError("disk full")
 
     monkeypatch.setattr("matplotlib.figure.Figure.savefig", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="cannot write .*keep.png: disk full"):   # one line, exit 2, in the CLI
         plotting.plot_runs(judged, str(target))
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["keep.png"]
 

@@ -186,11 +186,16 @@ def test_tensorboard_summarywriter_files(tmp_path):
     assert [e.value for e in ea.Scalars("train/loss")] == pytest.approx(run.metrics["loss"].values.tolist(), nan_ok=True)
 
 
-def test_tensorboard_records_of_every_layout_read_in_order(tmp_path):
+@pytest.mark.parametrize("chunk", [None, 7, 1000])
+def test_tensorboard_records_of_every_layout_read_in_order(tmp_path, monkeypatch, chunk):
     """Events serialised by TensorBoard's own protobuf classes, in every layout the decoder meets:
     plain scalars with and without wall time, step 0 (left out of the record), negative and
     40-bit steps, empty, 127- and 128-byte tags, NaN, tensors, and two values in one event. The
-    oracle is what was written (as float32), tag by tag in record order."""
+    oracle is what was written (as float32), tag by tag in record order; also when the records
+    are decoded in chunks (a large file's), whose boundaries fall anywhere."""
+    if chunk is not None:
+        from siamdiag.logs.readers import tensorboard
+        monkeypatch.setattr(tensorboard, "CHUNK_RECORDS", chunk)
     event_pb2 = pytest.importorskip("tensorboard.compat.proto.event_pb2")
     summary_pb2 = pytest.importorskip("tensorboard.compat.proto.summary_pb2")
     tensor_pb2 = pytest.importorskip("tensorboard.compat.proto.tensor_pb2")

@@ -148,6 +148,24 @@ def test_cli_refuses_to_overwrite_a_run_and_resume_refuses_changes(tmp_path, cap
     assert code == 0 and len(rows(run)) == 60
 
 
+def test_resume_without_a_checkpoint_and_after_a_cut_row_logs_each_step_once(tmp_path, capsys):
+    # found: killed before its first checkpoint, a resumed run started again at step 1 and
+    # appended (steps 1-50 twice); after a full disk, the next row was glued onto a cut one
+    whole, part = str(tmp_path / "whole"), str(tmp_path / "part")
+    args = [*SMALL, "--steps", "120", "--checkpoint-every", "1000", "--no-gate"]
+    assert cli(["train", *args, "--out", whole], capsys)[0] == 0
+    assert cli(["train", *args, "--out", part], capsys)[0] == 0
+    os.remove(os.path.join(part, "checkpoint.pt"))   # as if killed before the first checkpoint
+    with open(os.path.join(part, "metrics.csv"), encoding="utf-8") as fh:
+        lines = fh.readlines()
+    with open(os.path.join(part, "metrics.csv"), "w", encoding="utf-8") as fh:
+        fh.writelines(lines[:51] + [lines[51][:9]])    # 50 rows, then a row cut short
+    code, _ = cli(["train", "--resume", part, "--no-gate"], capsys)
+    assert code == 0
+    with open(os.path.join(whole, "metrics.csv"), "rb") as a, open(os.path.join(part, "metrics.csv"), "rb") as b:
+        assert a.read() == b.read()
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--data", "nothing.bin"], "--data"),
     (["--margin-schedule", "adaptive"], "triplet only"),
@@ -172,7 +190,9 @@ def test_grid_trains_every_combination_and_reports_them_together(tmp_path, capsy
         assert len(rows(tmp_path / "sweep" / name)) == 40
 
 
-def test_ctrl_c_keeps_the_log_and_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("stop_signal, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_keeps_the_log_and_a_checkpoint(tmp_path, stop_signal, code):
+    # found: SIGTERM (schedulers, CI, docker stop) killed the run at once, losing unflushed rows
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "siamdiag", "train", *SMALL, "--steps", "1000000", "--out", str(run)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -180,9 +200,9 @@ def test_ctrl_c_keeps_the_log_and_a_checkpoint(tmp_path):
     while time.time() < deadline and not (run / "metrics.csv").exists():
         time.sleep(0.2)
     time.sleep(3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop_signal)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "--resume" in err
+    assert proc.returncode == code and "--resume" in err
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     log = rows(run)
     assert int(log[-1]["step"]) == state["step"] > 0

@@ -30,7 +30,8 @@ def test_follower_counts_only_complete_rows(tmp_path):
         LogFollower(str(tmp_path))
 
 
-def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; CI, schedulers, docker stop
+def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path, stop_signal):
     path = tmp_path / "metrics.csv"
     rng = np.random.default_rng(3)
     rows = [f"{s},{0.5 + 0.05 * rng.standard_normal():.6f}\n" for s in range(1200)]
@@ -57,7 +58,7 @@ def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and b"judged at row 1,2" not in b"".join(stderr_chunks):
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         out = proc.stdout.read()
         proc.wait(timeout=60)
         reader.join(timeout=10)

@@ -1,41 +1,50 @@
 """The commands and the exit-code contract.
 
-Exit codes are an API: 0 gate passed, 1 gate failed, 2 usage or input error (including "no
-runs found"), 3 internal error. An unexpected exception never exits 1.
+Exit codes are an API: 0 gate passed, 1 gate failed, 2 usage, input or environment error
+(including "no runs found", a full disk, a denied permission), 3 internal error, 130 Ctrl-C
+(`train` also exits 143 on SIGTERM). An unexpected exception never exits 1.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import stat
 import sys
 import traceback
 
 import click
 
 from .. import __version__
-from ..atomic import replacing
+from ..atomic import output_file
 from ..errors import SiamdiagError, UsageError
 from .options import gate_options, judging, read_options_flags, reading, resolve_settings
+from .terminal import colour_for, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+# Failures of the machine rather than of siamdiag or of the input: one line and exit 2.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+# Optional dependencies and the extra that installs each.
+EXTRA_FOR_MODULE = {"torch": "train", "sklearn": "train", "matplotlib": "plot", "lightning": "lightning"}
 
 
-def refuse_overwriting_inputs(path: str, inputs: list[str]) -> None:
-    """An output file must never be one of the logs being read."""
-    target = os.path.realpath(path)
-    for p in inputs:
-        if p != "-" and os.path.exists(p) and os.path.realpath(p) == target:
-            raise UsageError(f"--output {path}: that is one of the input logs; refusing to overwrite it")
+def refuse_overwriting_inputs(path: str, what: str, paths: list[str], input_format: str) -> None:
+    """An output file must never be one of the logs being read: compared by device and inode
+    with every file the reading opens (a log found inside a directory, a hard link to one)."""
+    from ..logs.ingest import input_files
+
+    try:
+        target = os.stat(path)
+    except OSError:
+        return  # nothing there yet (or unreachable, which the write reports)
+    if stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) in input_files(paths, input_format):
+        raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
 
 
-def write_atomically(path: str, text: str, inputs: list[str]) -> None:
-    """Write the whole report or nothing (see siamdiag.atomic). Refuses to overwrite one of the
-    logs being analysed."""
-    refuse_overwriting_inputs(path, inputs)
-    directory = os.path.dirname(os.path.realpath(path)) or "."
-    if not os.path.isdir(directory):
-        raise UsageError(f"--output {path}: directory {directory} does not exist")
-    with replacing(path, "w", encoding="utf-8") as fh:
+def write_report(path: str, text: str) -> None:
+    """Write the whole report or nothing (see siamdiag.atomic.output_file)."""
+    with output_file(path, "--output", "w", encoding="utf-8") as fh:
         fh.write(text)
 
 
@@ -78,17 +87,19 @@ def analyze(paths, output, plot_dir, config_file, **params):
 
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
-    judged = judge_paths(list(paths), options, reading(settings))
+    read = reading(settings)
+    if output:
+        refuse_overwriting_inputs(output, "--output", list(paths), read.input_format)
+    judged = judge_paths(list(paths), options, read)
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
     if plot_dir:
         from ..report.plot import plot_each
 
         for written in plot_each(judged, plot_dir):
             click.echo(f"siamdiag: wrote {written}", err=True)
-    to_terminal = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = RENDERERS[settings["format"]](report, to_terminal)
+    text = RENDERERS[settings["format"]](report, output is None and colour_for(sys.stdout))
     if output:
-        write_atomically(output, text, list(paths))
+        write_report(output, text)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -110,8 +121,9 @@ def plot(paths, output, config_file, **params):
 
     settings = resolve_settings(params, config_file)
     options, _policy = judging(settings)
-    judged = judge_paths(list(paths), options, reading(settings))
-    refuse_overwriting_inputs(output, list(paths))
+    read = reading(settings)
+    refuse_overwriting_inputs(output, "-o", list(paths), read.input_format)
+    judged = judge_paths(list(paths), options, read)
     plot_runs(judged, output)
     click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
 
@@ -129,7 +141,6 @@ def watch(path, interval, config_file, **params):
     import signal
     import time
 
-    from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
@@ -141,7 +152,7 @@ def watch(path, interval, config_file, **params):
     options, policy = judging(settings)
     read = reading(settings)
     follower = LogFollower(path)
-    console = Console(stderr=True, no_color="NO_COLOR" in os.environ)
+    console = stderr_console()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the same way on SIGTERM
     report, judged_rows, pending = None, 0, 0
     with Live(Text(f"waiting for {path} ..."), console=console, auto_refresh=False,
@@ -167,7 +178,7 @@ def watch(path, interval, config_file, **params):
             pass
     if report is None or follower.rows > judged_rows:
         report = analyze_paths([path], options, read, policy)
-    sys.stdout.write(RENDERERS[settings["format"]](report, sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+    sys.stdout.write(RENDERERS[settings["format"]](report, colour_for(sys.stdout)))
     sys.stdout.flush()
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
@@ -201,15 +212,16 @@ def shown_value(key: str, value) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps user errors to exit 2 and anything unexpected to exit 3."""
+    """Entry point: maps user and environment errors to exit 2, Ctrl-C to 130, and anything
+    unexpected to exit 3."""
     try:
         cli.main(args=argv, prog_name="siamdiag", standalone_mode=False)
     except SiamdiagError as exc:
         click.echo(f"siamdiag: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
-        click.echo("siamdiag: aborted", err=True)
-        sys.exit(EXIT_USAGE)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("siamdiag: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
@@ -217,8 +229,25 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except BrokenPipeError:
         sys.exit(EXIT_PASS)
+    except ModuleNotFoundError as exc:
+        if exc.name not in EXTRA_FOR_MODULE:
+            internal_error()
+        click.echo(f"siamdiag: error: this needs {exc.name}, which is not installed: "
+                   f"pip install 'siamdiag[{EXTRA_FOR_MODULE[exc.name]}]'", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            internal_error()
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"siamdiag: error: {where}{exc.strerror}", err=True)
+        sys.exit(EXIT_USAGE)
     except Exception:  # noqa: BLE001 - the contract: unexpected errors exit 3, never 1
-        click.echo("siamdiag: internal error (please report this with the log that caused it):", err=True)
-        click.echo(traceback.format_exc(), err=True)
-        sys.exit(EXIT_INTERNAL)
+        internal_error()
     sys.exit(EXIT_PASS)
+
+
+def internal_error() -> None:
+    """A bug: the traceback for the report, exit 3 (never 1, which means a failed gate)."""
+    click.echo("siamdiag: internal error (please report this with the log that caused it):", err=True)
+    click.echo(traceback.format_exc(), err=True)
+    sys.exit(EXIT_INTERNAL)

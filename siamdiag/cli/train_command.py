@@ -15,10 +15,10 @@ from click.core import ParameterSource
 
 from ..errors import UsageError
 from .options import gate_options, judging, resolve_settings
+from .terminal import colour_for, stderr_console
 from ..train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
                            TrainConfig, expand_grid, parse_grid)
 
-EXIT_INTERRUPTED = 130
 # Options that may accompany --resume: they change how long or where the run continues, not what it is.
 RESUMABLE = {"steps", "epochs", "device"}
 
@@ -151,12 +151,6 @@ def resumed_config(run_dir: str, changes: dict) -> TrainConfig:
     return replace(cfg, **changes).validate()
 
 
-def stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True, no_color="NO_COLOR" in os.environ)
-
-
 def train_single(cfg: TrainConfig, run_dir: str, resume: bool, policy, options, fmt: str) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -180,7 +174,7 @@ def train_single(cfg: TrainConfig, run_dir: str, resume: bool, policy, options, 
     if outcome.stopped == "interrupted":
         console.print(f"interrupted at step {outcome.steps_done:,} of {outcome.total_steps:,}; the log and a "
                       f"checkpoint are in {run_dir}. Continue with: siamdiag train --resume {run_dir}")
-        return EXIT_INTERRUPTED
+        return stop.exit_code
     if outcome.stopped == "nonfinite":
         console.print(f"stopped at step {outcome.steps_done:,}: the loss became non-finite")
     return report_runs([(os.path.basename(run_dir.rstrip("/")), run_dir)], policy, options, fmt)
@@ -205,9 +199,9 @@ def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, policy, optio
         console.print(f"interrupted: {len(specs) - len(finished)} of {len(specs)} runs did not finish; "
                       "each interrupted run can be continued with --resume RUN_DIR")
         if not finished:
-            return EXIT_INTERRUPTED
+            return stop.exit_code
     code = report_runs(finished, policy, options, fmt)
-    return EXIT_INTERRUPTED if len(finished) < len(specs) else code
+    return stop.exit_code if len(finished) < len(specs) else code
 
 
 def report_runs(named_dirs: list[tuple[str, str]], policy, options, fmt: str) -> int:
@@ -218,7 +212,6 @@ def report_runs(named_dirs: list[tuple[str, str]], policy, options, fmt: str) ->
 
     report = analyze_named_logs([(name, os.path.join(d, METRICS_FILE)) for name, d in named_dirs], options,
                                 policy)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    sys.stdout.write(RENDERERS[fmt](report, color))
+    sys.stdout.write(RENDERERS[fmt](report, colour_for(sys.stdout)))
     sys.stdout.flush()
     return 0 if report.passed else 1

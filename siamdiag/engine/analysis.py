@@ -9,7 +9,7 @@ import numpy as np
 from . import checks, running_mean, siamese
 from .decide import Verdict, WindowTests, decide_tests, move_verdict
 from ..logs.tables import Metric, RawRun
-from .numerics import block_means, robust_sigma
+from .numerics import HUGE, block_means, robust_sigma
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
 
 
@@ -142,11 +142,29 @@ def loss_profile(loss: np.ndarray, points: int = PROFILE_POINTS) -> tuple[float,
     finite = loss[np.isfinite(loss)]
     if len(finite) == 0:
         return ()
-    return tuple(float(chunk.mean()) for chunk in np.array_split(finite, min(points, len(finite))))
+    scale = running_mean.magnitude(finite)   # exact, and no sum of values near 1e308 overflows
+    return tuple(float((chunk / scale).mean() * scale) for chunk in np.array_split(finite, min(points, len(finite))))
 
 
 def analyze_run(run: OrderedRun, options: Options) -> RunResult:
-    """Judge one run. Raises nothing for any finite or non-finite input of any length."""
+    """Judge one run. Raises nothing for any finite or non-finite input of any length.
+
+    The tests run on the standardised window, so they hold at any magnitude; a loss within a
+    few powers of two of the float64 limit (|loss| > 2^1000, about 1e301) still overflows in
+    the few figures kept in loss units (a threshold, a profile chunk), which are then inf and
+    say so in a note, while the verdict stands."""
+    finite = run.loss[np.isfinite(run.loss)]
+    if len(finite) and float(np.max(np.abs(finite))) > HUGE:
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = judge_run(run, options)
+        return replace(result, notes=result.notes + (
+            f"the loss reaches {float(np.max(np.abs(finite))):.3g}, near the float64 limit: figures in loss units "
+            "may overflow to inf (the tests run on the standardised series and are unaffected)",))
+    return judge_run(run, options)
+
+
+def judge_run(run: OrderedRun, options: Options) -> RunResult:
+    """analyze_run's work, for a loss of any magnitude below the float64 limit."""
     base = dict(run=run.name, source=run.source, notes=run.notes, points=len(run.loss),
                 profile=loss_profile(run.loss))
     steps, loss = run.steps, run.loss

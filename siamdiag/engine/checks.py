@@ -297,12 +297,22 @@ class Shape:
     step_like: bool
 
 
+def two_segment_rss(values: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of a two-mean fit for every split with >= MIN_SEGMENT values a
+    side, from cumulative sums of the centred values (one pass instead of one per split)."""
+    n = len(values)
+    centred = values - values.mean()
+    total, total_sq = np.cumsum(centred), float(np.sum(centred * centred))
+    ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
+    left = total[ks - 1]
+    return total_sq - left * left / ks - (total[-1] - left) ** 2 / (n - ks)
+
+
 def shape(window: np.ndarray, batches: int) -> Shape:
     bm = batch_means(window, batches)
     x = np.linspace(-1.0, 1.0, batches)
     curve_rss = float(np.sum((bm - np.polyval(np.polyfit(x, bm, 2), x)) ** 2))
-    step_rss = min(float(np.sum((bm[:k] - bm[:k].mean()) ** 2) + np.sum((bm[k:] - bm[k:].mean()) ** 2))
-                   for k in range(MIN_SEGMENT, batches - MIN_SEGMENT + 1))
+    step_rss = float(np.min(two_segment_rss(bm)))
     return Shape(step_rss, curve_rss, step_rss < STEP_LIKE_RATIO * curve_rss)
 
 

@@ -31,19 +31,32 @@ def power_of_two_near(spread: float) -> float:
     and brings any finite magnitude near 1."""
     if not (spread > 0 and np.isfinite(spread)):
         return 1.0
-    return float(2.0 ** np.round(np.log2(spread)))
+    return float(2.0 ** min(1023.0, np.round(np.log2(spread))))   # 2**1024 is not a float
+
+
+HUGE = 2.0 ** 1000   # beyond this, sums and differences of two values can overflow
 
 
 def robust_sigma(x: np.ndarray) -> float:
     """Spread of ``x`` that one outlier or a few spikes cannot inflate: 1.4826·MAD, falling
     back to sqrt(pi/2) times the mean absolute deviation (both equal sigma for normal data)
-    when more than half the values are tied; no squares, so no overflow at any magnitude."""
+    when more than half the values are tied; no squares, and values near the float limit are
+    halved first (a median averages two values), so no overflow at any magnitude."""
+    half = 2.0 if len(x) and np.max(np.abs(x)) > HUGE else 1.0
+    x = x / half if half != 1.0 else x
     med = np.median(x)
     deviation = np.abs(x - med)
     mad = np.median(deviation)
     if mad > 0:
-        return float(MAD_TO_SIGMA * mad)
-    return float(np.sqrt(np.pi / 2) * np.mean(deviation))
+        return float(MAD_TO_SIGMA * mad * half)
+    return float(np.sqrt(np.pi / 2) * np.mean(deviation) * half)
+
+
+def median(x: np.ndarray) -> float:
+    """np.median, which averages the two middle values, without overflowing near the float limit."""
+    if len(x) and np.max(np.abs(x)) > HUGE:
+        return 2.0 * float(np.median(x / 2.0))
+    return float(np.median(x))
 
 
 def winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:

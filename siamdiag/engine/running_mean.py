@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .numerics import autocorrelation
+from .numerics import autocorrelation, power_of_two_near
 
 MIN_EPOCH = 5          # shorter epochs are not told apart from noise
 MIN_EPOCHS = 3         # at least this many epoch starts must show
@@ -26,7 +26,8 @@ def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
     most the last TAIL_POINTS points, after an O(n) screen that rejects ordinary noise."""
     n = len(loss)
     skipped = max(0, n - TAIL_POINTS)
-    steps = np.abs(np.diff(loss[skipped:]))
+    tail = loss[skipped:] / magnitude(loss)   # exact: differences of values near 1e308 overflow
+    steps = np.abs(np.diff(tail))
     if len(steps) < MIN_EPOCHS * 2 * MIN_EPOCH or not np.any(steps > 0):
         return None
     # cheap screen: most increments of a running mean are far smaller than its average increment
@@ -68,6 +69,14 @@ def folded(steps: np.ndarray, period: int) -> tuple[int, int, np.ndarray, float]
 
 def undo_running_mean(loss: np.ndarray, period: int, offset: int) -> np.ndarray:
     """The per-batch values behind running means whose epochs start at ``offset`` + k·period."""
+    scale = magnitude(loss)
+    scaled = loss / scale
     position = (np.arange(len(loss)) - offset) % period + 1   # 1-based position in its epoch
-    previous = np.concatenate([[0.0], loss[:-1]])
-    return np.where(position == 1, loss, position * loss - (position - 1) * previous)
+    previous = np.concatenate([[0.0], scaled[:-1]])
+    return scale * np.where(position == 1, scaled, position * scaled - (position - 1) * previous)
+
+
+def magnitude(loss: np.ndarray) -> float:
+    """A power of two near the largest |value|: dividing by it is exact and keeps sums and
+    differences of any finite values from overflowing."""
+    return power_of_two_near(float(np.max(np.abs(loss)))) if len(loss) else 1.0

@@ -7,7 +7,7 @@ pass (stationary or inconclusive: "stationary but never learned"): a *stalled* r
 at the beginning of training, whose loss stayed above half its start level under a fixed margin, and
 whose embedding norm blew up tenfold within the first 5 % of the run (a learning rate too high for
 normalised embeddings). Each half alone is common in healthy runs, so alone it is reported, never
-gating: cosine-loss runs that learn grow their norms x6 to x70 (BENCHMARKS.md), and a
+gating: cosine-loss runs that learn grow their norms x5 to x50 over thousands of steps (BENCHMARKS.md), and a
 fine-tuning run can start at its converged level (or a loss against a moving target, as in BYOL,
 need not fall); a loss that never left its start level is reported only within 10 % of it. Together they mean the gradients shrank as
 1/||z|| until nothing moved.

@@ -5,6 +5,7 @@ directory (one run). Every failure becomes an InputError naming file, line and c
 """
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import os
@@ -13,7 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from .columns import ColumnOverrides
-from ..errors import InputError, UsageError
+from ..errors import InputError, SiamdiagError, UsageError
 from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 from .readers import TEXT_READERS, detect_format, format_from_name
 from .readers.mlflow import find_run_dirs, is_run_dir, read_mlflow_run, run_name
@@ -56,7 +57,11 @@ class ReadOptions:
 def _walk(directory: str, input_format: str) -> list[LogInput]:
     """Logs under a directory, sorted: MLflow runs, directories of event files, log files."""
     found: list[LogInput] = []
-    for root, subdirs, files in os.walk(directory):
+
+    def refuse(exc: OSError) -> None:
+        raise InputError(exc.filename or directory, f"cannot list directory: {exc.strerror}")
+
+    for root, subdirs, files in os.walk(directory, onerror=refuse):
         subdirs.sort()
         if input_format in ("auto", "mlflow") and is_run_dir(root):
             found.append(LogInput(root, "mlflow"))
@@ -91,11 +96,45 @@ def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
                 raise UsageError(f"{p}: the pattern matches no file")
             found += expand_paths(matches, input_format)
         else:
-            raise UsageError(f"{p}: no such file or directory")
+            raise missing_path(p)
     if not found:
         raise UsageError("no runs found: the paths hold no logs (.csv, .tsv, .jsonl, trainer_state.json, "
                          "TensorBoard event files, MLflow runs; name other files explicitly)")
     return found
+
+
+def missing_path(path: str) -> SiamdiagError:
+    """Why ``path`` cannot be used when it does not resolve: a symlink loop, a symlink to
+    nothing, a directory on the way that may not be searched, or simply nothing there."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return InputError(path, "symlink loop (too many levels of symbolic links)")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return InputError(path, f"cannot open: {exc.strerror}")
+        if os.path.islink(path):
+            return InputError(path, f"broken symlink (it points to {os.readlink(path)}, which does not exist)")
+    return UsageError(f"{path}: no such file or directory")
+
+
+def input_files(paths, input_format: str = "auto") -> set[tuple[int, int]]:
+    """(device, inode) of every file that reading ``paths`` opens: a log found inside a
+    directory, or a hard link to one, is the same file whatever the path that reaches it."""
+    names: list[str] = []
+    for log in expand_paths(paths, input_format):
+        if log.format == "mlflow":
+            names += [os.path.join(root, f) for root, _dirs, files in os.walk(log.path) for f in files]
+        elif log.path != "-":
+            names += log.files or [log.path]
+    identities = set()
+    for name in names:
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue  # reading it reports the problem
+        identities.add((st.st_dev, st.st_ino))
+    return identities
 
 
 def read_bytes(path: str) -> bytes:

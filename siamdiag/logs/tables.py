@@ -65,7 +65,8 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     Anything else non-numeric is an error pointing at its cell."""
     series = table.frame[column]
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = (series.to_numpy(copy=False) if series.dtype == np.float64   # no copy of a float column
+                  else series.to_numpy(dtype=np.float64, na_value=np.nan))
         present = table.present.get(column)
         return values, (~np.isnan(values) if present is None else present)
     raw = series.astype("string")
@@ -126,19 +127,52 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
         groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
     else:
         groups = [(None, np.arange(len(table.frame)))]
+    notes = table.notes
+    if not cmap.run and step_values is not None:
+        hint = several_runs_hint(table.frame, step_values, {cmap.step, *metric_roles(cmap).values()})
+        notes += (hint,) if hint else ()
     runs = []
     for label, rows in groups:
         if label is None:
             name = source
         else:
             name = f"{source}:{label}" if label_runs_by_source else label
-        steps = step_values[rows] if step_values is not None else np.arange(len(rows), dtype=np.float64)
+        whole = len(groups) == 1   # one run: every row, in order, without copies
+        steps = (step_values if whole else step_values[rows]) if step_values is not None \
+            else np.arange(len(rows), dtype=np.float64)
         metrics = {}
         for role, (values, present) in parsed.items():
-            keep = present[rows]
-            metrics[role] = Metric(steps=steps[keep], values=values[rows][keep])
-        runs.append(RawRun(name=name, source=source, metrics=metrics, notes=table.notes))
+            keep = present if whole else present[rows]
+            mine = values if whole else values[rows]
+            metrics[role] = (Metric(steps=steps, values=mine) if keep.all()
+                             else Metric(steps=steps[keep], values=mine[keep]))
+        runs.append(RawRun(name=name, source=source, metrics=metrics, notes=notes))
     return runs
+
+
+def several_runs_hint(frame: pd.DataFrame, steps: np.ndarray, taken: set[str]) -> str | None:
+    """Steps that start over in a file without a run column are a resumed run, or several runs
+    in one file. When other columns hold one value per stretch between restarts and, together,
+    change at every restart (a seed, a method), it is the second: name them for --run-col."""
+    restarts = np.flatnonzero(np.diff(steps) < 0) + 1
+    if not len(restarts) or not np.isfinite(steps).all():
+        return None
+    same_stretch = np.ones(len(steps) - 1, dtype=bool)
+    same_stretch[restarts - 1] = False
+    labels, changed = [], np.zeros(len(restarts), dtype=bool)
+    for column in frame.columns:
+        if column in taken:
+            continue
+        codes = pd.factorize(frame[column], use_na_sentinel=False)[0]
+        steady = np.all(codes[1:][same_stretch] == codes[:-1][same_stretch])
+        if steady and codes.max(initial=0) > 0:
+            labels.append(str(column))
+            changed |= codes[restarts] != codes[restarts - 1]
+    if not labels or not changed.all():
+        return None
+    return (f"the steps start over {len(restarts)} time{'s' if len(restarts) > 1 else ''}, each time with a new "
+            f"value of {', '.join(repr(c) for c in labels)}: several runs in one file? Judge them apart "
+            f"with --run-col {','.join(labels)}")
 
 
 def series_to_run(name: str, source: str, series: dict[str, Metric], overrides: ColumnOverrides,

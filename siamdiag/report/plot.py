@@ -11,8 +11,8 @@ import textwrap
 import numpy as np
 
 from ..engine.analysis import RunResult
-from ..atomic import replacing
-from ..errors import UsageError
+from ..atomic import output_file
+from ..errors import OutputError, UsageError
 from ..engine.numerics import block_means
 from ..engine.prepare import OrderedRun
 from .render import VERDICT_STYLE
@@ -100,11 +100,8 @@ def draw_run(axes, run: OrderedRun, result: RunResult) -> None:
 
 
 def save_figure(figure, path: str) -> None:
-    """Write the PNG whole or not at all (see siamdiag.atomic)."""
-    directory = os.path.dirname(os.path.realpath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"{path}: directory {directory} does not exist")
-    with replacing(path, "wb") as fh:
+    """Write the PNG whole or not at all (see siamdiag.atomic.output_file)."""
+    with output_file(path, "plot", "wb") as fh:
         figure.savefig(fh, format="png", dpi=110)
 
 
@@ -137,7 +134,10 @@ def file_name_for(run_name: str, taken: set[str]) -> str:
 
 def plot_each(judged: list[tuple[OrderedRun, RunResult]], directory: str) -> list[str]:
     """One PNG per run in ``directory`` (created if needed); returns the paths written."""
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(directory, exc) from None
     taken: set[str] = set()
     written = []
     for pair in judged:

@@ -42,8 +42,9 @@ def render_table(report: Report, color: bool = False) -> str:
         gate = report.run_gate(r)
         window = window_text(r)
         why = "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
-        table.add_row(r.run, Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
-                      Text(gate, style="green" if gate == "pass" else "bold red"), window, sparkline(r.profile), why)
+        table.add_row(Text(visible(r.run)), Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
+                      Text(gate, style="green" if gate == "pass" else "bold red"), window,
+                      sparkline(r.profile), Text(visible(why)))
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=140,
                       color_system="standard" if color else None)
@@ -55,6 +56,16 @@ def render_table(report: Report, color: bool = False) -> str:
     return buffer.getvalue()
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """Text from a log (run names, column names) made safe for a terminal: control characters,
+    ESC among them, shown as \\xNN instead of acting on the terminal. (Passed to rich as Text,
+    so brackets are never read as markup.)"""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 
 
@@ -62,11 +73,11 @@ def sparkline(values: tuple[float, ...]) -> str:
     """One character per value, its height the value's place between the minimum and maximum."""
     if not values:
         return ""
-    low, high = min(values), max(values)
+    low, high = min(values) / 2, max(values) / 2   # halved: no difference of finite values overflows
     if high - low <= 1e-12 * max(1.0, abs(high)):
         return SPARK_LEVELS[0] * len(values)
     top = len(SPARK_LEVELS) - 1
-    return "".join(SPARK_LEVELS[round((v - low) / (high - low) * top)] for v in values)
+    return "".join(SPARK_LEVELS[round((v / 2 - low) / (high - low) * top)] for v in values)
 
 
 def window_text(r: RunResult) -> str:

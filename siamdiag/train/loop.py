@@ -151,7 +151,7 @@ class Trainer:
         if main:
             os.makedirs(self.run_dir, exist_ok=True)
             write_config(self.run_dir, self.cfg, self.resolved(), str(self.placement.device), self.placement.world)
-            if self.steps_done and os.path.exists(metrics_path):
+            if os.path.exists(metrics_path):  # a resume: keep what the checkpoint covers (nothing without one)
                 keep_steps_through(metrics_path, self.steps_done)
             log = MetricsFile(metrics_path)
         flush_every, last_flush = 50, time.monotonic()

@@ -158,17 +158,21 @@ class MetricsFile:
 
 
 def keep_steps_through(path: str, last_step: int) -> int:
-    """Before resuming: drop logged rows after the checkpoint's step (they will be logged again,
-    identically), rewriting the file atomically. Returns the number of rows dropped."""
+    """Before resuming: keep the complete rows up to the checkpoint's step, each step once and
+    in increasing order, and drop the rest (rows after the checkpoint will be logged again,
+    identically; a last row cut short by a crash or a full disk is not a row). Rewrites the file
+    atomically and returns the number of lines dropped."""
     with open(path, encoding="utf-8") as fh:
         lines = fh.readlines()
     if not lines or lines[0].rstrip("\n").split(",") != list(COLUMNS):
         raise InputError(path, "not a siamdiag metrics.csv (unexpected header)", line=1)
-    kept = [lines[0]]
+    kept, previous = [lines[0]], 0
     for line in lines[1:]:
         cell = line.split(",", 1)[0]
-        if line.endswith("\n") and cell.isdigit() and int(cell) <= last_step:
+        if line.endswith("\n") and line.count(",") == len(COLUMNS) - 1 and cell.isdigit() \
+                and previous < int(cell) <= last_step:
             kept.append(line)
+            previous = int(cell)
     with replacing(path, "w", encoding="utf-8", newline="") as fh:
         fh.writelines(kept)
     return len(lines) - len(kept)

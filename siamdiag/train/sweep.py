@@ -23,26 +23,35 @@ class RunSpec:
 
 
 class StopFlag:
-    """Set by the first Ctrl-C (the run stops cleanly after its current step); a second Ctrl-C
-    interrupts at once."""
+    """Set by the first Ctrl-C or SIGTERM (what schedulers, CI and `docker stop` send): the run
+    stops cleanly after its current step, with its log flushed and a checkpoint written. A
+    second signal interrupts at once. ``signal`` is the first one received."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self.previous = None
+        self.signal: int | None = None
+        self.previous: dict = {}
 
     def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.handle)
+            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
     def handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signal = True, signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process ended by it (130, 143)."""
+        return 128 + int(self.signal or signal.SIGINT)
 
     def __call__(self) -> bool:
         return self.requested

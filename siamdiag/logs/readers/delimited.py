@@ -30,9 +30,27 @@ def field_column(line: str, delimiter: str, index: int) -> int:
     return pos + 1
 
 
+class TextChunks:
+    """``text`` as a file that hands out slices: pandas reads it a chunk at a time, where a
+    StringIO would hold the whole text again at four bytes per character."""
+
+    def __init__(self, text: str):
+        self.text, self.pos = text, 0
+
+    def read(self, size: int = -1) -> str:
+        end = len(self.text) if size is None or size < 0 else self.pos + size
+        chunk = self.text[self.pos:end]
+        self.pos += len(chunk)
+        return chunk
+
+    def __iter__(self):
+        return iter(self.text.splitlines(keepends=True))
+
+
 def _parse(text: str, delimiter: str, source: str) -> pd.DataFrame:
+    """The table, through pandas' C parser, reading the text a chunk at a time."""
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", keep_default_na=False,
+        return pd.read_csv(TextChunks(text), sep=delimiter, engine="c", keep_default_na=False,
                            na_values=[""], skip_blank_lines=True, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise InputError(source, "empty file: no header row") from None
@@ -65,15 +83,31 @@ def _row_is_valid(line: str, frame: pd.DataFrame, delimiter: str) -> bool:
     return True
 
 
+def duplicate_column_notes(header: str, delimiter: str) -> list[str]:
+    """A header that names a column twice: pandas reads the second as 'name.1'; say so, since
+    the first is the one a role (loss, step, ...) is taken from."""
+    names = [cell.strip().strip('"') for cell in header.split(delimiter)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return [f"the header names column {n!r} {names.count(n)} times; used the first, the others read as "
+            + ", ".join(f"{n!r}" for n in [f"{n}.{k}" for k in range(1, names.count(n))]) for n in repeated]
+
+
 def sniff_delimiter(header: str) -> str:
     return "\t" if header.count("\t") > header.count(",") else ","
 
 
+def first_line(text: str) -> str:
+    """The first non-empty line, without copying the rest of the text."""
+    start = re.match(r"\n*", text).end()
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Table:
     """Parse CSV/TSV text with a header row; cells are located by file line and column."""
-    if not text.strip():
+    if not text or text.isspace():   # (no strip(): it would copy the whole text)
         raise InputError(source, "empty file: no header row")
-    header = text.lstrip("\n").split("\n", 1)[0]
+    header = first_line(text)
     if delimiter is None:
         delimiter = sniff_delimiter(header)
     notes: list[str] = []
@@ -92,6 +126,7 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Tab
             notes.append(f"ignored the incomplete last line {text.count(chr(10)) + 1} "
                          "(the log is probably still being written)")
     columns = [str(c) for c in frame.columns]
+    notes += duplicate_column_notes(header, delimiter)
 
     def locate(row: int, column: str) -> tuple[int, int]:
         line = data_line_numbers(body)[row]

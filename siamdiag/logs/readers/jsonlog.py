@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 
 import numpy as np
 import pandas as pd
 
 from ...errors import InputError
 from ..tables import Table
+from .lines import Column, line_number, numbered_lines
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
 _DECODER = json.JSONDecoder()
@@ -85,11 +87,12 @@ def read_json(text: str, source: str) -> Table:
 
 
 def read_jsonl(text: str, source: str) -> Table:
-    records, lines = [], []
-    body_lines = text.split("\n")
+    """One row per line, decoded straight into columns (no list of records is kept)."""
+    columns: dict[str, Column] = {}
+    line_of = array("q")
     notes = ()
     scan = _DECODER.scan_once  # the C scanner json.loads ends in, without its per-call wrappers
-    for number, line in enumerate(body_lines, start=1):
+    for number, line, terminated in numbered_lines(text):
         try:
             record, end = scan(line, 0)
             if end != len(line) and line[end:].strip(" \t\r"):  # JSON's whitespace only
@@ -100,18 +103,28 @@ def read_jsonl(text: str, source: str) -> Table:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                if number == len(body_lines) and not text.endswith("\n"):
+                if not terminated:
                     notes = (f"ignored the incomplete last line {number} (the log is probably still being written)",)
                     break
                 raise _decode_error(source, exc, number - 1) from None
-        records.append(record)
-        lines.append(number)
-    if not records:
+        row = len(line_of)
+        if not isinstance(record, dict):
+            raise InputError(source, f"record {row} is a {type(record).__name__}, not an object of metrics", number, 1)
+        for key, value in record.items():
+            column = columns.get(key)
+            if column is None:   # in order of first appearance, as pandas orders records' keys
+                column = columns[key] = Column()
+            if value is not None:
+                column.add(row, value)
+        line_of.append(number)
+    count = len(line_of)
+    if not count:
         raise InputError(source, "empty file: no JSON records")
 
     def locate_key(row: int, column: str | None):
-        text_line = body_lines[lines[row] - 1]
-        pos = text_line.find(json.dumps(column)) if column else 0
-        return lines[row], max(pos, 0) + 1
+        pos = line_number(text, line_of[row]).find(json.dumps(column)) if column else 0
+        return line_of[row], max(pos, 0) + 1
 
-    return records_table(records, source, locate_key, notes)
+    frame = pd.DataFrame({str(key): column.values(count) for key, column in columns.items()}, index=range(count))
+    present = {str(key): column.present(count) for key, column in columns.items()}
+    return Table(frame=frame, locate=locate_key, notes=notes, present=present)

@@ -4,9 +4,11 @@
 tag when there is one. Read as plain text: no MLflow installation needed."""
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
+import pandas as pd
 
 from ...errors import InputError
 from ..tables import Metric, to_float
@@ -42,9 +44,40 @@ def run_name(run_dir: str) -> str:
 
 
 def read_metric_file(path: str) -> Metric:
+    """One metric's history: '<timestamp> <value> <step>' lines (old stores: no step). Read by
+    pandas' C parser when every line is well formed; otherwise line by line, which locates
+    the bad line (and tolerates a last line the writer was caught in)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror}") from None
+    fast = well_formed_metric(data)
+    if fast is not None:
+        return fast
+    return read_metric_lines(path, data.decode("utf-8", "replace"))
+
+
+def well_formed_metric(data: bytes) -> Metric | None:
+    """The metric when every line has three numeric fields, else None."""
+    if not data.strip():
+        return Metric(steps=np.zeros(0), values=np.zeros(0))
+    try:
+        frame = pd.read_csv(io.BytesIO(data), sep=" ", header=None, engine="c", skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return None
+    if frame.shape[1] != 3 or not all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t)
+                                      for t in frame.dtypes):
+        return None
+    steps, values = frame[2].to_numpy(np.float64), frame[1].to_numpy(np.float64)
+    if np.isnan(steps).any() or frame[0].isna().any():
+        return None
+    return Metric(steps=steps, values=values)
+
+
+def read_metric_lines(path: str, text: str) -> Metric:
     steps, values = [], []
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
+    lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         fields = line.split()
         if not fields:

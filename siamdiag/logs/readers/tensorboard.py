@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
 
 import numpy as np
 
@@ -121,13 +122,14 @@ def _summary_scalars(buf: bytes, plugins: dict[str, str]):
 # any other record goes through the field walk above, which is several times slower per record.
 _WALL_TIME, _STEP, _SUMMARY, _VALUE_OR_TAG, _SIMPLE_VALUE = 0x09, 0x10, 0x2A, 0x0A, 0x15
 _LENGTH = struct.Struct("<Q").unpack_from
+CHUNK_RECORDS = 1 << 19   # records decoded together: ~10 arrays of this length live at once
 _PAD = 32  # the layout check reads at most 26 bytes into a record; short ones stay inside the padding
 
 
 def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None]:
     """Start and length of each complete TFRecord payload, and a note when the file ends in a
     truncated record (a writer still running)."""
-    starts, lengths, note = [], [], None
+    starts, lengths, note = array("q"), array("q"), None   # 8 bytes a record, not a list's 36
     pos, end = 0, len(data)
     while pos < end:
         if end - pos < 12:
@@ -140,7 +142,7 @@ def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None]
         starts.append(pos + 12)
         lengths.append(length)
         pos += 12 + length + 4
-    return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64), note
+    return np.frombuffer(starts, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64), note
 
 
 def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,14 +170,17 @@ def _simple_scalars(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     step, size = _varints(buf, at + 1)
     step = np.where(has_step, step, 0)  # proto3 leaves a zero step out of the record
     at = at + np.where(has_step, 1 + size, 0)
-    summary_len, value_len, tag_len = (buf[at + k].astype(np.int64) for k in (1, 3, 5))
+    summary_len, value_len, tag_len = (buf[at + k].astype(np.int16) for k in (1, 3, 5))
     tag_at = at + 6
     simple = ((size > 0) | ~has_step) & (buf[at] == _SUMMARY) & (buf[at + 2] == _VALUE_OR_TAG) \
         & (buf[at + 4] == _VALUE_OR_TAG) & (tag_len < 0x80) & (value_len == tag_len + 7) \
         & (summary_len == tag_len + 9) & (at + 2 + summary_len == starts + lengths)
     simple &= buf[np.where(simple, tag_at + tag_len, 0)] == _SIMPLE_VALUE
     value_at = np.where(simple, tag_at + tag_len + 1, 0)  # inside the record where simple
-    values = buf[value_at[:, None] + np.arange(4)].view("<f4").ravel()
+    values = np.empty((len(starts), 4), dtype=np.uint8)
+    for k in range(4):  # byte by byte: one index array at a time, not four
+        values[:, k] = buf[value_at + k]
+    values = values.view("<f4").ravel()
     return simple, step, values, tag_at, tag_len
 
 
@@ -192,14 +197,11 @@ def _event_scalars(record: bytes, plugins: dict[str, str]):
             yield tag, step, scalar
 
 
-def _by_tag_simple(data: bytes, simple, steps, values, tag_at, tag_len) -> dict[str, tuple]:
-    """(record indices, steps, values) per tag of the plain scalar records, grouped by tag bytes."""
-    rows = np.flatnonzero(simple)
-    tag_ids: dict[bytes, int] = {}
-    ids = np.fromiter((tag_ids.setdefault(data[a:a + n], len(tag_ids)) for a, n in
-                       zip(tag_at[rows].tolist(), tag_len[rows].tolist())), np.int64, len(rows))
-    by_tag = np.split(rows[np.argsort(ids, kind="stable")], np.cumsum(np.bincount(ids, minlength=len(tag_ids)))[:-1])
-    return {tag_bytes: (mine, steps[mine], values[mine].astype(np.float64)) for tag_bytes, mine in zip(tag_ids, by_tag)}
+def _tag_codes(data, at: np.ndarray, length: np.ndarray, tag_ids: dict[bytes, int]) -> np.ndarray:
+    """Each record's tag (at ``at``, ``length`` bytes long) as a code into ``tag_ids``, which
+    gains the tags not seen before."""
+    return np.fromiter((tag_ids.setdefault(bytes(data[a:a + n]), len(tag_ids)) for a, n in
+                        zip(at.tolist(), length.tolist())), np.int64, len(at))
 
 
 def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[str, str]) -> dict[str, tuple]:
@@ -207,7 +209,7 @@ def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[
     entries: dict[str, list[tuple[int, int, float]]] = {}
     for row in rows.tolist():
         try:
-            for tag, step, scalar in _event_scalars(data[starts[row]:starts[row] + lengths[row]], plugins):
+            for tag, step, scalar in _event_scalars(bytes(data[starts[row]:starts[row] + lengths[row]]), plugins):
                 entries.setdefault(tag, []).append((row, step, scalar))
         except (ValueError, IndexError, struct.error):
             raise InputError(path, f"corrupt event record at byte {starts[row] - 12}: "
@@ -220,25 +222,60 @@ def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[
     return walked
 
 
-def read_event_file(path: str, plugins: dict[str, str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
-    """The scalar series (tag -> steps, values, in record order) of one event file, and a note
+def _scan_event_file(path: str, plugins: dict[str, str]):
+    """What read_event_file needs from the file's bytes, returned so that the bytes are freed
+    before the series are grouped: the plain scalar records' indices, tag codes, steps and
+    values, the tags by code, the other records' series (walked field by field), and a note
     when the file ends in a truncated record."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            padded = bytearray(size + _PAD)   # read once, into its padding: no padded copy
+            size = fh.readinto(memoryview(padded)[:size])
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror}") from None
+    data = memoryview(padded)[:size]
     starts, lengths, note = _frames(data, path)
-    simple, steps, values, tag_at, tag_len = _simple_scalars(np.frombuffer(data + bytes(_PAD), np.uint8), starts, lengths)
+    buf = np.frombuffer(padded, np.uint8)
+    count, tag_ids = len(starts), {}
+    rows, codes = np.empty(count, np.int64), np.empty(count, np.int64)
+    steps, values = np.empty(count, np.int64), np.empty(count, np.float32)
+    other = np.empty(count, bool)
+    filled = 0
+    for first in range(0, count, CHUNK_RECORDS):   # bounded temporaries, whatever the file's size
+        part = slice(first, first + CHUNK_RECORDS)
+        simple, step, value, tag_at, tag_len = _simple_scalars(buf, starts[part], lengths[part])
+        mine = np.flatnonzero(simple)
+        end = filled + len(mine)
+        rows[filled:end] = mine + first
+        codes[filled:end] = _tag_codes(data, tag_at[mine], tag_len[mine], tag_ids)
+        steps[filled:end], values[filled:end] = step[mine], value[mine]
+        other[part] = ~simple
+        filled = end
+    walked = _by_tag_walked(data, path, starts, lengths, np.flatnonzero(other), plugins)
+    return rows[:filled], codes[:filled], list(tag_ids), steps[:filled], values[:filled], walked, note
+
+
+def read_event_file(path: str, plugins: dict[str, str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
+    """The scalar series (tag -> steps, values, in record order) of one event file, and a note
+    when the file ends in a truncated record."""
+    rows, codes, tags, steps, values, walked, note = _scan_event_file(path, plugins)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(tags)))])
     parts: dict[str, list[tuple]] = {}
-    for tag_bytes, part in _by_tag_simple(data, simple, steps, values, tag_at, tag_len).items():
-        parts.setdefault(tag_bytes.decode("utf-8", "replace"), []).append(part)
-    for tag, part in _by_tag_walked(data, path, starts, lengths, np.flatnonzero(~simple), plugins).items():
+    for code, tag_bytes in enumerate(tags):
+        mine = order[bounds[code]:bounds[code + 1]]
+        parts.setdefault(tag_bytes.decode("utf-8", "replace"), []).append(
+            (rows[mine], steps[mine], values[mine].astype(np.float64)))
+    for tag, part in walked.items():
         parts.setdefault(tag, []).append(part)
     series = {}
     for tag, found in parts.items():
-        rows, tag_steps, tag_values = (np.concatenate(column) for column in zip(*found))
-        order = np.argsort(rows, kind="stable")  # record order; a record's own scalars keep theirs
+        if len(found) == 1:   # one kind of record: already in record order
+            series[tag] = found[0][1:]
+            continue
+        tag_rows, tag_steps, tag_values = (np.concatenate(column) for column in zip(*found))
+        order = np.argsort(tag_rows, kind="stable")  # record order; a record's own scalars keep theirs
         series[tag] = (tag_steps[order], tag_values[order])
     return series, note
 

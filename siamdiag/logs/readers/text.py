@@ -6,12 +6,14 @@ expression, whose named groups ``loss`` (required), ``step`` and ``grad_norm`` a
 from __future__ import annotations
 
 import re
+from array import array
 
 import numpy as np
 import pandas as pd
 
 from ...errors import InputError, UsageError
 from ..tables import Table, to_float
+from .lines import numbered_lines
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 # The finest step marker on a line wins: a step/iteration counter over an epoch counter.
@@ -36,11 +38,11 @@ def compile_pattern(pattern: str) -> re.Pattern:
     return compiled
 
 
-def _scan_builtin(lines: list[str]):
+def _scan_builtin(lines):
     """(line number, step marker or None, loss, grad norm, loss column) per line that logs a loss.
     A step marker on a line without a loss sets the step for the loss lines that follow it."""
     current = None
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         marker = None
         for pattern in STEP_MARKERS:
             m = pattern.search(line)
@@ -56,9 +58,9 @@ def _scan_builtin(lines: list[str]):
         yield number, current, m.group(1), g.group(1) if g else None, m.start(1) + 1
 
 
-def _scan_user(lines: list[str], pattern: re.Pattern):
+def _scan_user(lines, pattern: re.Pattern):
     groups = pattern.groupindex
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         m = pattern.search(line)
         if not m or m.group("loss") is None:
             continue
@@ -68,31 +70,36 @@ def _scan_user(lines: list[str], pattern: re.Pattern):
 
 
 def read_text(text: str, source: str, pattern: re.Pattern | None = None) -> Table:
-    """One row per line that logs a training loss. When the step markers do not tell lines
-    apart (several losses per epoch, or no marker at all), the order of the lines is the step."""
-    lines = text.split("\n")
-    if lines and not text.endswith("\n"):
-        lines = lines[:-1]  # a line without its newline may still be being written
-    rows = list(_scan_user(lines, pattern) if pattern else _scan_builtin(lines))
-    if not rows:
-        what = f"--pattern {pattern.pattern!r}" if pattern else "the built-in patterns (e.g. 'Epoch 3 ... loss: 0.41')"
-        raise InputError(source, f"no line matches {what}; give --pattern REGEX with a (?P<loss>...) group")
-    steps, losses, grads = [], [], []
-    for number, step, loss, grad, column in rows:
+    """One row per line that logs a training loss, read a line at a time into typed columns.
+    When the step markers do not tell lines apart (several losses per epoch, or no marker at
+    all), the order of the lines is the step."""
+    # a line without its newline may still be being written
+    lines = ((number, line) for number, line, terminated in numbered_lines(text) if terminated)
+    steps, losses, grads, line_of = array("d"), array("d"), array("d"), array("q")
+    unmarked = 0
+    for number, step, loss, grad, column in (_scan_user(lines, pattern) if pattern else _scan_builtin(lines)):
         value = to_float(loss)
         if value is None:
             raise InputError(source, f"{loss[:40]!r} is not a number", number, column)
         losses.append(value)
-        steps.append(None if step is None else to_float(str(step)))
-        grads.append(np.nan if grad is None or to_float(grad) is None else to_float(grad))
+        marker = None if step is None else to_float(str(step))
+        unmarked += marker is None
+        steps.append(np.nan if marker is None else marker)
+        gradient = None if grad is None else to_float(grad)
+        grads.append(np.nan if gradient is None else gradient)
+        line_of.append(number)
+    if not losses:
+        what = f"--pattern {pattern.pattern!r}" if pattern else "the built-in patterns (e.g. 'Epoch 3 ... loss: 0.41')"
+        raise InputError(source, f"no line matches {what}; give --pattern REGEX with a (?P<loss>...) group")
+    step_values = np.frombuffer(steps, dtype=np.float64)
     notes = []
-    if any(s is None for s in steps) or len(set(steps)) < len(steps):
-        if any(s is not None for s in steps):
+    if unmarked or len(np.unique(step_values)) < len(step_values):
+        if unmarked < len(step_values):
             notes.append("several losses share a step marker: the order of the loss lines is the step")
-        steps = list(range(len(losses)))
-    frame = pd.DataFrame({"step": np.asarray(steps, dtype=np.float64), "loss": np.asarray(losses)})
+        step_values = np.arange(len(losses), dtype=np.float64)
+    frame = pd.DataFrame({"step": step_values, "loss": np.frombuffer(losses, dtype=np.float64)})
     present = {"loss": np.ones(len(losses), bool)}
-    if not np.all(np.isnan(grads)):
-        frame["grad_norm"] = np.asarray(grads, dtype=np.float64)
-    line_of = [r[0] for r in rows]
+    grad_values = np.frombuffer(grads, dtype=np.float64)
+    if not np.all(np.isnan(grad_values)):
+        frame["grad_norm"] = grad_values
     return Table(frame=frame, locate=lambda row, column: (line_of[row], 1), notes=tuple(notes), present=present)

@@ -1,0 +1,86 @@
+"""Reading a decoded log a line at a time, without a list of its lines (a million-line log split
+into a list costs about 100 bytes a line before any value is read), into typed columns."""
+from __future__ import annotations
+
+from array import array
+from typing import Iterator
+
+import numpy as np
+
+
+def numbered_lines(text: str) -> Iterator[tuple[int, str, bool]]:
+    """(1-based line number, the line, whether a newline ends it) for each line of ``text``; a
+    final newline opens no further line."""
+    start, number, size = 0, 1, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        if end < 0:
+            yield number, text[start:], False
+            return
+        yield number, text[start:end], True
+        start, number = end + 1, number + 1
+
+
+def line_number(text: str, number: int) -> str:
+    """Line ``number`` (1-based) of ``text``; for error messages only (it scans the text)."""
+    start = 0
+    for _ in range(number - 1):
+        start = text.find("\n", start) + 1
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+class Column:
+    """The values one key took, row by row: floats in a typed array while every value is a
+    number (8 bytes each), Python objects from the first one that is not. The rows are kept
+    only once the key misses one (a dense column's rows are 0, 1, 2, ...)."""
+
+    __slots__ = ("rows", "count", "numbers", "objects", "whole")
+
+    def __init__(self):
+        self.rows: array | None = None
+        self.count = 0
+        self.numbers = array("d")
+        self.objects: list | None = None
+        self.whole = True   # every value an int: the column reads as integers, as pandas would
+
+    def add(self, row: int, value) -> None:
+        if self.rows is not None:
+            self.rows.append(row)
+        elif row != self.count:
+            self.rows = array("q", range(self.count))
+            self.rows.append(row)
+        self.count += 1
+        if self.objects is None:
+            kind = type(value)
+            if kind is float or kind is int:   # bool is neither
+                try:
+                    self.numbers.append(value)
+                    self.whole &= kind is int
+                    return
+                except OverflowError:   # an int beyond float range
+                    pass
+            self.objects = list(self.numbers)
+        self.objects.append(value)
+
+    def row_indices(self) -> np.ndarray | slice:
+        return slice(0, self.count) if self.rows is None else np.frombuffer(self.rows, dtype=np.int64)
+
+    def values(self, count: int) -> np.ndarray:
+        """The column over ``count`` rows: NaN (or None) where the key was not logged."""
+        rows = self.row_indices()
+        if self.objects is not None:
+            out = np.full(count, None, dtype=object)
+            out[rows] = self.objects
+            return out
+        numbers = np.frombuffer(self.numbers, dtype=np.float64) if self.count else np.zeros(0)
+        if self.whole and self.count == count:
+            return numbers.astype(np.int64)
+        out = np.full(count, np.nan)
+        out[rows] = numbers
+        return out
+
+    def present(self, count: int) -> np.ndarray:
+        mask = np.zeros(count, dtype=bool)
+        mask[self.row_indices()] = True
+        return mask
