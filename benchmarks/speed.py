@@ -17,7 +17,10 @@ import numpy as np
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
-PEAK = "\nimport resource, sys\nsys.stderr.write('PEAK %d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+# The child's own peak resident memory (kB). VmHWM, not ru_maxrss: Linux carries the parent's
+# resident size at fork into the child's ru_maxrss, so a large benchmark process would inflate it.
+PEAK = ("\nimport sys\nsys.stderr.write('PEAK %s' % next(line.split()[1] for line in open('/proc/self/status')"
+        " if line.startswith('VmHWM')))")
 
 
 def timed(code: str) -> tuple[float, float]:

@@ -196,6 +196,19 @@ def test_ctrl_c_during_analyze_exits_130():
     assert proc.returncode == 130 and "Traceback" not in err and "interrupted" in err
 
 
+def test_ctrl_c_during_train_start_up_exits_130(tmp_path, capsys, monkeypatch):
+    # found: exit 2 ("aborted") when Ctrl-C came before training began (loading torch, data)
+    pytest.importorskip("torch")
+    from siamdiag.cli import train_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "train_single", interrupted)
+    code, out, err = run_cli(["train", "--out", str(tmp_path / "run"), "--steps", "10"], capsys)
+    assert code == 130 and out == "" and "interrupted" in err
+
+
 # ------------------------------------------------------------------ paths that cannot be read
 
 def test_a_symlink_loop_is_named_as_one(tmp_path, capsys):

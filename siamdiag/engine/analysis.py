@@ -142,8 +142,12 @@ def loss_profile(loss: np.ndarray, points: int = PROFILE_POINTS) -> tuple[float,
     finite = loss[np.isfinite(loss)]
     if len(finite) == 0:
         return ()
-    scale = running_mean.magnitude(finite)   # exact, and no sum of values near 1e308 overflows
-    return tuple(float((chunk / scale).mean() * scale) for chunk in np.array_split(finite, min(points, len(finite))))
+    chunks = np.array_split(finite, min(points, len(finite)))
+    means = [float(chunk.mean()) for chunk in chunks]
+    if not np.isfinite(means).all():   # a sum of values near 1e308 overflowed: scale (exactly) first
+        scale = running_mean.magnitude(finite)
+        means = [float((chunk / scale).mean() * scale) for chunk in chunks]
+    return tuple(means)
 
 
 def analyze_run(run: OrderedRun, options: Options) -> RunResult:
@@ -153,12 +157,12 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     few powers of two of the float64 limit (|loss| > 2^1000, about 1e301) still overflows in
     the few figures kept in loss units (a threshold, a profile chunk), which are then inf and
     say so in a note, while the verdict stands."""
-    finite = run.loss[np.isfinite(run.loss)]
-    if len(finite) and float(np.max(np.abs(finite))) > HUGE:
+    largest = float(np.max(np.abs(run.loss), where=np.isfinite(run.loss), initial=0.0))
+    if largest > HUGE:
         with np.errstate(over="ignore", invalid="ignore"):
             result = judge_run(run, options)
         return replace(result, notes=result.notes + (
-            f"the loss reaches {float(np.max(np.abs(finite))):.3g}, near the float64 limit: figures in loss units "
+            f"the loss reaches {largest:.3g}, near the float64 limit: figures in loss units "
             "may overflow to inf (the tests run on the standardised series and are unaffected)",))
     return judge_run(run, options)
 

@@ -40,23 +40,23 @@ HUGE = 2.0 ** 1000   # beyond this, sums and differences of two values can overf
 def robust_sigma(x: np.ndarray) -> float:
     """Spread of ``x`` that one outlier or a few spikes cannot inflate: 1.4826·MAD, falling
     back to sqrt(pi/2) times the mean absolute deviation (both equal sigma for normal data)
-    when more than half the values are tied; no squares, and values near the float limit are
-    halved first (a median averages two values), so no overflow at any magnitude."""
-    half = 2.0 if len(x) and np.max(np.abs(x)) > HUGE else 1.0
-    x = x / half if half != 1.0 else x
+    when more than half the values are tied; no squares, and near the float limit (where a
+    median, averaging two values, overflows) computed on halved values: finite for any finite x."""
     med = np.median(x)
     deviation = np.abs(x - med)
     mad = np.median(deviation)
-    if mad > 0:
-        return float(MAD_TO_SIGMA * mad * half)
-    return float(np.sqrt(np.pi / 2) * np.mean(deviation) * half)
+    sigma = float(MAD_TO_SIGMA * mad) if mad > 0 else float(np.sqrt(np.pi / 2) * np.mean(deviation))
+    if not np.isfinite(sigma) and len(x) and np.isfinite(x).all():
+        return 2.0 * robust_sigma(x / 2.0)
+    return sigma
 
 
 def median(x: np.ndarray) -> float:
     """np.median, which averages the two middle values, without overflowing near the float limit."""
-    if len(x) and np.max(np.abs(x)) > HUGE:
+    value = float(np.median(x))
+    if not np.isfinite(value) and len(x) and np.isfinite(x).all():
         return 2.0 * float(np.median(x / 2.0))
-    return float(np.median(x))
+    return value
 
 
 def winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:

@@ -26,7 +26,8 @@ def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
     most the last TAIL_POINTS points, after an O(n) screen that rejects ordinary noise."""
     n = len(loss)
     skipped = max(0, n - TAIL_POINTS)
-    tail = loss[skipped:] / magnitude(loss)   # exact: differences of values near 1e308 overflow
+    tail = loss[skipped:]
+    tail = tail / magnitude(tail)   # exact: differences of values near 1e308 overflow
     steps = np.abs(np.diff(tail))
     if len(steps) < MIN_EPOCHS * 2 * MIN_EPOCH or not np.any(steps > 0):
         return None

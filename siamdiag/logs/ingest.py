@@ -188,7 +188,9 @@ def read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) 
     text = decode(read_bytes(log.path), source)
     if fmt == "auto":
         fmt = detect_format(log.path, text)
-    table = TEXT_READERS[fmt](text, source, options.pattern)
+    reread = None if log.path == "-" else (lambda: decode(read_bytes(log.path), source))
+    table = TEXT_READERS[fmt](text, source, options.pattern, reread)
+    del text   # a reader that can reread keeps no copy: the text is freed before the runs are built
     return table_to_runs(table, source, options.overrides, label_runs_by_source)
 
 

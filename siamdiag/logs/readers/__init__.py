@@ -14,13 +14,15 @@ from .wandb import is_chart_export, read_wandb
 
 # Formats read from decoded text into a table. TensorBoard and MLflow read directories of
 # files into series; ingest handles them by name.
+# ``reread`` gives the file's text again (None for stdin): a reader that can locate errors from it
+# need not hold the text (CSV/TSV).
 TEXT_READERS: dict[str, Callable[..., Table]] = {
-    "csv": lambda text, source, pattern: parse_delimited(text, source, ","),
-    "tsv": lambda text, source, pattern: parse_delimited(text, source, "\t"),
-    "wandb": lambda text, source, pattern: read_wandb(text, source),
-    "json": lambda text, source, pattern: read_json(text, source),
-    "jsonl": lambda text, source, pattern: read_jsonl(text, source),
-    "text": lambda text, source, pattern: read_text(text, source, pattern),
+    "csv": lambda text, source, pattern, reread=None: parse_delimited(text, source, ",", reread),
+    "tsv": lambda text, source, pattern, reread=None: parse_delimited(text, source, "\t", reread),
+    "wandb": lambda text, source, pattern, reread=None: read_wandb(text, source),
+    "json": lambda text, source, pattern, reread=None: read_json(text, source),
+    "jsonl": lambda text, source, pattern, reread=None: read_jsonl(text, source),
+    "text": lambda text, source, pattern, reread=None: read_text(text, source, pattern),
 }
 TREE_FORMATS = ("tensorboard", "mlflow")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Callable
 
 import pandas as pd
 
@@ -103,8 +104,11 @@ def first_line(text: str) -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
-def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Table:
-    """Parse CSV/TSV text with a header row; cells are located by file line and column."""
+def parse_delimited(text: str, source: str, delimiter: str | None = None,
+                    reread: Callable[[], str] | None = None) -> Table:
+    """Parse CSV/TSV text with a header row; cells are located by file line and column. With
+    ``reread`` (the file's text again, from disk) the table does not hold the text: a bad cell is
+    located from a second reading, and a large log's text is freed once parsed."""
     if not text or text.isspace():   # (no strip(): it would copy the whole text)
         raise InputError(source, "empty file: no header row")
     header = first_line(text)
@@ -127,9 +131,15 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None) -> Tab
                          "(the log is probably still being written)")
     columns = [str(c) for c in frame.columns]
     notes += duplicate_column_notes(header, delimiter)
+    text_of = reread if reread is not None else (lambda: body)
+    return Table(frame=frame, locate=cell_locator(text_of, delimiter, columns), notes=tuple(notes))
 
+
+def cell_locator(text_of: Callable[[], str], delimiter: str, columns: list[str]):
+    """locate(row, column) -> (file line, character column) of a data cell, from the text
+    ``text_of`` gives (only called on the error path)."""
     def locate(row: int, column: str) -> tuple[int, int]:
-        line = data_line_numbers(body)[row]
-        return line, field_column(body.split("\n")[line - 1], delimiter, columns.index(column))
-
-    return Table(frame=frame, locate=locate, notes=tuple(notes))
+        text = text_of()
+        line = data_line_numbers(text)[row]
+        return line, field_column(text.split("\n")[line - 1], delimiter, columns.index(column))
+    return locate
