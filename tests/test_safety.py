@@ -40,13 +40,20 @@ def one_line_error(err: str) -> bool:
 
 # ------------------------------------------------------------------ output targets that are not files
 
+def device_node(directory, name: str, minor: int):
+    """A character device of the memory driver (major 1: 3 is null, 7 is full) made in
+    ``directory``, so that a regression replaces a node there, never one under /dev."""
+    node = directory / name
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except OSError:
+        pytest.skip("this system refuses to create a device node here")
+    return node
+
+
 def test_a_character_device_is_written_through_not_replaced(tmp_path, capsys):
     # found: as root, `analyze -o /dev/null` renamed a regular file over the device node
-    node = tmp_path / "null"
-    try:
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except (PermissionError, OSError):
-        pytest.skip("this system refuses to create a device node here")
+    node = device_node(tmp_path, "null", 3)
     code, _, err = run_cli(["analyze", STATIONARY, "-o", str(node)], capsys)
     assert code == 0 and err == "" and stat.S_ISCHR(os.stat(node).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["null"]   # no temporary left beside it
@@ -90,13 +97,8 @@ def test_targets_that_are_neither_files_nor_streams_are_refused(tmp_path, capsys
 
 
 def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys):
-    # a "full" device node answers every write with ENOSPC, as a full disk does (made here, so a
-    # regression replaces a node in a temporary directory, never the system's /dev/full)
-    full = tmp_path / "full"
-    try:
-        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
-    except (PermissionError, OSError):
-        pytest.skip("this system refuses to create a device node here")
+    # a "full" device node answers every write with ENOSPC, as a full disk does
+    full = device_node(tmp_path, "full", 7)
     code, _, err = run_cli(["analyze", STATIONARY, "-o", str(full)], capsys)
     assert code == 2 and one_line_error(err) and str(full) in err and "No space left on device" in err
     assert stat.S_ISCHR(os.stat(full).st_mode)
