@@ -18,7 +18,7 @@ import click
 from .. import __version__
 from ..atomic import output_file
 from ..errors import SiamdiagError, UsageError
-from .options import gate_options, judging, read_options_flags, reading, resolve_settings
+from .options import gate_options, judging, mlflow_flags, read_options_flags, reading, resolve_settings
 from .terminal import colour_for, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -26,10 +26,11 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 # Failures of the machine rather than of siamdiag or of the input: one line and exit 2.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 # Optional dependencies and the extra that installs each.
-EXTRA_FOR_MODULE = {"torch": "train", "sklearn": "train", "matplotlib": "plot", "lightning": "lightning"}
+EXTRA_FOR_MODULE = {"torch": "train", "sklearn": "train", "matplotlib": "plot", "lightning": "lightning",
+                    "mlflow": "mlflow"}
 
 
-def refuse_overwriting_inputs(path: str, what: str, paths: list[str], input_format: str) -> None:
+def refuse_overwriting_inputs(path: str, what: str, paths: list[str], read) -> None:
     """An output file must never be one of the logs being read: compared by device and inode
     with every file the reading opens (a log found inside a directory, a hard link to one)."""
     from ..logs.ingest import input_files
@@ -38,7 +39,7 @@ def refuse_overwriting_inputs(path: str, what: str, paths: list[str], input_form
         target = os.stat(path)
     except OSError:
         return  # nothing there yet (or unreachable, which the write reports)
-    if stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) in input_files(paths, input_format):
+    if stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) in input_files(paths, read):
         raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
 
 
@@ -71,25 +72,27 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Also draw one PNG per run into DIR (needs the 'plot' extra).")
 @gate_options
 @read_options_flags
+@mlflow_flags
 def analyze(paths, output, plot_dir, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
-    files, MLflow file stores and plain-text logs; gzip ok."""
+    files, MLflow stores (mlflow.db, mlruns/) and plain-text logs; gzip ok. With --mlflow URI
+    (or MLFLOW_TRACKING_URI and no PATHS), the runs of an MLflow tracking server too."""
     from ..pipeline import judge_paths
     from ..report.render import RENDERERS
     from ..report.model import Report
 
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
-    read = reading(settings)
+    read = reading(settings, paths)
     if output:
-        refuse_overwriting_inputs(output, "--output", list(paths), read.input_format)
+        refuse_overwriting_inputs(output, "--output", list(paths), read)
     judged = judge_paths(list(paths), options, read)
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
     if plot_dir:
@@ -107,11 +110,12 @@ def analyze(paths, output, plot_dir, config_file, **params):
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG file to write: every run side by side.")
 @gate_options
 @read_options_flags
+@mlflow_flags
 def plot(paths, output, config_file, **params):
     """Draw the runs in PATHS as the analysis sees them: loss and block means, burn-in and
     evaluation window, change points, rolling variance, grad norm, verdict and reasons.
@@ -121,8 +125,8 @@ def plot(paths, output, config_file, **params):
 
     settings = resolve_settings(params, config_file)
     options, _policy = judging(settings)
-    read = reading(settings)
-    refuse_overwriting_inputs(output, "-o", list(paths), read.input_format)
+    read = reading(settings, paths)
+    refuse_overwriting_inputs(output, "-o", list(paths), read)
     judged = judge_paths(list(paths), options, read)
     plot_runs(judged, output)
     click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)

@@ -3,6 +3,9 @@ settings: every judging flag defaults to "not given" so that ``config.resolve`` 
 over pyproject.toml, --config and SIAMDIAG_* variables."""
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 import click
 
 from ..errors import UsageError
@@ -10,7 +13,8 @@ from ..report import FORMATS
 from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 
 GATE_KEYS = ("format", "fail_on", "strict", "alpha", "tolerance")
-READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern")
+READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern",
+             "mlflow", "experiment", "run_name")
 
 
 def gate_options(command):
@@ -52,6 +56,19 @@ def read_options_flags(command):
     return command
 
 
+def mlflow_flags(command):
+    """--mlflow, --experiment, --run-name (analyze and plot)."""
+    for decorator in reversed((
+        click.option("--mlflow", help="Also read the runs of this MLflow tracking URI: sqlite:///mlflow.db, a "
+                     "file store, or a server (http://..., needs the 'mlflow' extra). Without PATHS, "
+                     "MLFLOW_TRACKING_URI is read."),
+        click.option("--experiment", help="MLflow: only the runs of this experiment (its name or id)."),
+        click.option("--run-name", help="MLflow: only the runs whose name matches this glob, e.g. 'siam-*'."),
+    )):
+        command = decorator(command)
+    return command
+
+
 def one_of(col: str | None, tag: str | None, role: str) -> str | None:
     """--X-col and --X-tag name the same thing; giving two different names is a mistake."""
     if col and tag and col != tag:
@@ -82,18 +99,25 @@ def judging(settings):
     return options, GatePolicy.from_options(fail_on, settings["strict"])
 
 
-def reading(settings):
-    """How to read the logs the settings describe."""
+def reading(settings, paths=("",)):
+    """How to read the logs the settings describe; ``paths`` are the PATHS given (none: an MLflow
+    tracking URI must say what to read)."""
     from ..logs.columns import ColumnOverrides
     from ..logs.ingest import ReadOptions
+    from ..logs.readers.mlflow_db import RunFilter
     from ..logs.readers.text import compile_pattern
 
     pattern = settings["pattern"]
     overrides = ColumnOverrides(step=settings["step_col"], loss=settings["loss_col"],
                                 grad_norm=settings["grad_norm_col"], run=settings["run_col"])
-    read = ReadOptions(overrides=overrides, input_format=settings["input_format"])
+    read = ReadOptions(overrides=overrides, input_format=settings["input_format"],
+                       mlflow_runs=RunFilter(settings["experiment"], settings["run_name"]),
+                       tracking_uri=settings["mlflow"] or (None if paths else os.environ.get("MLFLOW_TRACKING_URI")))
+    if not paths and not read.tracking_uri:
+        raise UsageError("nothing to read: give PATHS (files, directories, globs, '-' for stdin) "
+                         "or an MLflow tracking URI (--mlflow, or MLFLOW_TRACKING_URI)")
     if pattern:  # a pattern makes every input a plain-text log
         if read.input_format not in ("auto", "text"):
             raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {read.input_format}")
-        read = ReadOptions(overrides=overrides, input_format="text", pattern=compile_pattern(pattern))
+        read = replace(read, input_format="text", pattern=compile_pattern(pattern))
     return read

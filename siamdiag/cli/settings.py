@@ -131,6 +131,9 @@ SETTINGS: dict[str, Setting] = {
     "grad_norm_col": Setting(_text, None),
     "run_col": Setting(_text, None),  # column(s) naming the run in a long-format log
     "pattern": Setting(_text, None),  # regular expression for plain-text logs
+    "mlflow": Setting(_text, None),  # an MLflow tracking URI whose runs are read too
+    "experiment": Setting(_text, None),  # MLflow: only this experiment (name or id)
+    "run_name": Setting(_text, None),  # MLflow: only runs whose name matches this glob
     "watch_every": Setting(_positive_int, 200),  # siamdiag watch: re-judge after this many new rows
 }
 

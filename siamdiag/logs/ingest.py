@@ -7,29 +7,33 @@ from __future__ import annotations
 
 import errno
 import glob
-import gzip
 import os
 import re
-import sys
+import urllib.parse
 from dataclasses import dataclass
 
 from .columns import ColumnOverrides
 from ..errors import InputError, SiamdiagError, UsageError
-from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS
+from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS, textfile
 from .readers import TEXT_READERS, detect_format, format_from_name
-from .readers.mlflow import find_run_dirs, is_run_dir, read_mlflow_run, run_name
+from .readers.delimited import DELIMITERS, read_delimited_file
+from .readers.mlflow import experiment_of, find_run_dirs, is_run_dir, read_mlflow_run, run_name
+from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
 from .readers.tensorboard import is_event_file, read_tensorboard
-from .tables import RawRun, series_to_run, table_to_runs
+from .tables import RawRun, Table, series_to_run, table_to_runs
 
 # Files a directory walk picks up; anything else is read when named explicitly.
 WALKED_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".jsonl", ".ndjson", ".jsonl.gz")
 WALKED_NAMES = ("trainer_state.json",)
+# Files a directory walk opens to see whether they are MLflow database stores.
+DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 @dataclass(frozen=True)
 class LogInput:
-    """One thing to read: a file ('-' is stdin), or a directory read as a whole by
-    ``format`` ('tensorboard': the event ``files`` in it; 'mlflow': a run directory)."""
+    """One thing to read: a file ('-' is stdin), or a store read as a whole by ``format``
+    ('tensorboard': the event ``files`` in a directory; 'mlflow': a file store's directory or
+    an MLflow SQLite database file)."""
 
     path: str
     format: str | None = None
@@ -38,12 +42,14 @@ class LogInput:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read: column or tag names, the format when detection is not wanted, and a
-    regular expression for plain-text logs."""
+    """How to read: column or tag names, the format when detection is not wanted, a regular
+    expression for plain-text logs, and which MLflow runs (and tracking URI) to read."""
 
     overrides: ColumnOverrides = ColumnOverrides()
     input_format: str = "auto"  # a name from siamdiag.logs.INPUT_FORMATS or an alias of one
     pattern: re.Pattern | None = None
+    mlflow_runs: RunFilter = RunFilter()   # which MLflow runs to read (experiment, run-name glob)
+    tracking_uri: str | None = None        # also read the runs of this MLflow tracking URI
 
     def __post_init__(self):
         """Resolve an alias ('keras', 'tb', ...) to the format that reads it; refuse unknown names."""
@@ -72,7 +78,10 @@ def _walk(directory: str, input_format: str) -> list[LogInput]:
             found.append(LogInput(root, "tensorboard", tuple(events)))
         for f in sorted(files):
             lower = f.lower()
-            if lower.endswith(WALKED_SUFFIXES) or lower in WALKED_NAMES or (
+            if input_format in ("auto", "mlflow") and lower.endswith(DATABASE_SUFFIXES):
+                if is_mlflow_db(os.path.join(root, f)):
+                    found.append(LogInput(os.path.join(root, f), "mlflow"))
+            elif lower.endswith(WALKED_SUFFIXES) or lower in WALKED_NAMES or (
                     input_format not in ("auto", "tensorboard", "mlflow") and format_from_name(f) == input_format):
                 found.append(LogInput(os.path.join(root, f)))
     return found
@@ -88,8 +97,12 @@ def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
         elif os.path.isdir(p):
             found += _walk(p, input_format)
         elif os.path.exists(p):
-            found.append(LogInput(p, "tensorboard", (p,)) if is_event_file(p) and input_format in (
-                "auto", "tensorboard") else LogInput(p))
+            if is_event_file(p) and input_format in ("auto", "tensorboard"):
+                found.append(LogInput(p, "tensorboard", (p,)))
+            elif input_format in ("auto", "mlflow") and is_mlflow_db(p):
+                found.append(LogInput(p, "mlflow"))
+            else:
+                found.append(LogInput(p))
         elif any(ch in p for ch in "*?["):
             matches = sorted(m for m in glob.glob(p, recursive=True))
             if not matches:
@@ -99,7 +112,7 @@ def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
             raise missing_path(p)
     if not found:
         raise UsageError("no runs found: the paths hold no logs (.csv, .tsv, .jsonl, trainer_state.json, "
-                         "TensorBoard event files, MLflow runs; name other files explicitly)")
+                         "TensorBoard event files, MLflow stores; name other files explicitly)")
     return found
 
 
@@ -118,12 +131,15 @@ def missing_path(path: str) -> SiamdiagError:
     return UsageError(f"{path}: no such file or directory")
 
 
-def input_files(paths, input_format: str = "auto") -> set[tuple[int, int]]:
-    """(device, inode) of every file that reading ``paths`` opens: a log found inside a
-    directory, or a hard link to one, is the same file whatever the path that reaches it."""
+def input_files(paths, options: ReadOptions = ReadOptions()) -> set[tuple[int, int]]:
+    """(device, inode) of every file that reading ``paths`` (and the tracking URI, when it is a
+    database or file store) opens: a log found inside a directory, or a hard link to one, is the
+    same file whatever the path that reaches it."""
     names: list[str] = []
-    for log in expand_paths(paths, input_format):
-        if log.format == "mlflow":
+    stores = [local_store(options.tracking_uri)] if options.tracking_uri else []
+    logs = expand_paths(paths, options.input_format) if paths else []
+    for log in logs + [LogInput(store, "mlflow") for store in stores if store]:
+        if log.format == "mlflow" and os.path.isdir(log.path):
             names += [os.path.join(root, f) for root, _dirs, files in os.walk(log.path) for f in files]
         elif log.path != "-":
             names += log.files or [log.path]
@@ -137,47 +153,11 @@ def input_files(paths, input_format: str = "auto") -> set[tuple[int, int]]:
     return identities
 
 
-def read_bytes(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror}") from None
-    return data
-
-
-def decode(data: bytes, source: str) -> str:
-    """gzip (by magic bytes, whatever the name), UTF-8 with or without BOM, CRLF -> LF."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise InputError(source, f"corrupt gzip stream ({exc})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(source, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); is this a loss log? "
-                         "(TensorBoard event files need 'tfevents' in their name or --input-format tensorboard)",
-                         line, column) from None
-    if "\x00" in text:
-        pos = text.index("\x00")
-        raise InputError(source, "NUL byte in text; is this a loss log?", text.count("\n", 0, pos) + 1,
-                         pos - (text.rfind("\n", 0, pos) + 1) + 1)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) -> list[RawRun]:
     """The runs in one input."""
     fmt = log.format or options.input_format
     if fmt == "mlflow":
-        run_dirs = find_run_dirs(log.path)
-        if not run_dirs:
-            raise InputError(log.path, "not an MLflow run directory (no meta.yaml and metrics/)")
-        return [series_to_run(run_name(d), d, read_mlflow_run(d), options.overrides) for d in run_dirs]
+        return read_mlflow_store(log.path, options)
     if fmt == "tensorboard":
         files = log.files or (log.path,)
         series, notes = read_tensorboard(list(files))
@@ -185,19 +165,86 @@ def read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) 
             raise InputError(log.path, "no scalar summaries in these TensorBoard event files")
         return [series_to_run(log.path, log.path, series, options.overrides, notes)]
     source = "<stdin>" if log.path == "-" else log.path
-    text = decode(read_bytes(log.path), source)
-    if fmt == "auto":
-        fmt = detect_format(log.path, text)
-    reread = None if log.path == "-" else (lambda: decode(read_bytes(log.path), source))
-    table = TEXT_READERS[fmt](text, source, options.pattern, reread)
-    del text   # a reader that can reread keeps no copy: the text is freed before the runs are built
+    table = read_delimited_in_blocks(log.path, source, fmt)
+    if table is None:
+        text = textfile.read_text(log.path, source)
+        if fmt == "auto":
+            fmt = detect_format(log.path, text)
+        reread = None if log.path == "-" else (lambda: textfile.read_text(log.path, source))
+        table = TEXT_READERS[fmt](text, source, options.pattern, reread)
+        del text   # a reader that can reread keeps no copy: the text is freed before the runs are built
     return table_to_runs(table, source, options.overrides, label_runs_by_source)
 
 
+def read_delimited_in_blocks(path: str, source: str, fmt: str) -> Table | None:
+    """A CSV/TSV log on disk, read without holding its bytes or text (the memory a large log
+    needs is then its table alone); None when it must be read whole: stdin, gzip, another
+    format, or a file that is not clean text (whose problem the whole-file reader locates)."""
+    if path == "-" or (fmt if fmt != "auto" else format_from_name(path)) not in ("csv", "tsv"):
+        return None
+    try:
+        if textfile.is_gzip(path):
+            return None
+        if fmt == "auto":   # a named .csv/.tsv: only its header decides (a W&B chart export?)
+            fmt = detect_format(path, textfile.head(path))
+        if fmt not in ("csv", "tsv"):
+            return None
+        return read_delimited_file(path, source, DELIMITERS[fmt])
+    except (OSError, textfile.NotPlainText):
+        return None
+
+
+def read_mlflow_store(path: str, options: ReadOptions) -> list[RawRun]:
+    """The runs of an MLflow store on disk, a database file or a file store's directory (a
+    store, an experiment or a run), that the run filter keeps."""
+    wanted = options.mlflow_runs
+    if os.path.isfile(path):
+        return tracked_to_runs(read_mlflow_db(path, wanted), path, options)
+    run_dirs = find_run_dirs(path)
+    if not run_dirs:
+        raise InputError(path, "not an MLflow store (no run directory with meta.yaml and metrics/, "
+                         "nor an MLflow SQLite database)")
+    kept = [d for d in run_dirs if wanted.keeps(*experiment_of(d), run_name(d))]
+    return [series_to_run(run_name(d), d, read_mlflow_run(d), options.overrides) for d in kept]
+
+
+def tracked_to_runs(tracked: list[TrackedRun], source: str, options: ReadOptions) -> list[RawRun]:
+    return [series_to_run(name, source, run.series, options.overrides)
+            for name, run in zip(unique_names(tracked), tracked)]
+
+
+def local_store(uri: str) -> str | None:
+    """The path of a tracking URI that names a store on disk (``sqlite:///`` a database file,
+    ``file:`` or a bare path a file store); None for a server."""
+    if uri.startswith("sqlite:///"):
+        return urllib.parse.unquote(uri[len("sqlite:///"):])
+    if uri.startswith("file:"):
+        return urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+    return None if "://" in uri else uri
+
+
+def read_tracking(uri: str, options: ReadOptions) -> list[RawRun]:
+    """The runs on an MLflow tracking URI: ``sqlite:///`` databases and file stores (``file:`` or a
+    path) are read directly; any other URI through MlflowClient (the 'mlflow' extra)."""
+    path = local_store(uri)
+    if path is not None:
+        if not os.path.exists(path):
+            raise UsageError(f"MLflow tracking URI {uri}: nothing at {path}")
+        return read_mlflow_store(path, options)
+    from .readers.mlflow_tracking import read_tracking_uri
+
+    return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs), uri, options)
+
+
 def read_runs(paths, options: ReadOptions = ReadOptions()) -> list[RawRun]:
-    """Every run in every input, in input order."""
-    logs = expand_paths(paths, options.input_format)
+    """Every run in every input, in input order, then the runs of the tracking URI if one is set."""
+    logs = expand_paths(paths, options.input_format) if paths or not options.tracking_uri else []
     runs: list[RawRun] = []
     for log in logs:
         runs += read_input(log, options, label_runs_by_source=len(logs) > 1)
+    if options.tracking_uri:
+        runs += read_tracking(options.tracking_uri, options)
+    if not runs and (options.tracking_uri or any(log.format == "mlflow" for log in logs)):
+        raise UsageError("no runs found: no MLflow run with metrics"
+                         + (" matches the experiment / run-name filter" if options.mlflow_runs != RunFilter() else ""))
     return runs

@@ -103,10 +103,10 @@ def load_npz(path: str) -> Dataset:
 
 def load_csv(path: str, label_col: str) -> Dataset:
     """Feature columns plus one label column; every feature cell must be a finite number."""
-    from ..logs.ingest import decode, read_bytes
+    from ..logs.textfile import read_text
     from ..logs.readers.delimited import parse_delimited
 
-    table = parse_delimited(decode(read_bytes(path), path), path, ",")
+    table = parse_delimited(read_text(path, path), path, ",")
     frame = table.frame
     if label_col not in frame.columns:
         raise InputError(path, f"no label column {label_col!r} (columns: {', '.join(map(str, frame.columns))}); "

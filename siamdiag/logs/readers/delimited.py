@@ -3,13 +3,14 @@ exports, siamdiag's own metrics.csv. A writer caught mid-line leaves an incomple
 which is set aside with a note instead of failing the file."""
 from __future__ import annotations
 
-import io
+import os
 import re
 from typing import Callable
 
 import pandas as pd
 
 from ...errors import InputError
+from .. import textfile
 from ..tables import Table, to_float
 
 
@@ -51,12 +52,13 @@ class TextChunks:
         return iter(self.text.splitlines(keepends=True))
 
 
-def _parse(text: str, delimiter: str, source: str) -> pd.DataFrame:
-    """The table, through pandas' C parser, read ``CHUNK_ROWS`` rows at a time and joined column
-    by column: pandas joining its own chunks holds every column twice at once."""
+def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str]) -> pd.DataFrame:
+    """The table in ``rows`` (a file-like text), through pandas' C parser, read ``CHUNK_ROWS``
+    rows at a time and joined column by column: pandas joining its own chunks holds every column
+    twice at once. ``text_of`` gives the whole text, only to locate a parse error."""
     try:
         chunks: dict[str, list[pd.Series]] = {}
-        for chunk in pd.read_csv(TextChunks(text), sep=delimiter, engine="c", keep_default_na=False,
+        for chunk in pd.read_csv(rows, sep=delimiter, engine="c", keep_default_na=False,
                                  na_values=[""], skip_blank_lines=True, skipinitialspace=True, chunksize=CHUNK_ROWS):
             for name in chunk.columns:
                 chunks.setdefault(name, []).append(chunk[name].copy())   # its own block, not a view of the chunk's
@@ -66,19 +68,23 @@ def _parse(text: str, delimiter: str, source: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise InputError(source, "empty file: no header row") from None
     except pd.errors.ParserError as exc:
-        msg = str(exc)
-        detail = msg.split("C error: ")[-1].strip()
-        lines = text.split("\n")
-        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
-        if m and int(m.group(2)) <= len(lines):
-            expected, line = int(m.group(1)), int(m.group(2))
-            raise InputError(source, f"expected {expected} fields, found {m.group(3)}", line,
-                             field_column(lines[line - 1], delimiter, expected)) from None
-        m = re.search(r"row (\d+)", msg)
-        rows = data_line_numbers(text)
-        if m and rows:
-            raise InputError(source, detail, rows[min(int(m.group(1)), len(rows) - 1)], 1) from None
-        raise InputError(source, detail) from None
+        raise located_parse_error(str(exc), text_of(), delimiter, source) from None
+
+
+def located_parse_error(msg: str, text: str, delimiter: str, source: str) -> InputError:
+    """pandas' parse error, at the file line and column it names."""
+    detail = msg.split("C error: ")[-1].strip()
+    lines = text.split("\n")
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+    if m and int(m.group(2)) <= len(lines):
+        expected, line = int(m.group(1)), int(m.group(2))
+        return InputError(source, f"expected {expected} fields, found {m.group(3)}", line,
+                          field_column(lines[line - 1], delimiter, expected))
+    m = re.search(r"row (\d+)", msg)
+    rows = data_line_numbers(text)
+    if m and rows:
+        return InputError(source, detail, rows[min(int(m.group(1)), len(rows) - 1)], 1)
+    return InputError(source, detail)
 
 
 def _row_is_valid(line: str, frame: pd.DataFrame, delimiter: str) -> bool:
@@ -103,6 +109,9 @@ def duplicate_column_notes(header: str, delimiter: str) -> list[str]:
             + ", ".join(f"{n!r}" for n in [f"{n}.{k}" for k in range(1, names.count(n))]) for n in repeated]
 
 
+DELIMITERS = {"csv": ",", "tsv": "\t"}
+
+
 def sniff_delimiter(header: str) -> str:
     return "\t" if header.count("\t") > header.count(",") else ","
 
@@ -118,30 +127,62 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None,
                     reread: Callable[[], str] | None = None) -> Table:
     """Parse CSV/TSV text with a header row; cells are located by file line and column. With
     ``reread`` (the file's text again, from disk) the table does not hold the text: a bad cell is
-    located from a second reading, and a large log's text is freed once parsed."""
+    located from a second reading, and the text can be freed once parsed."""
     if not text or text.isspace():   # (no strip(): it would copy the whole text)
         raise InputError(source, "empty file: no header row")
     header = first_line(text)
-    if delimiter is None:
-        delimiter = sniff_delimiter(header)
-    notes: list[str] = []
-    body = text
-    last = ""
+    delimiter = delimiter or sniff_delimiter(header)
+    body, last = text, ""
     if not text.endswith("\n") and "\n" in text.strip("\n"):
         body, last = text.rsplit("\n", 1)
         body += "\n"
-    frame = _parse(body, delimiter, source)
+    frame = _parse(TextChunks(body), delimiter, source, lambda: body)
+    return _with_last_line(frame, header, last, delimiter, source, reread or (lambda: text),
+                           lambda: text.count("\n") + 1)
+
+
+def read_delimited_file(path: str, source: str, delimiter: str | None = None) -> Table:
+    """A CSV/TSV file on disk, parsed as ``parse_delimited`` parses its text but read a block at a
+    time: neither its bytes nor its text are ever held whole. Raises ``NotPlainText`` when the
+    file is not clean UTF-8 text (the whole-file reader locates the problem)."""
+    start_text = textfile.head(path)
+    size = os.path.getsize(path)
+    if start_text.isspace() or not start_text or "\n" not in start_text.strip("\n") and size > len(start_text):
+        raise textfile.NotPlainText("no header row in the first block")
+    header = first_line(start_text)
+    delimiter = delimiter or sniff_delimiter(header)
+    body_end = textfile.last_line_start(path)
+    last = ""
+    if body_end < size and textfile.head(path, body_end).strip():   # the last line is not the header
+        try:
+            last = textfile.bytes_from(path, body_end).decode("utf-8")
+        except UnicodeDecodeError:
+            raise textfile.NotPlainText("not UTF-8") from None
+        if "\x00" in last:
+            raise textfile.NotPlainText("NUL byte")
+    else:
+        body_end = size
+    reread = lambda: textfile.read_text(path, source)  # noqa: E731
+    with textfile.open_text(path, body_end) as rows:
+        frame = _parse(rows, delimiter, source, reread)
+    return _with_last_line(frame, header, last, delimiter, source, reread,
+                           lambda: textfile.count_lines(path, body_end) + 1)
+
+
+def _with_last_line(frame: pd.DataFrame, header: str, last: str, delimiter: str, source: str,
+                    text_of: Callable[[], str], last_line_number: Callable[[], int]) -> Table:
+    """The table, with an unterminated ``last`` line kept when it is a complete row (a writer
+    caught mid-line leaves one that is not: it is set aside with a note)."""
+    notes: list[str] = []
     if last:
         if _row_is_valid(last, frame, delimiter):
-            tail = _parse(header + "\n" + last + "\n", delimiter, source)
+            tail = _parse(TextChunks(header + "\n" + last + "\n"), delimiter, source, lambda: header + "\n" + last)
             frame = pd.concat([frame, tail], ignore_index=True)  # no second parse of the body
-            body += last + "\n"
         else:
-            notes.append(f"ignored the incomplete last line {text.count(chr(10)) + 1} "
+            notes.append(f"ignored the incomplete last line {last_line_number()} "
                          "(the log is probably still being written)")
     columns = [str(c) for c in frame.columns]
     notes += duplicate_column_notes(header, delimiter)
-    text_of = reread if reread is not None else (lambda: body)
     return Table(frame=frame, locate=cell_locator(text_of, delimiter, columns), notes=tuple(notes))
 
 

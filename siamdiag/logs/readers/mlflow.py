@@ -43,6 +43,19 @@ def run_name(run_dir: str) -> str:
     return os.path.basename(os.path.normpath(run_dir))
 
 
+def experiment_of(run_dir: str) -> tuple[str, str]:
+    """The id and name of the experiment a run directory belongs to (its parent directory,
+    whose meta.yaml has a ``name:`` line)."""
+    experiment_dir = os.path.dirname(os.path.normpath(run_dir))
+    name = ""
+    try:
+        with open(os.path.join(experiment_dir, "meta.yaml"), encoding="utf-8") as fh:
+            name = next((line.split(":", 1)[1].strip().strip("'\"") for line in fh if line.startswith("name:")), "")
+    except OSError:
+        pass
+    return os.path.basename(experiment_dir), name
+
+
 def read_metric_file(path: str) -> Metric:
     """One metric's history: '<timestamp> <value> <step>' lines (old stores: no step). Read by
     pandas' C parser when every line is well formed; otherwise line by line, which locates

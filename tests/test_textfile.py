@@ -1,0 +1,104 @@
+"""CSV/TSV logs on disk are read a block at a time (siamdiag.logs.textfile): the oracle is the
+whole-file reader, ``parse_delimited`` on the decoded text, which must give the same table,
+notes and error locations for every shape of file."""
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from siamdiag.errors import InputError
+from siamdiag.logs import ingest, textfile
+from siamdiag.logs.ingest import LogInput, ReadOptions, read_runs
+from siamdiag.logs.readers.delimited import parse_delimited, read_delimited_file
+
+
+def _rows(n: int, sep: str = ",") -> str:
+    rng = np.random.default_rng(n)
+    return "".join(f"{i}{sep}{v:.6f}{sep}{g:.4f}\n" for i, v, g in zip(range(n), rng.random(n), rng.random(n)))
+
+
+SHAPES = {
+    "plain": "step,loss,grad_norm\n" + _rows(50),
+    "bom": "\ufeffstep,loss,grad_norm\n" + _rows(50),
+    "crlf": ("step,loss,grad_norm\n" + _rows(50)).replace("\n", "\r\n"),
+    "lone cr": ("step,loss,grad_norm\n" + _rows(50)).replace("\n", "\r"),
+    "blank lines": "\n\nstep,loss,grad_norm\n\n" + _rows(20) + "\n\n" + _rows(20),
+    "complete unterminated last row": "step,loss,grad_norm\n" + _rows(50) + "50,0.5,0.25",
+    "cut last row": "step,loss,grad_norm\n" + _rows(50) + "50,0.5",
+    "cut last number": "step,loss,grad_norm\n" + _rows(50) + "50,0.5,0.2x",
+    "header only": "step,loss,grad_norm",
+    "header only, newline": "step,loss,grad_norm\n",
+    "duplicate columns": "step,loss,loss\n" + _rows(30),
+    "tsv": "step\tloss\tgrad_norm\n" + _rows(40, "\t"),
+    "longer than a block": "step,loss,grad_norm\n" + _rows(120_000),   # ~3 MB: blocks of 1 MB
+    "quoted fields": 'step,"loss",note\n' + "".join(f'{i},{i / 7:.5f},"a, b"\n' for i in range(30)),
+}
+
+
+def _whole(path) -> object:
+    text = textfile.read_text(str(path), str(path))
+    return parse_delimited(text, str(path), "\t" if str(path).endswith(".tsv") else ",")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_block_reader_gives_the_whole_file_readers_table(shape, tmp_path):
+    path = tmp_path / ("log.tsv" if shape == "tsv" else "log.csv")
+    path.write_bytes(SHAPES[shape].encode("utf-8"))
+    expected = _whole(path)
+    got = read_delimited_file(str(path), str(path), "\t" if shape == "tsv" else ",")
+    pd.testing.assert_frame_equal(got.frame, expected.frame)
+    assert got.notes == expected.notes
+    if len(expected.frame):
+        last = len(expected.frame) - 1
+        for column in expected.frame.columns:
+            assert got.locate(last, str(column)) == expected.locate(last, str(column))
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (b"\x00", "NUL byte"),
+    (b"\xff\xfe", "not UTF-8"),
+])
+def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(bad, needle, tmp_path):
+    text = ("step,loss,grad_norm\n" + _rows(120_000)).encode()
+    at = len(text) - 1000   # past the head and the first block
+    at = text.index(b"\n", at) + 3
+    path = tmp_path / "log.csv"
+    path.write_bytes(text[:at] + bad + text[at:])
+    with pytest.raises(textfile.NotPlainText):
+        read_delimited_file(str(path), str(path), ",")
+    with pytest.raises(InputError) as from_disk:
+        read_runs([str(path)])
+    with pytest.raises(InputError) as whole:
+        textfile.read_text(str(path), str(path))
+    assert needle in str(from_disk.value) and str(from_disk.value) == str(whole.value)
+
+
+def test_parse_errors_are_located_from_a_second_reading(tmp_path):
+    text = "step,loss,grad_norm\n" + _rows(300_000) + "1,2,3,4\n" + _rows(10)
+    path = tmp_path / "log.csv"
+    path.write_text(text)
+    with pytest.raises(InputError) as exc:
+        read_runs([str(path)])
+    assert str(exc.value) == f"{path}:300002:7: expected 3 fields, found 4"
+    path.write_text("step,loss,grad_norm\n" + _rows(10) + "11,oops,1\n")
+    with pytest.raises(InputError) as exc:
+        read_runs([str(path)])
+    assert str(exc.value) == f"{path}:12:4: column 'loss': 'oops' is not a number"
+
+
+def test_csv_on_disk_is_never_read_whole(tmp_path, monkeypatch):
+    """The memory of issue #12: a CSV on disk goes through the block reader; only stdin, gzip
+    and files that are not clean text are read whole."""
+    plain, packed = tmp_path / "a.csv", tmp_path / "b.csv.gz"
+    body = "step,loss\n" + "".join(f"{i},{1 / (i + 1):.6f}\n" for i in range(500))
+    plain.write_text(body)
+    packed.write_bytes(gzip.compress(body.encode()))
+    whole_reads = []
+    real = textfile.read_text
+    monkeypatch.setattr(textfile, "read_text", lambda path, source: whole_reads.append(path) or real(path, source))
+    (run_a,), (run_b,) = (ingest.read_input(LogInput(str(p)), ReadOptions(), False) for p in (plain, packed))
+    assert whole_reads == [str(packed)]
+    np.testing.assert_array_equal(run_a.metrics["loss"].values, run_b.metrics["loss"].values)
