@@ -115,8 +115,18 @@ def write_mlflow(d):
     return d / "mlruns"
 
 
+def write_dvclive(d):
+    """DVCLive's layout (tests/test_run_directories.py checks it against dvclive itself)."""
+    metrics = d / "dvclive" / "plots" / "metrics"
+    (metrics / "train").mkdir(parents=True)
+    (metrics / "train" / "loss.tsv").write_text("step\tloss\n" + "".join(f"{int(s)}\t{_fmt(v)}\n" for s, v in zip(STEPS, LOSS)))
+    (metrics / "grad_norm.tsv").write_text("timestamp\tstep\tgrad_norm\n" + "".join(
+        f"1700000000000\t{int(s)}\t{float(g)!r}\n" for s, g in zip(STEPS, GRAD)))
+    return d / "dvclive"
+
+
 WRITERS = {"csv": write_csv, "tsv": write_tsv, "wandb": write_wandb, "json": write_json, "jsonl": write_jsonl,
-           "text": write_text, "tensorboard": write_tensorboard, "mlflow": write_mlflow}
+           "text": write_text, "tensorboard": write_tensorboard, "mlflow": write_mlflow, "dvclive": write_dvclive}
 
 
 def test_registry_and_format_names_agree():
@@ -155,14 +165,14 @@ def test_format_detected_from_content_without_a_suffix(fmt, tmp_path):
 
 
 def test_directory_walk_finds_every_kind_of_log(tmp_path):
-    for fmt in ("csv", "jsonl", "tensorboard", "mlflow"):
+    for fmt in ("csv", "jsonl", "tensorboard", "mlflow", "dvclive"):
         sub = tmp_path / fmt
         sub.mkdir()
         WRITERS[fmt](sub)
     (tmp_path / "README.txt").write_text("not a log, not walked\n")
     (tmp_path / "config.json").write_text('{"lr": 0.1}')
     runs = read_runs([str(tmp_path)])
-    assert len(runs) == 4
+    assert len(runs) == 5   # a DVCLive directory is one run, not one per metric file
     for run in runs:
         _check_series(run, 1e-7)
 

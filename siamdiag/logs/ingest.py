@@ -10,13 +10,14 @@ import glob
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .columns import ColumnOverrides
 from ..errors import InputError, SiamdiagError, UsageError
 from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS, textfile
 from .readers import TEXT_READERS, detect_format, format_from_name
 from .readers.delimited import DELIMITERS, read_delimited_file
+from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import experiment_of, find_run_dirs, is_run_dir, read_mlflow_run, run_name
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
 from .readers.tensorboard import is_event_file, read_tensorboard
@@ -38,6 +39,8 @@ class LogInput:
     path: str
     format: str | None = None
     files: tuple[str, ...] = ()
+    run_name: str | None = None    # the run's name when not its path (a Hugging Face output directory)
+    notes: tuple[str, ...] = ()    # said of its runs (which of several files was read)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def _walk(directory: str, input_format: str) -> list[LogInput]:
             found.append(LogInput(root, "mlflow"))
             subdirs[:] = []
             continue
+        if input_format in ("auto", "dvclive") and is_dvclive_dir(root):
+            found.append(LogInput(root, "dvclive"))   # its metric TSVs are one run, not a run each
+            subdirs[:] = [d for d in subdirs if d != "plots"]
         events = sorted(os.path.join(root, f) for f in files if is_event_file(f))
         if events and input_format in ("auto", "tensorboard"):
             found.append(LogInput(root, "tensorboard", tuple(events)))
@@ -84,7 +90,40 @@ def _walk(directory: str, input_format: str) -> list[LogInput]:
             elif lower.endswith(WALKED_SUFFIXES) or lower in WALKED_NAMES or (
                     input_format not in ("auto", "tensorboard", "mlflow") and format_from_name(f) == input_format):
                 found.append(LogInput(os.path.join(root, f)))
-    return found
+    return newest_checkpoints_only(found)
+
+
+CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
+
+
+def newest_checkpoints_only(found: list[LogInput]) -> list[LogInput]:
+    """A Hugging Face output directory holds one ``trainer_state.json`` per ``checkpoint-<step>``
+    directory, each the same run up to that step (and one beside them once training ends): one
+    run, named after the output directory, read from the last state written, saying so."""
+    states: dict[str, list[tuple[int, str]]] = {}
+    for log in found:
+        parent, name = os.path.split(log.path)
+        if name == "trainer_state.json":
+            match = CHECKPOINT_DIR.fullmatch(os.path.basename(parent))
+            output_dir = os.path.dirname(parent) if match else parent
+            states.setdefault(output_dir, []).append((int(match.group(1)) if match else -1, log.path))
+    chosen: dict[str, tuple[str, int]] = {}
+    dropped: set[str] = set()
+    for output_dir, candidates in states.items():
+        if len(candidates) > 1:   # the final state beside the checkpoints, else the highest step's
+            _number, path = max(candidates, key=lambda c: (c[0] < 0, c[0]))
+            chosen[path] = (output_dir, len(candidates))
+            dropped |= {p for _n, p in candidates if p != path}
+    kept = []
+    for log in found:
+        if log.path in chosen:
+            output_dir, count = chosen[log.path]
+            log = replace(log, run_name=output_dir, notes=(
+                f"read {os.path.relpath(log.path, output_dir)}, the last of {count} trainer states in {output_dir} "
+                "(each checkpoint's state is the same run up to its step)",))
+        if log.path not in dropped:
+            kept.append(log)
+    return kept
 
 
 def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
@@ -139,7 +178,7 @@ def input_files(paths, options: ReadOptions = ReadOptions()) -> set[tuple[int, i
     stores = [local_store(options.tracking_uri)] if options.tracking_uri else []
     logs = expand_paths(paths, options.input_format) if paths else []
     for log in logs + [LogInput(store, "mlflow") for store in stores if store]:
-        if log.format == "mlflow" and os.path.isdir(log.path):
+        if log.format in ("mlflow", "dvclive") and os.path.isdir(log.path):
             names += [os.path.join(root, f) for root, _dirs, files in os.walk(log.path) for f in files]
         elif log.path != "-":
             names += log.files or [log.path]
@@ -154,7 +193,14 @@ def input_files(paths, options: ReadOptions = ReadOptions()) -> set[tuple[int, i
 
 
 def read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) -> list[RawRun]:
-    """The runs in one input."""
+    """The runs in one input, named and annotated as the input says."""
+    runs = _read_input(log, options, label_runs_by_source)
+    if log.run_name is not None and len(runs) == 1:
+        runs = [replace(runs[0], name=log.run_name)]
+    return [replace(run, notes=run.notes + log.notes) for run in runs] if log.notes else runs
+
+
+def _read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) -> list[RawRun]:
     fmt = log.format or options.input_format
     if fmt == "mlflow":
         return read_mlflow_store(log.path, options)
@@ -164,6 +210,13 @@ def read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool) 
         if not series:
             raise InputError(log.path, "no scalar summaries in these TensorBoard event files")
         return [series_to_run(log.path, log.path, series, options.overrides, notes)]
+    if fmt == "dvclive":
+        if not is_dvclive_dir(log.path):
+            raise InputError(log.path, "not a DVCLive directory (no plots/metrics/)")
+        series = read_dvclive(log.path)
+        if not series:
+            raise InputError(log.path, "no metric files (.tsv) in this DVCLive directory's plots/metrics/")
+        return [series_to_run(log.path, log.path, series, options.overrides)]
     source = "<stdin>" if log.path == "-" else log.path
     table = read_delimited_in_blocks(log.path, source, fmt)
     if table is None:

@@ -12,8 +12,8 @@ from .jsonlog import read_json, read_jsonl
 from .text import LOSS, read_text
 from .wandb import is_chart_export, read_wandb
 
-# Formats read from decoded text into a table. TensorBoard and MLflow read directories of
-# files into series; ingest handles them by name.
+# Formats read from decoded text into a table. TensorBoard, MLflow and DVCLive read stores
+# (directories, a database) into series; ingest handles them by name.
 # ``reread`` gives the file's text again (None for stdin): a reader that can locate errors from it
 # need not hold the text (CSV/TSV).
 TEXT_READERS: dict[str, Callable[..., Table]] = {
@@ -24,7 +24,7 @@ TEXT_READERS: dict[str, Callable[..., Table]] = {
     "jsonl": lambda text, source, pattern, reread=None: read_jsonl(text, source),
     "text": lambda text, source, pattern, reread=None: read_text(text, source, pattern),
 }
-TREE_FORMATS = ("tensorboard", "mlflow")
+TREE_FORMATS = ("tensorboard", "mlflow", "dvclive")
 
 SUFFIX_FORMATS = ((".csv", "csv"), (".tsv", "tsv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
                   (".json", "json"), (".txt", "text"), (".log", "text"), (".out", "text"))
