@@ -18,6 +18,9 @@ class InputError(SiamdiagError):
                 where += f":{column}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):   # raised in a worker process, re-raised in the parent
+        return type(self), (self.source, self.message, self.line, self.column)
+
 
 class UsageError(SiamdiagError):
     """Options or paths that make no sense together (no runs found, unknown column, ...)."""
@@ -28,5 +31,8 @@ class OutputError(SiamdiagError):
     permission denied, read-only file system): an environment error, named with its path."""
 
     def __init__(self, path: str, exc: OSError):
-        self.path = path
+        self.path, self.exc = path, exc
         super().__init__(f"cannot write {path}: {exc.strerror or exc}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.exc)

@@ -1,28 +1,74 @@
 """The whole flow for a set of paths: ingest -> order -> analyse -> report. No I/O beyond
-reading the inputs."""
+reading the inputs. With ``jobs`` > 1 the inputs are read and judged in a pool of processes,
+each input whole in one worker; results come back in input order, so the report is the same
+byte for byte whatever the number of jobs."""
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 from .engine.analysis import RunResult, analyze_run
-from .logs.ingest import ReadOptions, read_runs
+from .logs.ingest import LogInput, ReadOptions, inputs_of, read_input, read_runs, require_runs, tracked_runs
+from .logs.tables import RawRun
 from .engine.prepare import Options, OrderedRun, order_run
 from .report.model import GatePolicy, Report
 
+Judged = list[tuple[OrderedRun | None, RunResult]]
 
-def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions()) -> list[tuple[OrderedRun, RunResult]]:
-    """Every run found under ``paths`` with its result; each run judged independently."""
-    judged = []
-    for raw in read_runs(paths, read):
-        run = order_run(raw)
-        judged.append((run, analyze_run(run, options)))
+
+def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),
+                jobs: int = 1, keep_runs: bool = True) -> Judged:
+    """Every run found under ``paths`` (and on the tracking URI) with its result; each run
+    judged independently. ``keep_runs=False`` gives None for the runs: a plot needs them, a
+    report does not (and workers then send back results only)."""
+    if jobs <= 1:
+        return [_judged(raw, options, keep_runs) for raw in read_runs(paths, read)]
+    logs = inputs_of(paths, read)
+    several = len(logs) > 1
+    judged: Judged = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_ignore_interrupts) as pool:
+        try:
+            chunk = max(1, len(logs) // (jobs * 8))   # small enough to balance, large enough to amortise
+            for results in pool.map(_judge_input, logs, [several] * len(logs), [options] * len(logs),
+                                    [read] * len(logs), [keep_runs] * len(logs), chunksize=chunk):
+                judged += results
+            tracked = tracked_runs(read)
+            judged += pool.map(_judged, tracked, [options] * len(tracked), [keep_runs] * len(tracked))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    require_runs(len(judged), logs, read)
     return judged
 
 
+def _judged(raw: RawRun, options: Options, keep_run: bool) -> tuple[OrderedRun | None, RunResult]:
+    run = order_run(raw)
+    return (run if keep_run else None), analyze_run(run, options)
+
+
+def _judge_input(log: LogInput, several: bool, options: Options, read: ReadOptions, keep_runs: bool) -> Judged:
+    """A worker's task: every run of one input, read and judged."""
+    return [_judged(raw, options, keep_runs) for raw in read_input(log, read, label_runs_by_source=several)]
+
+
+def _context():
+    """fork where it is safe and fast (Linux: the workers start with siamdiag already imported),
+    spawn elsewhere."""
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group: the parent handles it (exit 130), not each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def analyze_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),
-                  policy: GatePolicy = GatePolicy()) -> Report:
+                  policy: GatePolicy = GatePolicy(), jobs: int = 1) -> Report:
     """The report on every run found under ``paths``."""
-    runs = tuple(result for _run, result in judge_paths(paths, options, read))
+    runs = tuple(result for _run, result in judge_paths(paths, options, read, jobs, keep_runs=False))
     return Report(runs=runs, policy=policy, alpha=options.alpha)
 
 

@@ -18,7 +18,7 @@ import click
 from .. import __version__
 from ..atomic import output_file
 from ..errors import SiamdiagError, UsageError
-from .options import gate_options, judging, mlflow_flags, read_options_flags, reading, resolve_settings
+from .options import gate_options, judging, many_runs_flags, read_options_flags, reading, resolve_settings
 from .terminal import colour_for, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -78,7 +78,7 @@ def cli() -> None:
               help="Also draw one PNG per run into DIR (needs the 'plot' extra).")
 @gate_options
 @read_options_flags
-@mlflow_flags
+@many_runs_flags
 def analyze(paths, output, plot_dir, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
@@ -93,7 +93,7 @@ def analyze(paths, output, plot_dir, config_file, **params):
     read = reading(settings, paths)
     if output:
         refuse_overwriting_inputs(output, "--output", list(paths), read)
-    judged = judge_paths(list(paths), options, read)
+    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_dir))
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
     if plot_dir:
         from ..report.plot import plot_each
@@ -115,7 +115,7 @@ def analyze(paths, output, plot_dir, config_file, **params):
               help="PNG file to write: every run side by side.")
 @gate_options
 @read_options_flags
-@mlflow_flags
+@many_runs_flags
 def plot(paths, output, config_file, **params):
     """Draw the runs in PATHS as the analysis sees them: loss and block means, burn-in and
     evaluation window, change points, rolling variance, grad norm, verdict and reasons.
@@ -127,7 +127,7 @@ def plot(paths, output, config_file, **params):
     options, _policy = judging(settings)
     read = reading(settings, paths)
     refuse_overwriting_inputs(output, "-o", list(paths), read)
-    judged = judge_paths(list(paths), options, read)
+    judged = judge_paths(list(paths), options, read, settings["jobs"])
     plot_runs(judged, output)
     click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
 

@@ -14,7 +14,7 @@ from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 
 GATE_KEYS = ("format", "fail_on", "strict", "alpha", "tolerance")
 READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern",
-             "mlflow", "experiment", "run_name")
+             "mlflow", "experiment", "run_name", "jobs")
 
 
 def gate_options(command):
@@ -56,14 +56,16 @@ def read_options_flags(command):
     return command
 
 
-def mlflow_flags(command):
-    """--mlflow, --experiment, --run-name (analyze and plot)."""
+def many_runs_flags(command):
+    """--mlflow, --experiment, --run-name, --jobs (analyze and plot)."""
     for decorator in reversed((
         click.option("--mlflow", help="Also read the runs of this MLflow tracking URI: sqlite:///mlflow.db, a "
                      "file store, or a server (http://..., needs the 'mlflow' extra). Without PATHS, "
                      "MLFLOW_TRACKING_URI is read."),
         click.option("--experiment", help="MLflow: only the runs of this experiment (its name or id)."),
         click.option("--run-name", help="MLflow: only the runs whose name matches this glob, e.g. 'siam-*'."),
+        click.option("--jobs", help="Read and judge the inputs in this many processes ('auto': one per core); "
+                     "the report is the same [default: 1]."),
     )):
         command = decorator(command)
     return command

@@ -101,6 +101,16 @@ def _positive_int(value: object) -> int:
     return int(number)
 
 
+def _jobs(value: object) -> int:
+    """'auto' (the cores this process may use) or a whole number of worker processes."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        return _positive_int(value)
+    except ValueError:
+        raise ValueError("'auto' or a whole number >= 1") from None
+
+
 def _fail_on(value: object) -> tuple[str, ...]:
     names = value if isinstance(value, (list, tuple)) else str(value).split(",")
     names = tuple(str(n).strip() for n in names if str(n).strip())
@@ -134,6 +144,7 @@ SETTINGS: dict[str, Setting] = {
     "mlflow": Setting(_text, None),  # an MLflow tracking URI whose runs are read too
     "experiment": Setting(_text, None),  # MLflow: only this experiment (name or id)
     "run_name": Setting(_text, None),  # MLflow: only runs whose name matches this glob
+    "jobs": Setting(_jobs, 1),  # analyze: worker processes ('auto' = the cores available)
     "watch_every": Setting(_positive_int, 200),  # siamdiag watch: re-judge after this many new rows
 }
 

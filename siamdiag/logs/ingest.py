@@ -289,15 +289,27 @@ def read_tracking(uri: str, options: ReadOptions) -> list[RawRun]:
     return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs), uri, options)
 
 
-def read_runs(paths, options: ReadOptions = ReadOptions()) -> list[RawRun]:
-    """Every run in every input, in input order, then the runs of the tracking URI if one is set."""
-    logs = expand_paths(paths, options.input_format) if paths or not options.tracking_uri else []
-    runs: list[RawRun] = []
-    for log in logs:
-        runs += read_input(log, options, label_runs_by_source=len(logs) > 1)
-    if options.tracking_uri:
-        runs += read_tracking(options.tracking_uri, options)
-    if not runs and (options.tracking_uri or any(log.format == "mlflow" for log in logs)):
+def inputs_of(paths, options: ReadOptions = ReadOptions()) -> list[LogInput]:
+    """The inputs under ``paths``; none when only a tracking URI is to be read."""
+    return expand_paths(paths, options.input_format) if paths or not options.tracking_uri else []
+
+
+def tracked_runs(options: ReadOptions) -> list[RawRun]:
+    return read_tracking(options.tracking_uri, options) if options.tracking_uri else []
+
+
+def require_runs(found: int, logs: list[LogInput], options: ReadOptions) -> None:
+    """MLflow stores can hold no run that the filters keep (or none with metrics): say so
+    rather than report nothing."""
+    if not found and (options.tracking_uri or any(log.format == "mlflow" for log in logs)):
         raise UsageError("no runs found: no MLflow run with metrics"
                          + (" matches the experiment / run-name filter" if options.mlflow_runs != RunFilter() else ""))
+
+
+def read_runs(paths, options: ReadOptions = ReadOptions()) -> list[RawRun]:
+    """Every run in every input, in input order, then the runs of the tracking URI if one is set."""
+    logs = inputs_of(paths, options)
+    runs = [run for log in logs for run in read_input(log, options, label_runs_by_source=len(logs) > 1)]
+    runs += tracked_runs(options)
+    require_runs(len(runs), logs, options)
     return runs
