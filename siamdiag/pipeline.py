@@ -4,6 +4,7 @@ each input whole in one worker; results come back in input order, so the report 
 byte for byte whatever the number of jobs."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import sys
@@ -20,14 +21,27 @@ Judged = list[tuple[OrderedRun | None, RunResult]]
 
 
 def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),
-                jobs: int = 1, keep_runs: bool = True) -> Judged:
+                jobs: int = 1, keep_runs: bool = True, progress=None) -> Judged:
     """Every run found under ``paths`` (and on the tracking URI) with its result; each run
     judged independently. ``keep_runs=False`` gives None for the runs: a plot needs them, a
-    report does not (and workers then send back results only)."""
-    if jobs <= 1:
-        return [_judged(raw, options, keep_runs) for raw in read_runs(paths, read)]
+    report does not (and workers then send back results only). ``progress(paths)``, a context
+    manager yielding advance(), is told of each input done."""
     logs = inputs_of(paths, read)
     several = len(logs) > 1
+    judged: Judged = []
+    with (progress or _no_progress)([log.path for log in logs]) as advance:
+        if jobs <= 1:
+            for log in logs:
+                judged += _judge_input(log, several, options, read, keep_runs)
+                advance()
+            judged += [_judged(raw, options, keep_runs) for raw in tracked_runs(read)]
+        else:
+            judged = _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance)
+    require_runs(len(judged), logs, read)
+    return judged
+
+
+def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Judged:
     judged: Judged = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_ignore_interrupts) as pool:
         try:
@@ -35,13 +49,18 @@ def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOpt
             for results in pool.map(_judge_input, logs, [several] * len(logs), [options] * len(logs),
                                     [read] * len(logs), [keep_runs] * len(logs), chunksize=chunk):
                 judged += results
+                advance()
             tracked = tracked_runs(read)
             judged += pool.map(_judged, tracked, [options] * len(tracked), [keep_runs] * len(tracked))
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    require_runs(len(judged), logs, read)
     return judged
+
+
+@contextlib.contextmanager
+def _no_progress(_paths):
+    yield lambda: None
 
 
 def _judged(raw: RawRun, options: Options, keep_run: bool) -> tuple[OrderedRun | None, RunResult]:

@@ -85,3 +85,22 @@ def test_github_annotations_are_one_line_each_and_decode_back(report):
         decode = lambda s: s.replace("%0A", "\n").replace("%0D", "\r").replace("%3A", ":").replace("%2C", ",").replace("%25", "%")  # noqa: E731
         assert decode(match.group(3)) == f"siamdiag: {r.run}: {r.verdict.value}"
         assert decode(match.group(4)).splitlines()[1:] == list(r.reasons) + [f"note: {n}" for n in r.notes]
+
+
+def test_gitlab_code_quality_has_the_required_fields_and_stable_fingerprints(report):
+    # GitLab's Code Quality report: a JSON array of issues with description, check_name,
+    # fingerprint, severity (info/minor/major/critical/blocker) and location.path + lines.begin
+    issues = json.loads(RENDERERS["gitlab"](report, False))
+    assert len(issues) == len(report.runs)
+    severities = {"info", "minor", "major", "critical", "blocker"}
+    for r, issue in zip(report.runs, issues):
+        assert set(issue) == {"description", "check_name", "fingerprint", "severity", "location"}
+        assert issue["description"].startswith(f"siamdiag: {r.run}: {r.verdict.value}")
+        assert issue["location"] == {"path": r.source, "lines": {"begin": 1}}
+        assert issue["severity"] in severities
+        failing = report.run_gate(r) == "fail"
+        assert (issue["severity"] in ("major", "critical")) == failing
+        assert (issue["severity"] == "critical") == (failing and r.verdict is Verdict.DIVERGED)
+    assert json.loads(RENDERERS["gitlab"](report, False)) == issues   # deterministic
+    real = analyze_paths([SAMPLES])   # run names as logged: one issue each, told apart
+    assert len({i["fingerprint"] for i in json.loads(RENDERERS["gitlab"](real, False))}) == len(real.runs)

@@ -9,17 +9,16 @@ from __future__ import annotations
 import errno
 import importlib
 import os
-import stat
 import sys
 import traceback
 
 import click
 
 from .. import __version__
-from ..atomic import output_file
-from ..errors import SiamdiagError, UsageError
+from ..errors import SiamdiagError
 from .options import gate_options, judging, many_runs_flags, read_options_flags, reading, resolve_settings
-from .terminal import colour_for, stderr_console
+from .outputs import refuse_overwriting_inputs, report_targets, write_github_files, write_report
+from .terminal import colour_for, input_progress, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -28,25 +27,6 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.
 # Optional dependencies and the extra that installs each.
 EXTRA_FOR_MODULE = {"torch": "train", "sklearn": "train", "matplotlib": "plot", "lightning": "lightning",
                     "mlflow": "mlflow"}
-
-
-def refuse_overwriting_inputs(path: str, what: str, paths: list[str], read) -> None:
-    """An output file must never be one of the logs being read: compared by device and inode
-    with every file the reading opens (a log found inside a directory, a hard link to one)."""
-    from ..logs.ingest import input_files
-
-    try:
-        target = os.stat(path)
-    except OSError:
-        return  # nothing there yet (or unreachable, which the write reports)
-    if stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) in input_files(paths, read):
-        raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
-
-
-def write_report(path: str, text: str) -> None:
-    """Write the whole report or nothing (see siamdiag.atomic.output_file)."""
-    with output_file(path, "--output", "w", encoding="utf-8") as fh:
-        fh.write(text)
 
 
 class CommandGroup(click.Group):
@@ -74,16 +54,22 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
+@click.option("--report", "reports", multiple=True, metavar="FORMAT=PATH",
+              help="Also write the report in FORMAT to PATH (repeatable: json=r.json --report junit=r.xml ...).")
+@click.option("-q", "--quiet", is_flag=True, help="No report on stdout and no progress: the exit code, -o and --report only.")
+@click.option("--github-summary/--no-github-summary", default=True,
+              help="Under GitHub Actions, append the markdown report to $GITHUB_STEP_SUMMARY and the gate and "
+                   "counts to $GITHUB_OUTPUT [default: on].")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Also draw one PNG per run into DIR (needs the 'plot' extra).")
 @gate_options
 @read_options_flags
 @many_runs_flags
-def analyze(paths, output, plot_dir, config_file, **params):
+def analyze(paths, output, reports, quiet, github_summary, plot_dir, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
-    files, MLflow stores (mlflow.db, mlruns/) and plain-text logs; gzip ok. With --mlflow URI
-    (or MLFLOW_TRACKING_URI and no PATHS), the runs of an MLflow tracking server too."""
+    files, MLflow stores (mlflow.db, mlruns/), DVCLive directories and plain-text logs; gzip ok.
+    With --mlflow URI (or MLFLOW_TRACKING_URI and no PATHS), the runs of an MLflow tracking server too."""
     from ..pipeline import judge_paths
     from ..report.render import RENDERERS
     from ..report.model import Report
@@ -91,21 +77,28 @@ def analyze(paths, output, plot_dir, config_file, **params):
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
     read = reading(settings, paths)
-    if output:
-        refuse_overwriting_inputs(output, "--output", list(paths), read)
-    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_dir))
+    targets = report_targets(reports)
+    for what, target in ([("--output", output)] if output else []) + [(f"--report {f}=", p) for f, p in targets]:
+        refuse_overwriting_inputs(target, what.rstrip("="), list(paths), read)
+    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_dir),
+                         progress=None if quiet else input_progress)
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
     if plot_dir:
         from ..report.plot import plot_each
 
         for written in plot_each(judged, plot_dir):
-            click.echo(f"siamdiag: wrote {written}", err=True)
+            if not quiet:
+                click.echo(f"siamdiag: wrote {written}", err=True)
     text = RENDERERS[settings["format"]](report, output is None and colour_for(sys.stdout))
     if output:
         write_report(output, text)
-    else:
+    elif not quiet:
         sys.stdout.write(text)
         sys.stdout.flush()
+    for fmt, path in targets:
+        write_report(path, RENDERERS[fmt](report, False), f"--report {fmt}={path}")
+    if github_summary:
+        write_github_files(report, os.environ)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 

@@ -4,4 +4,4 @@
 The format names live here, importable without loading the renderers, so the CLI can offer them
 as choices cheaply; ``render.RENDERERS`` has one entry per name (tested)."""
 
-FORMATS = ("table", "json", "markdown", "junit", "github")
+FORMATS = ("table", "json", "markdown", "junit", "github", "gitlab")

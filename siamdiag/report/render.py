@@ -2,6 +2,7 @@
 Report and returns the text to write. They never print."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -169,10 +170,36 @@ def render_github(report: Report, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gitlab_severity(report: Report, r: RunResult) -> str:
+    """Code Quality severities: a failing run is major (critical when it diverged), a passing
+    run with a warning verdict minor, any other run info."""
+    if report.run_gate(r) == "fail":
+        return "critical" if r.verdict is Verdict.DIVERGED else "major"
+    return "minor" if r.verdict in WARNING_VERDICTS else "info"
+
+
+def render_gitlab(report: Report, color: bool = False) -> str:
+    """A GitLab Code Quality report (``artifacts: reports: codequality``): one issue per run, at
+    its log file. The fingerprint is the run and its verdict, so a merge request shows a run whose
+    verdict changed as one issue resolved and one new."""
+    issues = []
+    for r in report.runs:
+        first = r.reasons[0] if r.reasons else ""
+        issues.append({
+            "description": f"siamdiag: {r.run}: {r.verdict.value}" + (f": {first}" if first else ""),
+            "check_name": f"siamdiag/{r.verdict.value}",
+            "fingerprint": hashlib.sha256(f"{r.source}\0{r.run}\0{r.verdict.value}".encode()).hexdigest(),
+            "severity": gitlab_severity(report, r),
+            "location": {"path": r.source, "lines": {"begin": 1}},
+        })
+    return json.dumps(issues, indent=2) + "\n"
+
+
 RENDERERS: dict[str, Callable[[Report, bool], str]] = {
     "table": render_table,
     "json": render_json,
     "markdown": render_markdown,
     "junit": render_junit,
     "github": render_github,
+    "gitlab": render_gitlab,
 }

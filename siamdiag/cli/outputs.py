@@ -1,0 +1,81 @@
+"""Where a report goes, all from one judging: stdout in ``--format`` (unless ``--quiet``), ``-o``,
+each ``--report FORMAT=PATH``, and, under GitHub Actions, the step summary and step outputs.
+Files are written whole or not at all (siamdiag.atomic); GitHub's own files are appended to."""
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+
+from ..atomic import output_file
+from ..errors import OutputError, UsageError
+from ..report import FORMATS
+
+
+def refuse_overwriting_inputs(path: str, what: str, paths: list[str], read) -> None:
+    """An output file must never be one of the logs being read: compared by device and inode
+    with every file the reading opens (a log found inside a directory, a hard link to one)."""
+    from ..logs.ingest import input_files
+
+    try:
+        target = os.stat(path)
+    except OSError:
+        return  # nothing there yet (or unreachable, which the write reports)
+    if stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) in input_files(paths, read):
+        raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
+
+
+def write_report(path: str, text: str, what: str = "--output") -> None:
+    """Write the whole report or nothing (see siamdiag.atomic.output_file)."""
+    with output_file(path, what, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def report_targets(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``--report FORMAT=PATH`` values as (format, path); a format named twice, or two reports to
+    one path, is a mistake."""
+    targets = []
+    for value in values:
+        fmt, sep, path = value.partition("=")
+        if not sep or not path or fmt not in FORMATS:
+            raise UsageError(f"--report {value!r}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}")
+        targets.append((fmt, path))
+    paths = [p for _f, p in targets]
+    if len(set(paths)) < len(paths):
+        raise UsageError("--report: two reports to the same path")
+    return targets
+
+
+def github_outputs(report) -> dict[str, str]:
+    """The step outputs a workflow reads (``steps.<id>.outputs.gate``, ...): the gate, the number
+    of runs and of failing runs, and the count of every verdict (zero included)."""
+    from ..engine.decide import Verdict
+
+    outputs = {"gate": "pass" if report.passed else "fail", "runs": str(len(report.runs)),
+               "failing": str(sum(report.run_gate(r) == "fail" for r in report.runs))}
+    outputs.update({v.value: str(sum(r.verdict is v for r in report.runs)) for v in Verdict})
+    return outputs
+
+
+def write_github_files(report, environ: Mapping[str, str]) -> list[str]:
+    """Under GitHub Actions: the markdown report appended to $GITHUB_STEP_SUMMARY and the step
+    outputs to $GITHUB_OUTPUT (each file is shared by the job's steps: appended in one write,
+    never replaced). Returns the files written."""
+    from ..report.render import RENDERERS
+
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return []
+    written = []
+    contents = {"GITHUB_STEP_SUMMARY": RENDERERS["markdown"](report, False),
+                "GITHUB_OUTPUT": "".join(f"{k}={v}\n" for k, v in github_outputs(report).items())}
+    for variable, text in contents.items():
+        path = environ.get(variable)
+        if not path:
+            continue
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise OutputError(f"{path} (${variable})", exc) from None
+        written.append(path)
+    return written
