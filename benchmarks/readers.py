@@ -76,7 +76,7 @@ def write_all(directory: str, n: int) -> dict[str, str]:
 def write_training_log(path: str, target_mb: float) -> str:
     """A log with siamdiag train's twelve columns, about ``target_mb`` large (the size of the
     log in issue #12 whose reading peaked at 1.2 GB)."""
-    from siamdiag.train.recorder import COLUMNS
+    from siamdiag.train.metrics_file import COLUMNS
 
     n = int(target_mb * 2**20 / 96)   # ~96 bytes a row
     rng = np.random.default_rng(1)

@@ -1,6 +1,7 @@
 """siamdiag: has this Siamese / metric-learning run's loss settled? A diagnostic and CI gate.
 
-``siamdiag.analyze(...)`` judges runs (siamdiag.api); ``siamdiag.Recorder`` logs a training loop
+``siamdiag.analyze(...)`` judges runs and ``siamdiag.judge_frame(df)`` gives one row per run for
+distributed engines (siamdiag.api); ``siamdiag.Recorder`` logs a training loop
 of your own (siamdiag.integrations.recorder, needs torch). Both load on first use, so that ``import siamdiag``
 stays light and the CLI can pin BLAS threads before numpy loads.
 """
@@ -8,12 +9,24 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name == "analyze":
-        from .api import analyze
+    if name in ("analyze", "judge_frame", "judge_frame_meta", "JUDGE_FRAME_COLUMNS", "JUDGE_FRAME_SCHEMA"):
+        from . import api
 
-        return analyze
+        return getattr(api, name)
     if name == "Recorder":
         from .integrations.recorder import Recorder
 
         return Recorder
+    if name == "StopWhenStationary":
+        from .engine.stopping import StopWhenStationary
+
+        return StopWhenStationary
+    if name == "SiamdiagTrainerCallback":   # needs transformers
+        from .integrations.huggingface import SiamdiagTrainerCallback
+
+        return SiamdiagTrainerCallback
+    if name == "SiamdiagKerasCallback":     # needs keras 3
+        from .integrations.keras import SiamdiagKerasCallback
+
+        return SiamdiagKerasCallback
     raise AttributeError(f"module 'siamdiag' has no attribute {name!r}")

@@ -96,3 +96,48 @@ def frame_table(frame: pd.DataFrame) -> Table:
         return parse_delimited(frame.to_csv(index=False), FRAME_SOURCE, ",").locate(row, column)
 
     return Table(frame=frame, locate=locate)
+
+
+# judge_frame's output: one row per run, these columns, these dtypes, whatever the input.
+JUDGE_FRAME_COLUMNS = {
+    "run": "string", "verdict": "string", "gate": "string", "points": "int64",
+    "first_step": "float64", "last_step": "float64", "sigma": "float64",
+    "adf_p": "float64", "kpss_p": "float64", "reasons": "string", "notes": "string",
+}
+# The same schema as Spark DDL, for applyInPandas(judge_frame, schema=JUDGE_FRAME_SCHEMA).
+JUDGE_FRAME_SCHEMA = ("run string, verdict string, gate string, points long, first_step double, last_step double, "
+                      "sigma double, adf_p double, kpss_p double, reasons string, notes string")
+
+
+def judge_frame_meta() -> pd.DataFrame:
+    """An empty frame with judge_frame's columns and dtypes (Dask's ``meta=``)."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in JUDGE_FRAME_COLUMNS.items()})
+
+
+def judge_frame(frame: pd.DataFrame, name: str | None = None, **options) -> pd.DataFrame:
+    """Judge the runs in a DataFrame (one run, or several with a run column) and return one row
+    per run with a fixed schema (``JUDGE_FRAME_COLUMNS``): a pure function of its input, so a
+    distributed engine can apply it to each group of a table too large for one machine (Spark
+    ``applyInPandas``, Dask ``groupby.apply``, Ray Data ``map_groups``). A frame without a run
+    column is one run named ``name``, else the group key pandas and Dask give the group
+    (``frame.name``; parts of a composite key joined with '/'). ``options`` are ``analyze``'s
+    keyword arguments; reasons and notes are joined with '; '."""
+    if not isinstance(frame, pd.DataFrame):
+        raise UsageError(f"judge_frame: expected a pandas DataFrame, got {type(frame).__name__}")
+    report = analyze(frame, **options)
+    key = name if name is not None else getattr(frame, "name", None)
+    if isinstance(key, tuple):
+        key = "/".join(map(str, key))
+    rows = []
+    for r in report.runs:
+        rows.append({
+            "run": str(key) if key is not None and r.run == FRAME_SOURCE else r.run, "verdict": r.verdict.value, "gate": report.run_gate(r), "points": r.points,
+            "first_step": r.window.first_step if r.window else np.nan,
+            "last_step": r.window.last_step if r.window else np.nan,
+            "sigma": np.nan if r.sigma is None else r.sigma,
+            "adf_p": r.tests.unit_root.adf.p_value if r.tests else np.nan,
+            "kpss_p": r.tests.unit_root.kpss.p_value if r.tests else np.nan,
+            "reasons": "; ".join(r.reasons), "notes": "; ".join(r.notes),
+        })
+    out = pd.DataFrame(rows, columns=list(JUDGE_FRAME_COLUMNS)) if rows else judge_frame_meta()
+    return out.astype(JUDGE_FRAME_COLUMNS)

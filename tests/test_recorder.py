@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import siamdiag
-from siamdiag.train.recorder import COLUMNS
+from siamdiag.train.metrics_file import COLUMNS
 
 
 def read_rows(path):

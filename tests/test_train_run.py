@@ -16,7 +16,7 @@ from siamdiag.cli.main import main  # noqa: E402
 from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import Placement  # noqa: E402
 from siamdiag.train.loop import Trainer  # noqa: E402
-from siamdiag.train.recorder import COLUMNS  # noqa: E402
+from siamdiag.train.metrics_file import COLUMNS  # noqa: E402
 
 FAST = dict(data="synthetic", synthetic_samples=400, synthetic_dim=8, hidden=32, embedding_dim=8,
             batch_size=32, steps=240, checkpoint_every=100)

@@ -26,7 +26,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 # Optional dependencies and the extra that installs each.
 EXTRA_FOR_MODULE = {"torch": "train", "sklearn": "train", "matplotlib": "plot", "lightning": "lightning",
-                    "mlflow": "mlflow"}
+                    "mlflow": "mlflow", "transformers": "huggingface", "keras": "keras"}
 
 
 class CommandGroup(click.Group):

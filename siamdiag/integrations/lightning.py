@@ -5,7 +5,8 @@ The gradient norm is taken in ``on_before_optimizer_step`` (gradients complete, 
 Lightning clips them); the loss comes from what ``training_step`` returned, and, when that is a
 dict, its ``embeddings``, ``pos_dist`` and ``neg_dist`` entries are logged too. With gradient
 accumulation one row covers the micro-batches of one optimizer step: their mean loss, and their
-embeddings and distances pooled. Only the global rank 0 writes.
+embeddings and distances pooled. Only the global rank 0 writes. With ``stop=StopWhenStationary()``
+training stops once the loss has settled (``trainer.max_steps`` is its budget when set).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ except ImportError:  # the standalone package name
     except ImportError:
         raise ImportError("siamdiag.lightning needs PyTorch Lightning: pip install 'siamdiag[lightning]'") from None
 
+from ..engine.stopping import StopWhenStationary
 from .recorder import Recorder, gradient_norm
 
 
@@ -28,8 +30,9 @@ class SiamdiagCallback(Callback):
     """Writes ``path`` (default: ``<trainer.log_dir>/siamdiag_metrics.csv``) one row per
     optimisation step; judge it with ``siamdiag analyze`` or follow it with ``siamdiag watch``."""
 
-    def __init__(self, path: str | os.PathLike | None = None, flush_every: int = 500):
-        self.path, self.flush_every = path, flush_every
+    def __init__(self, path: str | os.PathLike | None = None, flush_every: int = 500,
+                 stop: StopWhenStationary | None = None):
+        self.path, self.flush_every, self.stop = path, flush_every, stop
         self.recorder: Recorder | None = None
         self._window: list[dict] = []  # training_step outputs since the last optimizer step
         self._stepped = False
@@ -38,7 +41,9 @@ class SiamdiagCallback(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
             path = self.path or os.path.join(trainer.log_dir or trainer.default_root_dir, "siamdiag_metrics.csv")
-            self.recorder = Recorder(path, flush_every=self.flush_every)
+            if self.stop is not None and self.stop.max_steps is None and trainer.max_steps and trainer.max_steps > 0:
+                self.stop.max_steps = trainer.max_steps   # the budget spends alpha best
+            self.recorder = Recorder(path, flush_every=self.flush_every, stop=self.stop)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if self.recorder is not None:
@@ -56,6 +61,9 @@ class SiamdiagCallback(Callback):
         if self._window:
             self._log_window(trainer)
         self._window, self._stepped, self._grad_norm = [], False, None
+        if self.recorder.should_stop and not trainer.should_stop:
+            trainer.should_stop = True
+            print(self.stop.reason(), flush=True)
 
     def _log_window(self, trainer) -> None:
         """One row for the micro-batches of one optimizer step. Lightning hands each loss over

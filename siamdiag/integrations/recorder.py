@@ -14,7 +14,8 @@ import os
 
 import torch
 
-from ..train.recorder import COLUMNS, MetricsFile
+from ..engine.stopping import StopWhenStationary
+from ..train.metrics_file import COLUMNS, MetricsFile
 
 DEVICE_FIELDS = ("loss", "grad_norm", "embedding_norm", "pos_dist", "neg_dist")
 
@@ -42,12 +43,15 @@ class Recorder:
     >>> rec.close()   # or use it as a context manager
 
     Call ``log`` after ``loss.backward()`` and before ``optimizer.zero_grad()`` when passing
-    ``model``, so the gradient norm is the step's (before any clipping that follows).
+    ``model``, so the gradient norm is the step's (before any clipping that follows). With
+    ``stop=StopWhenStationary(...)``, ``should_stop`` turns True once the loss has settled (looked
+    at when a flush brings the values to the host: every ``max(flush_every, check_every)`` steps).
     """
 
-    def __init__(self, path: str | os.PathLike, flush_every: int = 500):
+    def __init__(self, path: str | os.PathLike, flush_every: int = 500, stop: StopWhenStationary | None = None):
         if flush_every < 1:
             raise ValueError("flush_every must be >= 1")
+        self.stop = stop   # judged at each flush, when the steps' values reach the host anyway
         self.path = os.fspath(path)
         directory = os.path.dirname(self.path)
         if directory:
@@ -96,6 +100,16 @@ class Recorder:
             rows.append(row)
         self.file.append(rows)
         self.pending.clear()
+        if self.stop is not None and not self.stop.stopped:
+            for row in rows:
+                if row["loss"] is not None:
+                    self.stop.add(row["step"], row["loss"])
+            self.stop.check()
+
+    @property
+    def should_stop(self) -> bool:
+        """True once ``stop`` (a StopWhenStationary) says the loss has settled; checked at flushes."""
+        return self.stop is not None and self.stop.stopped
 
     def close(self) -> None:
         self.flush()

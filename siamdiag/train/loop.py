@@ -24,7 +24,8 @@ from .data import Batch, PairSampler, load_dataset
 from .distributed import Placement
 from .losses import LOSSES, LossOutput
 from .models import build_encoder
-from .recorder import MetricsFile, StepRecorder, keep_steps_through
+from .metrics_file import MetricsFile, keep_steps_through
+from .recorder import StepRecorder
 from .schedules import MarginSchedule, build_optimizer, set_lr
 
 FLUSH_SECONDS = 2.0

@@ -10,19 +10,13 @@ same global batch. Nothing here synchronises the device inside a step.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ..atomic import replacing
-from ..errors import InputError
 from .distributed import Placement
 from .losses import LossOutput
 
-COLUMNS = ("step", "epoch", "loss", "grad_norm", "lr", "margin", "pos_dist", "neg_dist", "easy_fraction",
-           "active_fraction", "embedding_norm", "nonfinite")
 # Per-step sums, in this order, in the block that drain() reads back.
 SUMS = ("loss", "grad_norm", "pos_sum", "pos_n", "neg_sum", "neg_n", "easy_n", "active_n", "norm_sum", "finite_rows")
 
@@ -122,57 +116,3 @@ class StepRecorder:
 def ratio(total: float, count: float) -> float | None:
     """Mean of a masked statistic; None when no item of that kind was in the batch."""
     return None if count == 0 else total / count
-
-
-def format_cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return f"{value:.8g}"
-
-
-class MetricsFile:
-    """metrics.csv: one row per step, appended, flushed and fsynced on every write so a crash or
-    Ctrl-C keeps every step written so far."""
-
-    def __init__(self, path: str):
-        self.path = path
-        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
-        self.handle = open(path, "a", encoding="utf-8", newline="")
-        if fresh:
-            self.handle.write(",".join(COLUMNS) + "\n")
-            self.sync()
-
-    def append(self, rows: list[dict]) -> None:
-        if rows:
-            self.handle.write("".join(",".join(format_cell(r[c]) for c in COLUMNS) + "\n" for r in rows))
-            self.sync()
-
-    def sync(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-
-    def close(self) -> None:
-        self.handle.close()
-
-
-def keep_steps_through(path: str, last_step: int) -> int:
-    """Before resuming: keep the complete rows up to the checkpoint's step, each step once and
-    in increasing order, and drop the rest (rows after the checkpoint will be logged again,
-    identically; a last row cut short by a crash or a full disk is not a row). Rewrites the file
-    atomically and returns the number of lines dropped."""
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.readlines()
-    if not lines or lines[0].rstrip("\n").split(",") != list(COLUMNS):
-        raise InputError(path, "not a siamdiag metrics.csv (unexpected header)", line=1)
-    kept, previous = [lines[0]], 0
-    for line in lines[1:]:
-        cell = line.split(",", 1)[0]
-        if line.endswith("\n") and line.count(",") == len(COLUMNS) - 1 and cell.isdigit() \
-                and previous < int(cell) <= last_step:
-            kept.append(line)
-            previous = int(cell)
-    with replacing(path, "w", encoding="utf-8", newline="") as fh:
-        fh.writelines(kept)
-    return len(lines) - len(kept)
