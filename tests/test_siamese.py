@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import siamdiag
-from siamdiag.engine import siamese
 from siamdiag.engine.analysis import analyze_run
 from siamdiag.engine.decide import Verdict
 from siamdiag.engine.prepare import Options, order_run

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import stattests
 from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
-                       robust_sigma, winsorize)
+                       winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
 MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
