@@ -139,5 +139,5 @@ def judge_frame(frame: pd.DataFrame, name: str | None = None, **options) -> pd.D
             "kpss_p": r.tests.unit_root.kpss.p_value if r.tests else np.nan,
             "reasons": "; ".join(r.reasons), "notes": "; ".join(r.notes),
         })
-    out = pd.DataFrame(rows, columns=list(JUDGE_FRAME_COLUMNS)) if rows else judge_frame_meta()
-    return out.astype(JUDGE_FRAME_COLUMNS)
+    return pd.DataFrame({name: pd.Series([row[name] for row in rows], dtype=dtype)
+                         for name, dtype in JUDGE_FRAME_COLUMNS.items()})
