@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name in ("analyze", "judge_frame", "judge_frame_meta", "JUDGE_FRAME_COLUMNS", "JUDGE_FRAME_SCHEMA"):
+    if name in ("analyze", "judge_frame", "judge_frame_meta", "JUDGE_FRAME_COLUMNS", "JUDGE_FRAME_SCHEMA",
+                "StopWhenStationary"):
         from . import api
 
         return getattr(api, name)
@@ -17,10 +18,6 @@ def __getattr__(name: str):
         from .integrations.recorder import Recorder
 
         return Recorder
-    if name == "StopWhenStationary":
-        from .engine.stopping import StopWhenStationary
-
-        return StopWhenStationary
     if name == "SiamdiagTrainerCallback":   # needs transformers
         from .integrations.huggingface import SiamdiagTrainerCallback
 

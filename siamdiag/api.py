@@ -16,6 +16,7 @@ from .logs.ingest import ReadOptions
 from .pipeline import analyze_paths
 from .logs.readers.delimited import parse_delimited
 from .engine.prepare import Options, is_valid_window, order_run, parse_tolerance
+from .engine.stopping import StopWhenStationary  # noqa: F401 - public as siamdiag.StopWhenStationary
 from .report.model import GatePolicy, Report
 from .logs.tables import Table, table_to_runs
 
