@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .numerics import nested_rss
+from .numerics import bartlett_long_run_variance, nested_rss
 
 # MacKinnon (1994), one I(1) series, constant ('c'): the response surface p = Φ(c0 + c1·τ + c2·τ² (+ c3·τ³)),
 # with one polynomial below TAU_STAR and another above it; beyond [TAU_MIN, TAU_MAX] p is 0 or 1.
@@ -123,13 +123,9 @@ def kpss_level(x: np.ndarray) -> UnitRootResult:
     """KPSS around a constant; H0: level-stationary. η = Σ S_t² / n² over the partial sums S of
     the demeaned series, divided by the Bartlett long-run variance at the automatic bandwidth."""
     resid = x - x.mean()
-    n = len(resid)
     lags = kpss_bandwidth(resid)
-    weights = 1.0 - np.arange(1, lags + 1) / (lags + 1.0)
-    long_run = float(resid @ resid) + 2.0 * sum(w * float(resid[i:] @ resid[:n - i])
-                                                for i, w in zip(range(1, lags + 1), weights))
-    eta = float(np.sum(np.cumsum(resid) ** 2)) / n ** 2
-    statistic = eta / (long_run / n)
+    eta = float(np.sum(np.cumsum(resid) ** 2)) / len(resid) ** 2
+    statistic = eta / bartlett_long_run_variance(resid, lags)
     return UnitRootResult(statistic, cramer_von_mises_sf(statistic), lags, dict(KPSS_CRITICAL))
 
 

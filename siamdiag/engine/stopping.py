@@ -59,7 +59,6 @@ class StopWhenStationary:
             raise ValueError("check_every >= 1, 0 < alpha < 1 and max_steps >= 1 (or None)")
         self._steps: list[float] = []
         self._losses: list[float] = []
-        self._spent_through = 0.0   # the step up to which alpha has been spent (known budget)
 
     def add(self, step, loss) -> None:
         """One step's loss (host numbers)."""
@@ -84,11 +83,12 @@ class StopWhenStationary:
         return self.look().stop
 
     def look_alpha(self, step: float) -> float:
-        """This look's share of alpha (see the module docstring)."""
+        """The share of alpha of a look at ``step`` after the looks so far (see the module
+        docstring): with a budget, the part of it covered since the previous look."""
         if self.max_steps is not None:
-            covered = min(step, float(self.max_steps)) - self._spent_through
-            self._spent_through = max(self._spent_through, min(step, float(self.max_steps)))
-            return self.alpha * max(covered, 0.0) / self.max_steps
+            budget = float(self.max_steps)
+            previous = self.looks[-1].step if self.looks else 0.0
+            return self.alpha * max(min(step, budget) - min(previous, budget), 0.0) / budget
         j = len(self.looks) + 1
         return self.alpha / (j * (j + 1))
 
