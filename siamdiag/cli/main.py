@@ -78,8 +78,8 @@ def analyze(paths, output, reports, quiet, github_summary, plot_dir, config_file
     options, policy = judging(settings)
     read = reading(settings, paths)
     targets = report_targets(reports)
-    for what, target in ([("--output", output)] if output else []) + [(f"--report {f}=", p) for f, p in targets]:
-        refuse_overwriting_inputs(target, what.rstrip("="), list(paths), read)
+    refuse_overwriting_inputs(([("--output", output)] if output else []) + [(f"--report {f}", p) for f, p in targets],
+                              list(paths), read)
     judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_dir),
                          progress=None if quiet else input_progress)
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
@@ -119,7 +119,7 @@ def plot(paths, output, config_file, **params):
     settings = resolve_settings(params, config_file)
     options, _policy = judging(settings)
     read = reading(settings, paths)
-    refuse_overwriting_inputs(output, "-o", list(paths), read)
+    refuse_overwriting_inputs([("-o", output)], list(paths), read)
     judged = judge_paths(list(paths), options, read, settings["jobs"])
     plot_runs(judged, output)
     click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
@@ -147,7 +147,7 @@ def watch(path, interval, config_file, **params):
 
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
-    read = reading(settings)
+    read = reading(settings, [path])
     follower = LogFollower(path)
     console = stderr_console()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the same way on SIGTERM

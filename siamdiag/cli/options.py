@@ -101,7 +101,7 @@ def judging(settings):
     return options, GatePolicy.from_options(fail_on, settings["strict"])
 
 
-def reading(settings, paths=("",)):
+def reading(settings, paths):
     """How to read the logs the settings describe; ``paths`` are the PATHS given (none: an MLflow
     tracking URI must say what to read)."""
     from ..logs.columns import ColumnOverrides

@@ -12,17 +12,23 @@ from ..errors import OutputError, UsageError
 from ..report import FORMATS
 
 
-def refuse_overwriting_inputs(path: str, what: str, paths: list[str], read) -> None:
-    """An output file must never be one of the logs being read: compared by device and inode
-    with every file the reading opens (a log found inside a directory, a hard link to one)."""
+def refuse_overwriting_inputs(targets: list[tuple[str, str]], paths: list[str], read) -> None:
+    """No output file (``targets``: (flag, path) pairs) may be one of the logs being read:
+    compared by device and inode with every file the reading opens (a log found inside a
+    directory, a hard link to one). The inputs are listed once, and only when a target exists."""
     from ..logs.ingest import input_files
 
-    try:
-        target = os.stat(path)
-    except OSError:
-        return  # nothing there yet (or unreachable, which the write reports)
-    if stat.S_ISREG(target.st_mode) and (target.st_dev, target.st_ino) in input_files(paths, read):
-        raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
+    inputs = None
+    for what, path in targets:
+        try:
+            target = os.stat(path)
+        except OSError:
+            continue  # nothing there yet (or unreachable, which the write reports)
+        if not stat.S_ISREG(target.st_mode):
+            continue
+        inputs = input_files(paths, read) if inputs is None else inputs
+        if (target.st_dev, target.st_ino) in inputs:
+            raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
 
 
 def write_report(path: str, text: str, what: str = "--output") -> None:
@@ -32,8 +38,7 @@ def write_report(path: str, text: str, what: str = "--output") -> None:
 
 
 def report_targets(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``--report FORMAT=PATH`` values as (format, path); a format named twice, or two reports to
-    one path, is a mistake."""
+    """``--report FORMAT=PATH`` values as (format, path); two reports to one path are a mistake."""
     targets = []
     for value in values:
         fmt, sep, path = value.partition("=")
@@ -57,15 +62,14 @@ def github_outputs(report) -> dict[str, str]:
     return outputs
 
 
-def write_github_files(report, environ: Mapping[str, str]) -> list[str]:
+def write_github_files(report, environ: Mapping[str, str]) -> None:
     """Under GitHub Actions: the markdown report appended to $GITHUB_STEP_SUMMARY and the step
     outputs to $GITHUB_OUTPUT (each file is shared by the job's steps: appended in one write,
-    never replaced). Returns the files written."""
+    never replaced)."""
     from ..report.render import RENDERERS
 
     if environ.get("GITHUB_ACTIONS") != "true":
-        return []
-    written = []
+        return
     contents = {"GITHUB_STEP_SUMMARY": RENDERERS["markdown"](report, False),
                 "GITHUB_OUTPUT": "".join(f"{k}={v}\n" for k, v in github_outputs(report).items())}
     for variable, text in contents.items():
@@ -77,5 +81,3 @@ def write_github_files(report, environ: Mapping[str, str]) -> list[str]:
                 fh.write(text)
         except OSError as exc:
             raise OutputError(f"{path} (${variable})", exc) from None
-        written.append(path)
-    return written

@@ -53,9 +53,6 @@ class Recorder:
             raise ValueError("flush_every must be >= 1")
         self.stop = stop   # judged at each flush, when the steps' values reach the host anyway
         self.path = os.fspath(path)
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
         self.flush_every = flush_every
         self.file = MetricsFile(self.path)
         self.pending: list[tuple[dict, dict[str, torch.Tensor]]] = []

@@ -175,9 +175,11 @@ def input_files(paths, options: ReadOptions = ReadOptions()) -> set[tuple[int, i
     database or file store) opens: a log found inside a directory, or a hard link to one, is the
     same file whatever the path that reaches it."""
     names: list[str] = []
-    stores = [local_store(options.tracking_uri)] if options.tracking_uri else []
-    logs = expand_paths(paths, options.input_format) if paths else []
-    for log in logs + [LogInput(store, "mlflow") for store in stores if store]:
+    logs = inputs_of(paths, options)
+    store = local_store(options.tracking_uri) if options.tracking_uri else None
+    if store:
+        logs.append(LogInput(store, "mlflow"))
+    for log in logs:
         if log.format in ("mlflow", "dvclive") and os.path.isdir(log.path):
             names += [os.path.join(root, f) for root, _dirs, files in os.walk(log.path) for f in files]
         elif log.path != "-":

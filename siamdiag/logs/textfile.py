@@ -102,10 +102,11 @@ def is_gzip(path: str) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def head(path: str, end: int | None = None) -> str:
-    """The first bytes of the file (at most ``end``) as text, cut at the last whole line they hold."""
+def head(path: str) -> str:
+    """The file's first HEAD_BYTES as text (the whole file when it is no longer), cut at the last
+    whole line they hold."""
     with open(path, "rb") as fh:
-        data = fh.read(HEAD_BYTES if end is None else min(end, HEAD_BYTES))
+        data = fh.read(HEAD_BYTES)
     if b"\x00" in data:
         raise NotPlainText("NUL byte")
     if len(data) == HEAD_BYTES:

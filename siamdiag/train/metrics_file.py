@@ -23,11 +23,13 @@ def format_cell(value) -> str:
 
 
 class MetricsFile:
-    """metrics.csv: one row per step, appended, flushed and fsynced on every write so a crash or
-    Ctrl-C keeps every step written so far."""
+    """metrics.csv (its directory created when missing): one row per step, appended, flushed and
+    fsynced on every write so a crash or Ctrl-C keeps every step written so far."""
 
     def __init__(self, path: str):
         self.path = path
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
         self.handle = open(path, "a", encoding="utf-8", newline="")
         if fresh:
@@ -52,8 +54,6 @@ class BufferedRows:
     close): one fsync per block, not per step. A crash loses at most the rows not yet written."""
 
     def __init__(self, path: str, every: int = 100):
-        if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
         self.file, self.every, self.rows = MetricsFile(path), every, []
 
     def add(self, **cells) -> None:

@@ -147,13 +147,14 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
     file is not clean UTF-8 text (the whole-file reader locates the problem)."""
     start_text = textfile.head(path)
     size = os.path.getsize(path)
-    if start_text.isspace() or not start_text or "\n" not in start_text.strip("\n") and size > len(start_text):
-        raise textfile.NotPlainText("no header row in the first block")
+    has_rows = "\n" in start_text.strip("\n")   # a line break after the header, as parse_delimited asks
+    if not start_text.strip() or (size > textfile.HEAD_BYTES and not has_rows):
+        raise textfile.NotPlainText("no header row, or one longer than the first block")
     header = first_line(start_text)
     delimiter = delimiter or sniff_delimiter(header)
     body_end = textfile.last_line_start(path)
     last = ""
-    if body_end < size and textfile.head(path, body_end).strip():   # the last line is not the header
+    if body_end < size and has_rows:   # an unterminated last line that is not the header
         try:
             last = textfile.bytes_from(path, body_end).decode("utf-8")
         except UnicodeDecodeError:

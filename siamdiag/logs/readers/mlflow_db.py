@@ -6,6 +6,7 @@ MLflow stores a NaN as 0 with ``is_nan`` set and ±inf as ±1.797e308 (the large
 both are mapped back, or a diverged loss would read as a finite one."""
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import sqlite3
@@ -60,7 +61,7 @@ def is_mlflow_db(path: str) -> bool:
         with open(path, "rb") as fh:
             if fh.read(16) != SQLITE_MAGIC:
                 return False
-        with _connect(path) as db:
+        with contextlib.closing(_connect(path)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except (OSError, sqlite3.Error):
         return False
@@ -68,7 +69,8 @@ def is_mlflow_db(path: str) -> bool:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    """Read-only: a store being written by a training job is never modified by reading it."""
+    """Read-only: a store being written by a training job is never modified by reading it. (A
+    connection's own ``with`` only ends a transaction: callers close it with contextlib.closing.)"""
     return sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True)
 
 
@@ -87,7 +89,7 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter()) -> list[TrackedRu
     experiment and start-time order. A step logged twice (a resumed run) keeps both rows, the
     later one last, as a file store would."""
     try:
-        with _connect(path) as db:
+        with contextlib.closing(_connect(path)) as db:
             found = []
             for run_id, name, experiment_id, experiment in db.execute(RUNS_QUERY).fetchall():
                 name = name or run_id
