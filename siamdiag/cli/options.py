@@ -17,9 +17,16 @@ READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_
              "mlflow", "experiment", "run_name", "jobs")
 
 
+def with_options(command, options: tuple):
+    """``command`` with these click options, listed in the order --help shows them."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def gate_options(command):
     """--config, --format, --fail-on, --strict, --alpha, --tolerance."""
-    for decorator in reversed((
+    return with_options(command, (
         click.option("--config", "config_file", type=click.Path(dir_okay=False),
                      help="TOML file of settings (top-level keys or [tool.siamdiag]); see `siamdiag config show`."),
         click.option("--format", "format", type=click.Choice(FORMATS), help="Report format [default: table]."),
@@ -29,14 +36,12 @@ def gate_options(command):
         click.option("--alpha", help="Family-wise false-alarm rate per run (Holm over the window tests) [default: 0.01]."),
         click.option("--tolerance", help="Changes smaller than this pass whatever the logged noise: a percentage of "
                      "the loss level ('0.5%') or a loss difference ('0.001') [default: 0]."),
-    )):
-        command = decorator(command)
-    return command
+    ))
 
 
 def read_options_flags(command):
     """--window, --burn-in, the column/tag names, --input-format, --pattern."""
-    for decorator in reversed((
+    return with_options(command, (
         click.option("--window", help="Evaluation window: a fraction of the step range (0.5 = second half) "
                      "or a number of final steps [default: 0.5]."),
         click.option("--burn-in", help="'auto' (MSER-5 finds the end of the transient) or the first step to judge "
@@ -51,14 +56,12 @@ def read_options_flags(command):
         click.option("--grad-norm-tag", help="TensorBoard tag or MLflow metric holding the gradient norm."),
         click.option("--pattern", help="Plain-text logs: a regular expression with a (?P<loss>...) group, "
                      "optionally (?P<step>...) and (?P<grad_norm>...), replacing the built-in patterns."),
-    )):
-        command = decorator(command)
-    return command
+    ))
 
 
 def many_runs_flags(command):
     """--mlflow, --experiment, --run-name, --jobs (analyze and plot)."""
-    for decorator in reversed((
+    return with_options(command, (
         click.option("--mlflow", help="Also read the runs of this MLflow tracking URI: sqlite:///mlflow.db, a "
                      "file store, or a server (http://..., needs the 'mlflow' extra). Without PATHS, "
                      "MLFLOW_TRACKING_URI is read."),
@@ -66,9 +69,7 @@ def many_runs_flags(command):
         click.option("--run-name", help="MLflow: only the runs whose name matches this glob, e.g. 'siam-*'."),
         click.option("--jobs", help="Read and judge the inputs in this many processes ('auto': one per core); "
                      "the report is the same [default: 1]."),
-    )):
-        command = decorator(command)
-    return command
+    ))
 
 
 def one_of(col: str | None, tag: str | None, role: str) -> str | None:
