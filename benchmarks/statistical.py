@@ -6,7 +6,7 @@ right verdicts. Cells are the textbook processes and the realistic training shap
 siamdiag.engine.synthetic, each with its truth and the reason for it.
 
 Usage: python benchmarks/statistical.py [--seeds 200] [--n 500,2000,20000] [--only a,b]
-       [--shapes-only | --textbook-only] [--jobs 2]
+       [--shapes-only | --textbook-only | --persistence-only] [--jobs 2]
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from siamdiag.engine.analysis import analyze_run  # noqa: E402
 from siamdiag.engine.decide import DEFAULT_FAILING  # noqa: E402
 from siamdiag.engine.prepare import Options, order_run  # noqa: E402
-from siamdiag.engine.synthetic import CELLS, PROCESSES, TRAINING_SHAPES, as_raw_run  # noqa: E402
+from siamdiag.engine.synthetic import CELLS, PERSISTENCE_SHAPES, PROCESSES, TRAINING_SHAPES, as_raw_run  # noqa: E402
 
 FAILING = {v.value for v in DEFAULT_FAILING}
 # Realistic shapes are generated per step; epoch means of 500 steps at n = 200,000 would need
@@ -57,12 +57,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated cell names")
     ap.add_argument("--shapes-only", action="store_true", help="only the realistic training shapes")
     ap.add_argument("--textbook-only", action="store_true", help="only the textbook processes")
+    ap.add_argument("--persistence-only", action="store_true", help="only the persistence and smoothing shapes (issue #17)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = ap.parse_args(argv)
     names = (args.only.split(",") if args.only else list(TRAINING_SHAPES) if args.shapes_only
-             else list(PROCESSES) if args.textbook_only else list(CELLS))
+             else list(PROCESSES) if args.textbook_only else list(PERSISTENCE_SHAPES) if args.persistence_only
+             else list(CELLS))
     cells = [(name, n) for n in map(int, args.n.split(",")) for name in names
-             if not (name in TRAINING_SHAPES and n > MAX_SHAPE_N)]
+             if not (name not in PROCESSES and n > MAX_SHAPE_N)]
     print(f"{'process':28} {'group':13} {'n':>7} {'gate fails':>10} {'right':>6}  verdicts")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_cell, name, n, args.seeds) for name, n in cells]

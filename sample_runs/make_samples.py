@@ -60,11 +60,12 @@ def main() -> None:
     # degenerate: loss pinned at the margin (collapsed embeddings), as siamdiag train logs it
     loss = np.where(t < 300, 1.0 - 0.5 * np.exp(-t / 50) + 0.01 * rng.standard_normal(n), 1.0)
     write("degenerate.csv", ["step", "loss", "margin"], zip(t, loss, np.full(n, 1.0)))
-    # inconclusive: very persistent noise (an EMA-smoothed log): too few independent points
+    # inconclusive: a loss with no level to measure moves against (an adversarial loss around 0)
+    # and persistent noise (AR(0.98)): too few independent points, and no practical yardstick
     from scipy.signal import lfilter
 
-    ema = 0.3 + lfilter([0.02], [1, -0.98], 0.05 * rng.standard_normal(n + 3000))[3000:]
-    write("inconclusive.csv", ["step", "loss"], zip(t, ema))
+    persistent = lfilter([0.05 * np.sqrt(1 - 0.98 ** 2)], [1, -0.98], rng.standard_normal(n + 3000))[3000:]
+    write("inconclusive.csv", ["step", "loss"], zip(t, persistent))
     # insufficient_data: a run that has only just started
     write("insufficient_data.csv", ["step", "loss"], zip(t[:60], 0.35 + transient[:60]))
     # long format: three runs in one file, gzip-compressed, one of them resumed from step 600

@@ -15,7 +15,7 @@ from .errors import UsageError
 from .logs.ingest import ReadOptions
 from .pipeline import analyze_paths
 from .logs.readers.delimited import parse_delimited
-from .engine.prepare import Options, is_valid_window, order_run, parse_tolerance
+from .engine.prepare import Options, order_run, parse_tolerance, parse_window
 from .engine.stopping import StopWhenStationary  # noqa: F401 - public as siamdiag.StopWhenStationary
 from .report.model import GatePolicy, Report
 from .logs.tables import Table, table_to_runs
@@ -53,13 +53,15 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
     and 'nan' in a text column, are values, as in a file.
     Bad input raises ``siamdiag.errors.SiamdiagError`` with the same message the CLI prints.
     """
-    if not is_valid_window(window):
-        raise UsageError(f"window={window!r}: must be a fraction in (0, 1] or a whole number of steps")
+    try:
+        fraction_or_steps = parse_window(window)
+    except ValueError as exc:
+        raise UsageError(f"window={window!r}: must be {exc}") from None
     try:
         relative, absolute = parse_tolerance(str(tolerance))
     except ValueError:
         raise UsageError(f"tolerance={tolerance!r}: must be a percentage such as '0.5%' or a number >= 0") from None
-    options = Options(alpha=alpha, window=float(window), burn_in=burn_in, tolerance_relative=relative,
+    options = Options(alpha=alpha, window=fraction_or_steps, burn_in=burn_in, tolerance_relative=relative,
                       tolerance_absolute=absolute)
     policy = GatePolicy.from_options(fail_on, strict)
     overrides = ColumnOverrides(step=step_col, loss=loss_col, grad_norm=grad_norm_col, run=run_col)

@@ -65,7 +65,7 @@ def test_strict_and_fail_on(capsys):
 def test_json_schema(capsys):
     code, out, _ = run_cli(["analyze", SAMPLES, "--format", "json"], capsys)
     doc = json.loads(out)
-    assert code == 1 and doc["gate"] == "fail" and doc["schema_version"] == 2 and doc["siamdiag_version"]
+    assert code == 1 and doc["gate"] == "fail" and doc["schema_version"] == 3 and doc["siamdiag_version"]
     verdicts = {r["verdict"] for r in doc["runs"]}
     assert verdicts == {"stationary", "not_converged", "nonstationary", "diverged", "degenerate",
                         "inconclusive", "insufficient_data"}
@@ -132,9 +132,12 @@ def test_window_and_burn_in_options_choose_the_judged_steps(capsys):
 
 def test_judging_the_whole_run_includes_the_transient(capsys):
     # stationary.csv is 0.35 + 1.5 exp(-t/80) + noise: the whole run still holds the transient,
-    # the run after step 700 (exp(-700/80) < 2e-4) does not.
+    # the run after step 700 (exp(-700/80) < 2e-4) does not. A window asked for the whole run is
+    # moved past the transient (and says so); a burn-in of 0 judges it as given.
     path = os.path.join(SAMPLES, "stationary.csv")
-    code, out, _ = run_cli(["analyze", path, "--window", "1.0"], capsys)
+    code, out, _ = run_cli(["analyze", path, "--burn-in", "0"], capsys)
     assert code == 1 and "0–1,999" in out
+    code, out, _ = run_cli(["analyze", path, "--window", "1.0"], capsys)
+    assert code == 0 and "reaches into the learning transient" in out
     code, out, _ = run_cli(["analyze", path, "--burn-in", "700"], capsys)
     assert code == 0 and "stationary" in out

@@ -58,14 +58,14 @@ def test_config_schema_names_exactly_the_settings():
 
 
 VALID = {"format": ["json", "gitlab"], "fail_on": [["diverged"], "diverged,degenerate"], "strict": [True],
-         "alpha": [0.05, 1e-6], "tolerance": ["0.5%", 0.001, "0"], "window": [0.5, 1, 20000],
+         "alpha": [0.05, 1e-6], "tolerance": ["0.5%", 0.001, "0"], "window": [0.5, 1.0, "50%", 20000],
          "burn_in": ["auto", 1500], "input_format": ["tb", "dvclive"], "step_col": ["global_step"],
          "loss_col": ["train/loss"], "grad_norm_col": ["gn"], "run_col": ["method,seed"], "pattern": [r"loss=(?P<loss>\S+)"],
          "mlflow": ["sqlite:///mlflow.db"], "experiment": ["siamese"], "run_name": ["seed-*"], "jobs": ["auto", 4],
          "watch_every": [50]}
 INVALID = {"format": ["yaml"], "fail_on": [["fine"], "diverged,fine", []], "alpha": [0.9, 0], "tolerance": ["-1", "abc"],
-           "window": [0, 1.5, -3], "burn_in": ["soon"], "input_format": ["xls"], "step_col": [""], "jobs": [0, "many"],
-           "watch_every": [0]}
+           "window": [0, 1.5, -3, "1", "half"], "burn_in": ["soon"], "input_format": ["xls"], "step_col": [""],
+           "jobs": [0, "many"], "watch_every": [0]}
 
 
 @pytest.mark.parametrize("key", sorted(SETTINGS))

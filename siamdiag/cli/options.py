@@ -42,8 +42,10 @@ def gate_options(command):
 def read_options_flags(command):
     """--window, --burn-in, the column/tag names, --input-format, --pattern."""
     return with_options(command, (
-        click.option("--window", help="Evaluation window: a fraction of the step range (0.5 = second half) "
-                     "or a number of final steps [default: 0.5]."),
+        click.option("--window", help="Evaluation window: a fraction of the step range, written with a decimal point "
+                     "or as a percentage (0.5 or 50% = second half, 1.0 or 100% = whole run), or a whole number >= 2 "
+                     "of final steps (20000); a bare 1 is refused as ambiguous. A window reaching into the learning "
+                     "transient is judged from where it ends [default: 0.5]."),
         click.option("--burn-in", help="'auto' (MSER-5 finds the end of the transient) or the first step to judge "
                      "[default: auto]."),
         click.option("--step-col", help="Column holding the step (default: detected)."),

@@ -65,12 +65,9 @@ def _alpha(value: object) -> float:
 
 
 def _window(value: object) -> float:
-    from ..engine.prepare import is_valid_window
+    from ..engine.prepare import parse_window
 
-    window = _number(value)
-    if window is None or not is_valid_window(window):
-        raise ValueError("a fraction in (0, 1] or a whole number of final steps")
-    return window
+    return parse_window(value)
 
 
 def _tolerance(value: object) -> str:

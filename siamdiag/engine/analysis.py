@@ -6,8 +6,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import checks, running_mean, siamese
+from . import checks, magnitude, running_mean, siamese, smoothing
 from .decide import Verdict, WindowTests, decide_tests, move_verdict
+from .magnitude import Wander
 from ..logs.tables import Metric, RawRun
 from .numerics import HUGE, block_means, robust_sigma
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
@@ -35,6 +36,7 @@ class RunResult:
     lr_change: tuple[float, float] | None = None  # (step, ratio) of the lr jump the window starts after
     lr_period: int | None = None     # period of lr restarts whose cycle profile was removed
     interval_change: tuple[float, float, float] | None = None  # (step, old, new) logging interval the window starts after
+    level_drop: float | None = None  # step of a drop of the loss (no lr logged) the window starts after
     tolerance: float | None = None   # the practical tolerance in loss units, when one was given
     findings: tuple[siamese.Finding, ...] = ()   # Siamese-specific observations, with advice
 
@@ -49,8 +51,8 @@ def fmt_p(p: float) -> str:
 
 # Which findings lead the reasons, by verdict: the one that decided it comes first.
 REASON_ORDER = {
-    Verdict.NOT_CONVERGED: ("transient", "drift", "level_shift", "end_change", "move"),
-    Verdict.NONSTATIONARY: ("end_change", "level_shift", "variance", "drift", "unit_root", "move"),
+    Verdict.NOT_CONVERGED: ("transient", "drift", "level_shift", "end_change", "move", "wander"),
+    Verdict.NONSTATIONARY: ("end_change", "level_shift", "variance", "drift", "unit_root", "move", "wander"),
 }
 
 
@@ -67,9 +69,10 @@ def tiny_change_advice(total: float, level: float) -> str:
 
 
 def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Window, alpha: float,
-            sigma: float, level: float = 0.0) -> list[str]:
+            sigma: float, level: float = 0.0, looks_smoothed: bool = False) -> list[str]:
     """Human reasons for a tested window, most decisive first; ``tests``, ``sigma`` and ``level``
-    (the window median) in loss units."""
+    (the window median) in loss units. Advice to log the raw loss comes only with a log that
+    shows smoothing (``looks_smoothed``: smooth, with no batch noise, but not undone)."""
     at = lambda frac: fmt_step(window.step_at(frac))  # noqa: E731
     d, s, v, u, e = tests.drift, tests.level_shift, tests.variance, tests.unit_root, tests.end_change
     found: dict[str, str] = {}
@@ -99,17 +102,28 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
         evidence = (f"KPSS rejects level stationarity ({fmt_p(u.kpss.p_value)})" if u.kpss.p_value < 0.05 else
                     f"the window holds only {tests.persistence.effective_size:.0f} effectively independent points")
         found["unit_root"] = (f"unit-root-like wandering: ADF cannot reject a unit root ({fmt_p(u.adf.p_value)}) and "
-                              f"{evidence}; if the logged loss is smoothed (EMA), log the raw per-step loss")
+                              f"{evidence}" + ("; the log looks smoothed (no batch noise in it) but could not be "
+                                               "undone: log the raw per-step loss" if looks_smoothed else ""))
     if "move" in rejected and tests.move is not None:
         found["move"] = move_reason(tests.move, window, sigma)
+    if "wander" in rejected and tests.wander is not None:
+        found["wander"] = wander_reason(tests.wander, window, tests.persistence)
     first = REASON_ORDER.get(verdict, ())
     reasons = [found[k] for k in first if k in found] + [text for k, text in found.items() if k not in first]
-    if verdict is Verdict.INCONCLUSIVE:
+    if verdict is Verdict.INCONCLUSIVE and tests.wander is None:
+        adf = (f"ADF rejects a unit root ({fmt_p(tests.unit_root.adf.p_value)})"
+               if tests.persistence.points >= checks.UNIT_ROOT_MIN_POINTS else
+               "the window is too short for ADF to tell persistence from a random walk")
         reasons.append(f"too persistent to decide: effective sample size {tests.persistence.effective_size:.0f} "
-                       f"< {checks.MIN_ESS:.0f} (τ_int={tests.persistence.tau_int:.1f}); log longer or judge a longer window")
+                       f"< {checks.MIN_ESS:.0f} (τ_int={tests.persistence.tau_int:.1f}); the loss has no level away "
+                       f"from 0 to measure the size of its wander against, and {adf}: persistent noise or a slow "
+                       "move, the data cannot tell; log longer or judge a longer window")
     if verdict is Verdict.STATIONARY and tests.within_tolerance:
         return ["every block mean of the window lies within the tolerance of its median: nothing moves by "
                 "more than the tolerance allows"]
+    if (verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) and tests.wander is not None and tests.wander_gates
+            and not tests.persistence.enough):
+        return reasons + [flat_wander_reason(tests.wander, tests.persistence, verdict)]
     if verdict is Verdict.STATIONARY:
         estimate = "" if abs(d.total_sigma) <= d.margin_sigma else ", an estimate not significantly beyond it"
         joint = {"unit_root": "ADF/KPSS lean to a unit root, not significantly after Holm",
@@ -118,6 +132,40 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
         reasons.append(f"no drift beyond ±{d.margin_sigma:.2g}σ (estimated {d.total_sigma:+.2f}σ{estimate}), no level "
                        f"shift, no variance change, no change at the end, at family α={alpha:g}; {joint}")
     return reasons
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.2g} %" if fraction < 0.1 else f"{100 * fraction:.0f} %"
+
+
+def wander_reason(wander: Wander, window: Window, persistence: checks.Persistence) -> str:
+    """A persistent window that moves by a practically large amount, in per cent of its level."""
+    level = wander.range / wander.relative
+    threshold = percent(wander.threshold / level)
+    why = (f"(p={wander.p_value:.2g} against the noise around the smoothed path; the window holds "
+           f"{persistence.effective_size:.0f} effectively independent points)")
+    if wander.shape in ("fall", "rise"):
+        verb = "fell" if wander.shape == "fall" else "rose"
+        lead = "the loss is still falling" if wander.shape == "fall" else "the loss is rising"
+        return (f"{lead}: its smoothed level {verb} by {percent(abs(wander.change) / level)} of its level over the "
+                f"window, beyond the {threshold} that counts as moving {why}")
+    period = wander.period_fraction * (window.last_step - window.first_step)
+    return (f"the loss wanders by ±{percent(wander.relative / 2)} of its level (period ~{fmt_step(round(period))} "
+            f"steps), beyond the {threshold} (peak to peak) that counts as moving {why}")
+
+
+def flat_wander_reason(wander: Wander, persistence: checks.Persistence, verdict: Verdict) -> str:
+    """A persistent window whose smoothed path is practically flat, or cannot be told either way."""
+    level = wander.range / wander.relative if wander.relative > 0 else 0.0
+    threshold = percent(wander.threshold / level) if level > 0 else f"{wander.threshold:.3g}"
+    persistent = (f"persistent (effective sample size {persistence.effective_size:.0f}, "
+                  f"τ_int={persistence.tau_int:.1f})")
+    if verdict is Verdict.STATIONARY:
+        return (f"{persistent} but practically flat: the smoothed loss stays within a range of "
+                f"{percent(wander.relative)} of its level, under the {threshold} that counts as moving")
+    return (f"too persistent to decide: the smoothed loss moves over {percent(wander.relative)} of its level, "
+            f"which the data can neither show beyond nor bound below the {threshold} that counts as moving "
+            f"(effective sample size {persistence.effective_size:.0f}); log longer or judge a longer window")
 
 
 def move_reason(move: checks.Move, window: Window | None, sigma: float | None) -> str:
@@ -173,23 +221,50 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
                 profile=loss_profile(run.loss))
     steps, loss = run.steps, run.loss
     epochs = running_mean.epoch_length(loss) if np.isfinite(loss).all() else None
+    doubt = None if epochs is None else running_mean.doubt(loss, *epochs, epoch=run.extras.get("epoch"))
+    if doubt is not None:
+        run = replace(run, notes=run.notes + (
+            f"the log looked like Keras-style running means ({epochs[0]:,} steps per epoch) but was judged as "
+            f"written: {doubt}",))
+        base["notes"] = run.notes
+        epochs = None
     if epochs is not None:
         loss = running_mean.undo_running_mean(loss, *epochs)
         run = replace(run, loss=loss, notes=run.notes + (
             f"the log holds running means since each epoch start (Keras-style, {epochs[0]:,} steps per epoch): "
             "judged the per-batch losses recovered from them",))
         base["notes"] = run.notes
+    smoothed = smoothing.smoothing(loss) if epochs is None and np.isfinite(loss).all() else None
+    if smoothed is not None and smoothed.undo:
+        loss = smoothing.undo_ema(loss, smoothed.beta)
+        run = replace(run, loss=loss, notes=run.notes + (
+            f"the log looks exponentially smoothed (each value ≈ {smoothed.beta:.3g} × the previous one + "
+            f"{1 - smoothed.beta:.2g} × the batch loss, as fastai's smooth_loss or a progress-bar average logs; "
+            "no white batch noise left in it): judged the batch losses recovered from it",))
+        base["notes"] = run.notes
     prepared = prepare_series(steps, loss, options, lr=run.extras.get("lr"))
     if prepared is None:
         return short_run(run, options, base)
+    judged = judge_window(prepared, options.alpha)
+    drop = settled_drop(prepared, judged, options) if run.extras.get("lr") is None else None
+    if drop is not None:
+        after = prepare_series(steps, loss, options, level_drop=drop[0])
+        if after is not None:
+            prepared, judged = after, judge_window(after, options.alpha)
     window = prepared.window
     div = checks.divergence(steps, loss, window.first_step)
     common = dict(window=window, window_points=len(prepared.window_loss), divergence=div,
                   lr_change=prepared.lr_change, lr_period=prepared.lr_period, interval_change=prepared.interval_change,
+                  level_drop=prepared.level_drop,
                   tolerance=prepared.tolerance * prepared.scale if prepared.tolerance > 0 else None, **base)
     if div.diverged:
         return RunResult(verdict=Verdict.DIVERGED, reasons=(_divergence_reason(div),), **common)
     notes = list(run.notes) + window_notes(prepared, options)
+    if prepared.level_drop is not None:
+        notes.append(f"the loss dropped by {abs(drop[1]):.1f}σ near step {fmt_step(drop[0])} with no learning rate "
+                     f"logged (a step decay?): judged only the loss after the drop, from step "
+                     f"{fmt_step(prepared.window.first_step)} (where its transient ends); log the learning rate "
+                     "(an lr column) so a schedule's drop is told from a change in training")
     if div.nonfinite_in_window or div.nonfinite_before_window:
         notes.append(f"{div.nonfinite_in_window + div.nonfinite_before_window:,} isolated non-finite loss value(s) "
                      f"(first at step {fmt_step(div.first_nonfinite_step)}), each followed by finite values: "
@@ -197,7 +272,7 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
     common["notes"] = tuple(notes)
     window_index = int(np.searchsorted(steps, window.first_step))
     window_extras = {k: v[window_index:] for k, v in run.extras.items() if v is not None}
-    deg = checks.degeneracy(prepared.window_loss, prepared.level, window_extras)
+    deg = checks.degeneracy(prepared.window_loss, prepared.level, window_extras, loss[:window_index])
     findings = siamese.siamese_findings(steps, loss, run.grad_norm, run.extras, window_index, prepared.level)
     if deg.kind == "easy":  # the degeneracy reason says it already
         findings = tuple(f for f in findings if f.name != "margin_too_easy")
@@ -207,14 +282,14 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
         return RunResult(verdict=Verdict.DEGENERATE, reasons=(_degeneracy_reason(deg), *told), degeneracy=deg,
                          **common)
     sigma = prepared.spread / prepared.scale   # robust sigma is scale-equivariant
-    tests = window_tests(prepared, sigma, options.alpha)
-    verdict, rejected = decide_tests(tests, options.alpha)
+    tests, verdict, rejected = judged
     tests = in_loss_units(tests, prepared.scale)
     if verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) and any(f.gating for f in findings):
         # stationary, but never learned: flat for the wrong reason
         return RunResult(verdict=Verdict.DEGENERATE, reasons=tuple(told), degeneracy=deg, sigma=sigma * prepared.scale,
                          tests=tests, rejected=frozenset(rejected), **common)
-    reasons = explain(tests, rejected, verdict, window, options.alpha, sigma * prepared.scale, prepared.level)
+    reasons = explain(tests, rejected, verdict, window, options.alpha, sigma * prepared.scale, prepared.level,
+                      looks_smoothed=smoothed is not None and smoothed.smooth and not smoothed.undo)
     coupling = None
     if run.grad_norm is not None:
         coupling = window_coupling(run, prepared)
@@ -226,9 +301,51 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
                      tests=tests, rejected=frozenset(rejected), grad_norm=coupling, **common)
 
 
+SETTLED_SHARE = 0.45   # a drop followed by at least this share of the window (and min_points) can be judged after
+CLEAN_STEP_RATIO = 0.7  # ... when one step leaves at most 70 % of the residual a smooth curve leaves
+
+
+def judge_window(prepared: PreparedSeries, alpha: float) -> tuple[WindowTests, Verdict, set[str]] | None:
+    """The window tests and their verdict, in standardised units; None for a window without
+    spread (a pinned loss, judged on its values alone by the degeneracy check)."""
+    if not prepared.spread > 0:
+        return None
+    tests = window_tests(prepared, prepared.spread / prepared.scale, alpha)
+    return (tests, *decide_tests(tests, alpha))
+
+
+def settled_drop(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, set[str]] | None,
+                 options: Options) -> tuple[float, float] | None:
+    """(step, size in noise sigmas) of a clean drop of the loss inside the window (significant at
+    alpha on its own, and a step, not a curve, explains the window), when the window fails and
+    enough follows the drop to judge on its own: the mark of a learning-rate step decay nobody
+    logged. The loss after it may well have settled; what follows a rise, or a drop too late to
+    leave SETTLED_SHARE of the window, is judged as part of the window. A fixed burn-in is
+    honoured as given."""
+    if judged is None or options.burn_in is not None or prepared.window.burn_in_method != "mser-5":
+        return None
+    tests, verdict, _ = judged
+    shift = tests.level_shift
+    clean_step = tests.shape.step_rss <= CLEAN_STEP_RATIO * tests.shape.curve_rss
+    if (verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) or shift.p_value >= options.alpha
+            or not clean_step or shift.delta >= 0):
+        return None
+    at = checks.best_step_fit(prepared.agg_window)[0] / len(prepared.agg_window)   # finer than the batches
+    sigma = prepared.spread / prepared.scale
+    return (prepared.window.step_at(at), shift.delta / sigma) if 1.0 - at >= SETTLED_SHARE else None
+
+
 def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
-    """What the schedule or the tolerance changed about the judging, said once per run."""
+    """What the schedule, the warm-up or the tolerance changed about the judging, said once per run."""
     notes = []
+    if prepared.asked_first_step is not None:
+        asked, window = prepared.asked_first_step, prepared.window
+        flag = int(asked) if float(asked).is_integer() else asked
+        where = ("no later than the second half of the run, into which the transient still reaches"
+                 if (window.burn_in_step or 0.0) > window.first_step else "past its end (MSER-5) and its tail")
+        notes.append(f"the window asked for (from step {fmt_step(asked)}) reaches into the learning transient: "
+                     f"judged from step {fmt_step(window.first_step)}, {where}; --burn-in {flag} judges from the step "
+                     "asked for")
     if prepared.lr_change is not None:
         step, ratio = prepared.lr_change
         notes.append(f"the learning rate changed ×{ratio:.3g} at step {fmt_step(step)}: judged only the loss after "
@@ -251,7 +368,10 @@ def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
 def in_loss_units(tests: WindowTests, scale: float) -> WindowTests:
     """The fitted drift, level shift and end change back in loss units (the tests ran on the
     standardised series; sigma-relative figures are unchanged)."""
-    return replace(tests, drift=replace(tests.drift, total=tests.drift.total * scale),
+    wander = None if tests.wander is None else replace(tests.wander, range=tests.wander.range * scale, change=tests.wander.change * scale,
+                                      threshold=tests.wander.threshold * scale,
+                                      range_bound=tests.wander.range_bound * scale)
+    return replace(tests, wander=wander, drift=replace(tests.drift, total=tests.drift.total * scale),
                    level_shift=replace(tests.level_shift, delta=tests.level_shift.delta * scale),
                    end_change=replace(tests.end_change, delta=tests.end_change.delta * scale))
 
@@ -320,11 +440,17 @@ def window_tests(prepared: PreparedSeries, sigma: float, alpha: float) -> Window
                  and drift.p_value < alpha)
     floor = checks.quantisation_floor(prepared.window_loss, prepared.scale, window.block)
     move = None if persist.enough else checks.persistent_move(w, alpha, tolerance)
+    level = prepared.level / prepared.scale
+    unit_root = checks.unit_root(w)
+    gates = magnitude.gates(level, not persist.enough, drift.margin_sigma * sigma)
+    # the smoothed path matters where it gates or may veto a unit-root rejection
+    wander = (magnitude.wander(w, level, tolerance)
+              if (gates or unit_root.p_value < alpha) and magnitude.has_level(prepared.window_loss) else None)
     return WindowTests(drift=drift, level_shift=checks.level_shift(w, sigma, batches, inflation, tolerance),
                        variance=checks.variance_change(w, prepared.within_window, floor),
-                       unit_root=checks.unit_root(w), end_change=checks.end_change(w, sigma, tolerance),
+                       unit_root=unit_root, end_change=checks.end_change(w, sigma, tolerance),
                        shape=checks.shape(w, batches), persistence=persist, batches=batches,
-                       transient_in_window=bool(transient), move=move,
+                       transient_in_window=bool(transient), move=move, wander=wander, wander_gates=gates,
                        within_tolerance=bool(tolerance > 0 and np.max(np.abs(w)) <= tolerance))
 
 
@@ -349,14 +475,19 @@ def _nonfinite_reason(div: checks.Divergence) -> str:
 
 
 def _divergence_reason(div: checks.Divergence) -> str:
+    """Why the run diverged: non-finite values, else geometric growth, with how fast it doubles."""
     if div.ends_nonfinite or (div.nonfinite_in_window and not div.recovered):
         return _nonfinite_reason(div)
-    return (f"explosive growth at the end: {div.tail_share_above:.0%} of the last {div.tail_points:,} "
-            f"points exceed {div.threshold:.4g}, above median + {checks.EXPLOSION_MADS:g} robust σ and the "
-            f"99th percentile of the rest of the window ({div.body_share_above:.1%} of it)")
+    doubling = f"doubling every ~{fmt_step(float(f'{div.doubling_steps:.2g}'))} steps"
+    if div.growth_over == "window":
+        return (f"the loss grew ×{div.growth:.3g} over the window, geometrically ({doubling}): exploding gradients? "
+                "clip them or lower the learning rate")
+    return (f"explosive growth at the end: from step {fmt_step(div.growth_start_step)} the loss's rise above its level "
+            f"in the rest of the window grew ×{div.growth:.3g}, geometrically ({doubling})")
 
 
 def _degeneracy_reason(deg: checks.Degeneracy) -> str:
+    """Why the loss is flat for the wrong reason, by kind."""
     share = f"{deg.modal_share:.1%} of the window"
     easy = "" if deg.easy_fraction is None else f" (easy_fraction {deg.easy_fraction:.2f})"
     return {
@@ -364,8 +495,10 @@ def _degeneracy_reason(deg: checks.Degeneracy) -> str:
         "easy": (f"every triplet already meets the margin{easy}: the loss is 0 and nothing is left to learn; "
                  "raise the margin, schedule it from the easy fraction, or mine harder triplets"),
         "margin": f"loss pinned at the margin {deg.modal_value:.4g} ({share}): embeddings have collapsed to a point",
-        "constant": (f"loss constant at {deg.modal_value:.6g} ({share}, within float32 rounding); a loss that does "
-                     "not move is not learning (a dead network?)"),
+        "constant": f"loss constant at {deg.modal_value:.6g} ({share}, within float32 rounding) " + (
+            "after falling to it, but not one value in the window differs: nothing is left to judge it by "
+            "(did the run stop updating?)" if deg.fell_to_level else
+            "without having fallen to it: nothing is being learned (a dead network?)"),
         "inactive": "no active pairs/triplets in the window (active_fraction = 0): nothing is being learned",
         "collapsed": ("positive and negative distances are both near 0 (under 2 % of the margin): embeddings have "
                       "collapsed to a point"),

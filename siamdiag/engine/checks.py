@@ -26,17 +26,20 @@ END_BODY_GAP = 0.16          # the body is the window less its last 16 %
 END_MIN_POINTS = 5
 END_MARGIN_SIGMA = 0.5       # end changes smaller than this are practically nothing
 VARIANCE_MARGIN_LOG = 0.30   # variance changes under ~35 % are practically nothing
-TAIL_FRACTION = 0.05         # divergence is looked for in the last 5 % of the window
-EXPLOSION_MADS = 10.0        # ... as values beyond median + 10 robust sigmas of the rest
-EXPLOSION_QUANTILE = 0.99    # ... and beyond what all but 1 % of the rest reaches (a mixture of
-                             # easy and hard batches is not an explosion)
-EXPLOSION_SHARE = 0.2        # ... in at least 20 % of that tail (isolated spikes are not)
+GROWTH_FACTOR = 10.0         # geometric growth: the loss (or its rise above its level) multiplies >= x10,
+GROWTH_HALF_SHARE = 1 / 3    # ... each half of the stretch carrying >= 1/3 of the rise on a log scale,
+GROWTH_P = 1e-3              # ... significantly (slope t-test on the logs)
+GROWTH_MIN_POINTS = 8
+TAIL_FRACTION = 0.05         # the window's level and noise for an end explosion: all but its last 5 %
+EXCESS_SIGMAS = 2.0          # an end explosion stands more than 2 robust sigmas above that level
 RECOVERED_MAX_RUN = 3        # non-finite steps in a row that a run can skip and recover from
 RECOVERED_MAX_SHARE = 0.01   # ... and at most 3 of them or this share of the window (an fp16 scaler's skips)
 RECOVERED_MAX_COUNT = 3
 STEP_LIKE_RATIO = 0.95      # a step must explain the batch means clearly better than a curve
 PINNED_RTOL = 2e-6           # ~16 float32 units in the last place: rounding jitter, not movement
 PINNED_SHARE = 0.9           # a loss at one value (within PINNED_RTOL) this often is not learning
+FELL_RTOL = 100 * PINNED_RTOL # a loss that started this far (relative) above its pinned value came down
+FELL_START_SHARE = 0.1       # ... to it: judged on the first 10 % of the loss before the window
 EASY_ALL = 0.99              # easy_fraction at or above this: every triplet meets the margin
 COLLAPSE_OF_MARGIN = 0.02    # distances below 2 % of the margin: the embeddings collapsed
 COLLAPSE_ABSOLUTE = 1e-6     # ... or below this when no margin is logged
@@ -59,10 +62,11 @@ class Divergence:
     first_nonfinite_step: float | None
     ends_nonfinite: bool
     recovered: bool          # every non-finite value was an isolated step the run recovered from
-    tail_points: int
-    tail_share_above: float
-    body_share_above: float
-    threshold: float | None
+    growth: float | None     # the window's fastest growth: end-over-start factor of the fit (None: nothing to fit)
+    doubling_steps: float | None
+    growth_start_step: float | None
+    growth_over: str | None  # "window": the loss itself; "end": its rise above the window's level at the end
+    geometric: bool          # that growth is geometric (see geometric_growth)
     diverged: bool
 
 
@@ -74,12 +78,78 @@ def longest_run(mask: np.ndarray) -> int:
     return int(np.max(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)))
 
 
+@dataclass(frozen=True)
+class Growth:
+    """A line through the logs of a stretch of loss values: how much and how fast it multiplies."""
+
+    factor: float
+    doubling_steps: float | None
+    start_step: float
+    over: str
+    geometric: bool
+
+
+def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y on x."""
+    centred = x - x.mean()
+    return float(centred @ (y - y.mean()) / (centred @ centred))
+
+
+def geometric_growth(steps: np.ndarray, values: np.ndarray, over: str) -> Growth:
+    """How fast positive ``values`` multiply: a line through their logs (batch means, at most 50,
+    so that noise averages out). Geometric growth, as exploding gradients make it: the line
+    multiplies >= x10 end over start, significantly (slope t-test, p < GROWTH_P), and steadily:
+    each half of the stretch, fitted on its own, carries >= 1/3 of the rise. A linear rise slows
+    on a log scale (once it spans x10 its later half carries about a quarter of it); a step is
+    flat on one side."""
+    batches = min(len(values), MAX_BATCHES)
+    logs, at = batch_means(np.log(values), batches), batch_means(steps, batches)
+    slope = ols_slope(at, logs)
+    halves = np.array([ols_slope(a, v) * (a[-1] - a[0])
+                       for a, v in zip(np.array_split(at, 2), np.array_split(logs, 2))])
+    steady = halves.sum() > 0 and halves.min() >= GROWTH_HALF_SHARE * halves.sum()
+    factor = float(np.exp(slope * (steps[-1] - steps[0])))
+    significant = slope_test(logs, 0.0)[2] < GROWTH_P
+    return Growth(factor, float(np.log(2) / slope) if slope > 0 else None, float(steps[0]), over,
+                  bool(factor >= GROWTH_FACTOR and steady and significant))
+
+
+def end_stretch(values: np.ndarray) -> tuple[int, float] | None:
+    """Where an explosion at the end would start: the index from which every value stands more
+    than 2 robust sigmas above the level of the window less its last 5 % (its median), and that
+    level. None when the window is too short to have a level apart from its end."""
+    tail = max(END_MIN_POINTS, int(np.ceil(TAIL_FRACTION * len(values))))
+    if len(values) < 4 * tail:
+        return None
+    body = values[:-tail]
+    level = float(np.median(body))
+    sigma = max(MAD_TO_SIGMA * float(np.median(np.abs(body - level))), PINNED_RTOL * abs(level))
+    below = np.flatnonzero(values - level <= EXCESS_SIGMAS * sigma)
+    return (int(below[-1]) + 1 if len(below) else 0), level
+
+
+def explosion(steps: np.ndarray, values: np.ndarray) -> Growth | None:
+    """The window's fastest growth, geometric first: of the loss itself over the whole window
+    (when it is positive), or of its rise above the window's level at the end (an explosion from
+    a settled level). None when neither has GROWTH_MIN_POINTS values to fit."""
+    candidates = []
+    if len(values) >= GROWTH_MIN_POINTS and np.all(values > 0):
+        candidates.append(geometric_growth(steps, values, "window"))
+    end = end_stretch(values)
+    if end is not None and len(values) - end[0] >= GROWTH_MIN_POINTS:
+        start, level = end
+        excess = values[start:] - level
+        if np.isfinite(excess).all():   # the difference of two values near the float64 limit overflows
+            candidates.append(geometric_growth(steps[start:], excess, "end"))
+    return max(candidates, key=lambda g: (g.geometric, g.factor), default=None)
+
+
 def divergence(steps: np.ndarray, loss: np.ndarray, window_start_step: float) -> Divergence:
     """Diverged: the run ends non-finite, the window holds non-finite values that are more than
-    isolated skipped steps (runs of more than 3, or more than 3 and over 1 % of the window), or the loss explodes
-    at the end: at least 20 % of the window's last 5 % lies above both median + 10 robust sigmas
-    of the rest of the window and its 99th percentile, i.e. the end differs from the rest.
-    Isolated recovered non-finite steps count the same inside and before the window."""
+    isolated skipped steps (runs of more than 3, or more than 3 and over 1 % of the window), or the
+    loss grows geometrically in the window (explosion). A linear rise, however steep, is not
+    divergence: the window tests judge it. Isolated recovered non-finite steps count the same
+    inside and before the window."""
     bad = ~np.isfinite(loss)
     in_window = steps >= window_start_step
     nonfinite_in = int((bad & in_window).sum())
@@ -89,19 +159,12 @@ def divergence(steps: np.ndarray, loss: np.ndarray, window_start_step: float) ->
     window_points = int(in_window.sum())
     recovered = (not ends_bad and longest_run(bad) <= RECOVERED_MAX_RUN
                  and nonfinite_in <= max(RECOVERED_MAX_COUNT, RECOVERED_MAX_SHARE * window_points))
-    finite_window = loss[in_window & ~bad]
-    tail_n = max(5, int(np.ceil(TAIL_FRACTION * len(finite_window))))
-    share, body_share, threshold = 0.0, 0.0, None
-    if len(finite_window) >= 4 * tail_n:
-        body, tail = finite_window[:-tail_n], finite_window[-tail_n:]
-        level, top = (float(q) for q in np.quantile(body, [0.5, EXPLOSION_QUANTILE]))
-        sigma = max(MAD_TO_SIGMA * float(np.median(np.abs(body - level))), PINNED_RTOL * abs(level))
-        threshold = max(level + EXPLOSION_MADS * sigma, top)
-        share, body_share = float(np.mean(tail > threshold)), float(np.mean(body > threshold))
-    explosive = share >= EXPLOSION_SHARE
-    return Divergence(nonfinite_in, nonfinite_before, first_bad, ends_bad, bool(recovered), tail_n, share,
-                      body_share, threshold,
-                      diverged=bool(ends_bad or (nonfinite_in and not recovered) or explosive))
+    finite = in_window & ~bad
+    growth = explosion(steps[finite], loss[finite])
+    fit = (None,) * 4 if growth is None else (growth.factor, growth.doubling_steps, growth.start_step, growth.over)
+    geometric = growth is not None and growth.geometric
+    return Divergence(nonfinite_in, nonfinite_before, first_bad, ends_bad, bool(recovered), *fit, geometric,
+                      diverged=bool(ends_bad or (nonfinite_in and not recovered) or geometric))
 
 
 @dataclass(frozen=True)
@@ -112,6 +175,7 @@ class Degeneracy:
     inactive: bool
     collapsed: bool
     easy_fraction: float | None   # median easy-triplet fraction in the window, when logged
+    fell_to_level: bool | None    # pinned windows only: the loss came down to modal_value first (see fell_to)
     degenerate: bool
     kind: str | None  # "constant", "zero", "margin", "easy", "inactive", "collapsed"
 
@@ -124,13 +188,30 @@ def finite_values(extras: dict[str, np.ndarray], name: str) -> np.ndarray | None
     return v if len(v) else None
 
 
-def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarray]) -> Degeneracy:
+def fell_to(level: float, before: np.ndarray) -> bool:
+    """Did the loss come down to ``level`` before the window (a converged run, however
+    noiseless: full-batch, L-BFGS) rather than sit there from the start (a dead network)? The
+    first 10 % of the finite loss before the window lies above it (median) by more than a hundred
+    times the rounding jitter, and at most 10 % of that loss lies as far below it (a run that
+    learned and then died at a higher value did not come down to it)."""
+    finite = before[np.isfinite(before)]
+    if len(finite) == 0:
+        return False
+    band = FELL_RTOL * abs(level)
+    start = finite[: max(1, int(np.ceil(FELL_START_SHARE * len(finite))))]
+    return bool(np.median(start) - level > band and np.mean(level - finite > band) <= 1 - PINNED_SHARE)
+
+
+def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarray], before: np.ndarray) -> Degeneracy:
     """Flat for the wrong reason: the loss sits at one value (within float32 rounding jitter,
-    PINNED_RTOL relative) in >= 90 % of the window (constant, pinned at 0, pinned at the margin;
-    0 with every triplet easy is the margin being too easy), no active pairs/triplets, or
-    collapsed embeddings (positive and negative distances below 2 % of the margin). ``level``
-    is the window's median."""
+    PINNED_RTOL relative) in >= 90 % of the window — pinned at 0, pinned at the margin (0 with
+    every triplet easy is the margin being too easy), or constant where it never came down to that
+    value (``before``: the loss before the window; a loss that fell and then stopped converged,
+    unless the window holds one exact value) —, no active pairs/triplets, or collapsed embeddings
+    (positive and negative distances below 2 % of the margin). ``level`` is the window's median."""
     share = float(np.mean(np.abs(window_loss - level) <= PINNED_RTOL * abs(level)))
+    pinned = share >= PINNED_SHARE
+    fell = fell_to(level, before) if pinned else None
     distinct = distinct_count(window_loss)
     easy = finite_values(extras, "easy_fraction")
     easy_median = None if easy is None else float(np.median(easy))
@@ -145,20 +226,19 @@ def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarr
         limit = COLLAPSE_OF_MARGIN * reference if reference > 0 else COLLAPSE_ABSOLUTE
         collapsed = distance <= limit
     kind = None
-    if share >= PINNED_SHARE and collapsed:
+    if pinned and collapsed:
         kind = "collapsed"   # the more specific reason: a pinned loss because the embeddings collapsed
-    elif share >= PINNED_SHARE:
-        if level == 0.0:
-            kind = "easy" if all_easy else "zero"
-        elif margin is not None and np.isclose(level, np.median(margin), rtol=1e-3, atol=0.0):
-            kind = "margin"
-        else:
-            kind = "constant"
+    elif pinned and level == 0.0:
+        kind = "easy" if all_easy else "zero"
+    elif pinned and margin is not None and np.isclose(level, np.median(margin), rtol=1e-3, atol=0.0):
+        kind = "margin"
+    elif pinned and not (fell and distinct > 1):   # one exact value leaves the window tests no noise to judge by
+        kind = "constant"
     elif inactive:
         kind = "easy" if all_easy else "inactive"
     elif collapsed:
         kind = "collapsed"
-    return Degeneracy(level, share, distinct, bool(inactive), bool(collapsed), easy_median,
+    return Degeneracy(level, share, distinct, bool(inactive), bool(collapsed), easy_median, fell,
                       degenerate=kind is not None, kind=kind)
 
 

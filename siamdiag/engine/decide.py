@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from . import checks
+from .magnitude import Wander
 
 
 class Verdict(str, Enum):
@@ -53,18 +54,30 @@ class WindowTests:
     batches: int
     transient_in_window: bool   # MSER burn-in ends after the window start, loss falling
     move: checks.Move | None = None   # only for windows too persistent for the batch tests
+    wander: Wander | None = None      # only when the loss has a level to measure moves against
+    wander_gates: bool = False        # ... and a move of it fails the run (magnitude.gates)
     within_tolerance: bool = False     # every block mean lies within the user's tolerance of the median
 
     def p_values(self) -> dict[str, float]:
-        return {"drift": self.drift.p_value, "level_shift": self.level_shift.p_value,
-                "variance": self.variance.p_value, "unit_root": self.unit_root.p_value,
-                "end_change": self.end_change.p_value}
+        """The gating family. On a loss with a level, the unit-root test leaves it where the
+        window is persistent (it can only restate the persistence, which practical magnitude
+        judges) or practically flat (a wander within the threshold is not worth failing a run);
+        the smoothed path's move joins it where magnitude.gates says so."""
+        p = {"drift": self.drift.p_value, "level_shift": self.level_shift.p_value,
+             "variance": self.variance.p_value, "end_change": self.end_change.p_value}
+        if self.wander is None or (self.persistence.enough and not self.wander.flat):
+            p["unit_root"] = self.unit_root.p_value
+        if self.wander is not None and self.wander_gates and self.wander.beyond:
+            p["wander"] = self.wander.p_value
+        return p
 
 
 def move_verdict(move: checks.Move) -> Verdict:
     """A decided move: still falling smoothly is learning under way; a rise, a swing or a step
     (either way, as for a step-shaped level shift) is non-stationarity."""
     return Verdict.NOT_CONVERGED if move.shape == "fall" else Verdict.NONSTATIONARY
+
+
 
 
 def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
@@ -77,8 +90,12 @@ def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
     change). A window that stays within the user's tolerance is stationary whatever the tests
     say: nothing in it moves by more than the user cares about. When nothing is rejected but the
     window is too persistent to trust that, a move
-    many times larger than the noise decides; failing that, ADF: a unit root it cannot reject
-    is wandering (fail); a rejected one is persistent noise (inconclusive).
+    many times larger than the noise decides; failing that, practical magnitude when the loss
+    has a level (see magnitude.py); failing that (a window crossing zero), ADF: a unit root it
+    cannot reject is wandering (fail); a rejected one is persistent noise (inconclusive). On a
+    loss with a level, the smoothed path moving by a practically large amount (magnitude.py)
+    is one more test of the family, whatever the persistence: a wander fails as non-stationary,
+    a steady fall as learning still under way.
     """
     if tests.within_tolerance:
         return Verdict.STATIONARY, set()
@@ -90,13 +107,17 @@ def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
         return Verdict.NONSTATIONARY, rejected
     if "end_change" in rejected and tests.end_change.delta > 0:
         return Verdict.NONSTATIONARY, rejected
-    if tests.transient_in_window or (falling and {"drift", "level_shift", "unit_root", "end_change"} & rejected):
+    if "wander" in rejected and tests.wander.shape != "fall":
+        return Verdict.NONSTATIONARY, rejected
+    if tests.transient_in_window or (falling and {"drift", "level_shift", "unit_root", "end_change", "wander"} & rejected):
         return Verdict.NOT_CONVERGED, rejected
     if rejected:
         return Verdict.NOT_CONVERGED if rejected == {"end_change"} else Verdict.NONSTATIONARY, rejected
+    if not tests.persistence.enough and tests.move is not None and tests.move.decided:
+        return move_verdict(tests.move), {"move"}
+    if not tests.persistence.enough and tests.wander is not None and tests.wander_gates:
+        return (Verdict.STATIONARY if tests.wander.flat else Verdict.INCONCLUSIVE), rejected
     if not tests.persistence.enough:
-        if tests.move is not None and tests.move.decided:
-            return move_verdict(tests.move), {"move"}
         if tests.persistence.points >= checks.UNIT_ROOT_MIN_POINTS and tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:
             return Verdict.NONSTATIONARY, {"unit_root"}
         return Verdict.INCONCLUSIVE, rejected

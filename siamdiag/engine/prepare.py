@@ -14,6 +14,7 @@ MAX_BLOCKS = 2000          # judge at most this many block means per run (resear
 DEFAULT_WINDOW = 0.5       # the second half of the run's steps
 LR_JUMP_RATIO = 1.8        # an lr change by this factor or more between two logged steps is a jump
 LR_JUMP_OF_MAX = 0.01      # ... if it also moves the lr by >= 1 % of its largest value (not a cosine tail)
+WARMUP_TAIL = 0.5          # a window moved past the transient starts this share of its length again after its end
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,29 @@ def parse_tolerance(text: str) -> tuple[float, float]:
 def is_valid_window(window: float) -> bool:
     """A window is a fraction of the step range in (0, 1] or a whole number of final steps."""
     return 0 < window <= 1 or (window > 1 and float(window).is_integer())
+
+
+WINDOW_SPELLINGS = ("a fraction of the step range with a decimal point or as a percentage (0.5, 1.0, 50%), "
+                    "or a whole number >= 2 of final steps (20000)")
+
+
+def parse_window(value: object) -> float:
+    """A window as a user writes it (flag, environment, config file or API argument): '0.5',
+    '1.0' or '50%' are fractions of the step range, '20000' a number of final steps. A bare 1
+    (the TOML or Python integer too) is refused: it would read as the whole run and as the last
+    step alike. Raises ValueError saying what is allowed."""
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        window = float(text[:-1] if percent else text) / (100.0 if percent else 1.0)
+    except ValueError:
+        raise ValueError(WINDOW_SPELLINGS) from None
+    if window == 1 and not percent and not any(c in text for c in ".eE"):
+        raise ValueError("1.0 or 100% for the whole run, or a whole number >= 2 of final steps "
+                         "(a bare 1 is ambiguous)")
+    if not is_valid_window(window) or (percent and window > 1):
+        raise ValueError(WINDOW_SPELLINGS)
+    return window
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,10 @@ class PreparedSeries:
     ``agg_window`` the window's blocks and ``within_window`` the variance of the raw points
     inside each of them (zero when blocks are single points). ``tolerance`` is the practical
     tolerance in standardised units; ``lr_change`` the step of the last learning-rate jump the
-    window was moved past, and ``lr_period`` the period (in points) of lr restarts removed."""
+    window was moved past (``level_drop`` that of a drop in the loss itself when no lr was
+    logged), and ``lr_period`` the period (in points) of lr restarts removed;
+    ``asked_first_step`` is set when the window asked for reached into the learning transient and
+    was moved past it."""
 
     window: Window
     window_loss: np.ndarray
@@ -158,6 +185,8 @@ class PreparedSeries:
     lr_change: tuple[float, float] | None = None   # (step, lr ratio) of the last lr jump
     lr_period: int | None = None
     interval_change: tuple[float, float, float] | None = None   # (step, old, new logging interval)
+    asked_first_step: float | None = None   # the window's first step as asked, when moved past the transient
+    level_drop: float | None = None         # step of a drop in the loss (no lr logged) the window was moved past
 
 
 def window_start_index(steps: np.ndarray, options: Options) -> int:
@@ -168,6 +197,30 @@ def window_start_index(steps: np.ndarray, options: Options) -> int:
     span = steps[-1] - steps[0]
     width = options.window * span if options.window <= 1 else options.window
     return int(np.searchsorted(steps, steps[-1] - width, side="left"))
+
+
+def past_warmup(steps: np.ndarray, loss: np.ndarray, start: int, options: Options) -> int:
+    """The first index to judge of a window that begins before the default one (--window 0.99,
+    or more steps than the run has) and inside the learning transient, which is not what the
+    user asked to judge: past the transient's end (MSER-5) by WARMUP_TAIL of its length, for
+    MSER weighs the bias left after its cut against the standard error of the mean, while the
+    level-shift test resolves a tenth of a sigma. Never later than the default window's start (a
+    transient reaching into the run's second half still counts as one in the window) nor than
+    leaves ``min_points`` to judge. A fixed burn-in is honoured as given."""
+    latest = min(window_start_index(steps, Options(window=DEFAULT_WINDOW)), len(loss) - options.min_points)
+    if options.burn_in is not None or start >= latest:
+        return start
+    end = warmup_end(loss, latest)
+    return int(np.clip(end + WARMUP_TAIL * (end - start), start, latest))
+
+
+def warmup_end(loss: np.ndarray, limit: int) -> int:
+    """Index where the learning transient ends: MSER-5 on at most MAX_BLOCKS block means of the
+    standardised loss (any magnitude), searched no further than index ``limit``."""
+    block = max(1, -(-len(loss) // MAX_BLOCKS))
+    agg = block_means((loss - median(loss)) / power_of_two_near(robust_sigma(loss)), block)
+    skipped = len(loss) - len(agg) * block
+    return skipped + mser_truncation(agg, search_limit=max(0, limit - skipped) // block) * block
 
 
 def lr_jumps(lr: np.ndarray) -> np.ndarray:
@@ -241,12 +294,15 @@ def remove_cycle_profile(loss: np.ndarray, first: int, period: int) -> np.ndarra
 
 
 def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
-                   lr: np.ndarray | None = None) -> PreparedSeries | None:
+                   lr: np.ndarray | None = None, level_drop: float | None = None) -> PreparedSeries | None:
     """Finite points only; None when the window holds fewer than ``min_points``.
 
-    With an automatic burn-in, a change of the logging interval inside the window (a resume that
-    logs k-step means instead of every step changes the logged noise, not the training) moves the
-    window past it, as an lr jump does. With a learning-rate column, the schedule explains what it causes:
+    A window wider than the default one that reaches into the learning transient starts where
+    the transient ends (``past_warmup``). With an automatic burn-in, a change of the logging
+    interval inside the window (a resume that logs k-step means instead of every step changes the
+    logged noise, not the training) moves the
+    window past it, as an lr jump does, and so does ``level_drop`` (the step of a step-like drop
+    of the loss the caller found in the window, with no lr logged). With a learning-rate column, the schedule explains what it causes:
     periodic warm restarts are removed as a cycle profile, and after a step decay (or any lr
     jump) inside the window only the segment after the last jump is judged, from where its own
     transient ends (MSER-5 on that segment)."""
@@ -255,7 +311,8 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
     lr = None if lr is None else lr[finite]
     if len(loss) < options.min_points:
         return None
-    start = window_start_index(steps, options)
+    asked = window_start_index(steps, options)
+    start = past_warmup(steps, loss, asked, options)
     lr_change, lr_period, segment_start, interval, interval_noted = None, None, None, None, None
     if options.burn_in is None:
         change = interval_change(steps)
@@ -275,6 +332,11 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
             last = int(jumps[-1])
             lr_change = (float(steps[last]), float(lr[last] / lr[last - 1]))
             segment_start, interval = last, None
+    dropped = None
+    if level_drop is not None and options.burn_in is None:
+        index = int(np.searchsorted(steps, level_drop))
+        if len(loss) - index >= options.min_points and (segment_start is None or index > segment_start):
+            segment_start, interval, lr_change, dropped = index, None, None, float(steps[index])
     if len(loss) - start < options.min_points:
         return None
     if segment_start is not None:
@@ -298,7 +360,8 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
     within = block_variances(series[len(series) - agg_count_window * block:], block)
     agg_start = len(agg) - agg_count_window
     if segment_start is not None:
-        burn_in_step, method = float(steps[start]), "lr-change" if interval is None else "interval-change"
+        method = "level-drop" if dropped is not None else "lr-change" if interval is None else "interval-change"
+        burn_in_step = float(steps[start])
     elif options.burn_in is None:
         search_limit = len(agg) - agg_count_window // 2
         cut = mser_truncation(agg, search_limit=search_limit)
@@ -312,4 +375,7 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
                           agg=agg, agg_window=agg[agg_start:], within_window=within,
                           tolerance=options.tolerance(level) / scale, lr_change=lr_change, lr_period=lr_period,
                           interval_change=(interval_noted if interval is None
-                                           else (float(steps[segment_start]),) + tuple(interval)))
+                                           else (float(steps[segment_start]),) + tuple(interval)),
+                          asked_first_step=(float(steps[asked]) if window.first_step > steps[asked]
+                                            and segment_start is None else None),
+                          level_drop=dropped)

@@ -319,4 +319,195 @@ TRAINING_SHAPES: dict[str, Process] = {p.name: p for p in [
             "learned (0.30 -> 0.10) and settled while the embedding norm grew x6: a finding, not a failure"),
 ]}
 
-CELLS: dict[str, Process] = {**PROCESSES, **TRAINING_SHAPES}
+# --------------------------------------------------------------------------------------------
+# Persistence, smoothing and late changes (issue #17): the shapes real logs showed that came out
+# `inconclusive` ("too persistent") or wrong, each rebuilt by construction with its truth. Cells
+# named with a length (``_320``) reproduce a reported log at its own length whatever n is.
+
+
+def _transient(t: np.ndarray, span: float, height: float) -> np.ndarray:
+    """A learning transient: ``height`` above the settled level at the start, decaying over ``span`` steps."""
+    return height * np.exp(-t / span)
+
+
+def _bridge(t: np.ndarray, knots: list[float], levels: list[float]) -> np.ndarray:
+    """A smooth path through (knot, level) pairs: cosine-eased between consecutive knots."""
+    out = np.full(len(t), float(levels[0]))
+    for (k0, k1), (v0, v1) in zip(zip(knots, knots[1:]), zip(levels, levels[1:])):
+        inside = (t >= k0) & (t <= k1)
+        ease = 0.5 - 0.5 * np.cos(np.pi * (t[inside] - k0) / (k1 - k0))
+        out[inside] = v0 + (v1 - v0) * ease
+    out[t > knots[-1]] = levels[-1]
+    return out
+
+
+def epoch_swings_late_drop(n, rng):
+    """A per-step log (noise 0.5) whose per-epoch level swings by up to +-1.5 around 9.5 (24 epochs),
+    then drops abruptly to 1.7 for the last sixth of the run."""
+    t = _t(n)
+    epoch = np.minimum((t // (n / 24)).astype(int), 23)
+    level = 9.5 + rng.uniform(-1.5, 1.5, 24)[epoch] + _transient(t, n / 30, 3.0)
+    level[t >= 5 * n / 6] = 1.7
+    return level + 0.5 * rng.standard_normal(n)
+
+
+def gan_climb(n, rng, length=320):
+    """A per-epoch GAN generator loss: settles at -0.30, then climbs smoothly to -0.07 over the
+    window (epoch-mean noise 0.01, mildly persistent)."""
+    t = _t(length)
+    path = _bridge(t, [length / 2, length - 1], [-0.30, -0.07]) - _transient(t, length / 15, 0.2)
+    return path + 0.008 * rng.standard_normal(length) + 0.5 * _smooth(length, rng, 0.01)
+
+
+def gan_swing(n, rng, length=320):
+    """A per-epoch GAN generator loss swinging -0.02 -> -0.47 -> -0.18 inside the window."""
+    t = _t(length)
+    path = _bridge(t, [length / 2, 0.72 * length, length - 1], [-0.02, -0.47, -0.18])
+    return path + 0.008 * rng.standard_normal(length) + 0.5 * _smooth(length, rng, 0.01)
+
+
+def contrastive_wander(n, rng):
+    """A MoCo-like per-step loss (noise 0.1): after its transient the window falls 7.5 -> 7.2, rises
+    to 7.32 and falls again to 7.15 (a 4 % wander of the level)."""
+    t = _t(n)
+    path = _bridge(t, [n / 2, 2 * n / 3, 5 * n / 6, n - 1], [7.5, 7.2, 7.32, 7.15]) + _transient(t, n / 20, 2.0)
+    return path + 0.1 * rng.standard_normal(n)
+
+
+def late_spike_recovering(n, rng, length=250):
+    """A 250-epoch segmentation loss settled at 0.2 (epoch-mean noise 0.004): at 80 % of the run it
+    jumps to 3x its level and recovers with a time constant of 25 epochs, still 27 % above at the end."""
+    t = _t(length)
+    spike_at = 0.8 * length
+    excess = np.where(t >= spike_at, 0.4 * np.exp(-(t - spike_at) / 25.0), 0.0)
+    return 0.2 + _transient(t, length / 20, 0.6) + excess + 0.004 * rng.standard_normal(length)
+
+
+def slow_fall_heavy_noise(n, rng, length=51000):
+    """An ArcFace-like per-step loss of 51,000 steps whose mean falls steadily by 3.6 % of its level
+    over the window under heavy per-step noise (10 % of the level, partly persistent)."""
+    t = _t(length)
+    fall = -0.36 * np.clip((t - length / 2) / (length / 2), 0, 1)
+    noise = 0.9 * rng.standard_normal(length) + 0.3 * ar1(length, rng, 0.95) * np.sqrt(1 - 0.95 ** 2)
+    return 10.0 + fall + _transient(t, length / 20, 10.0) + noise
+
+
+def small_wander(n, rng):
+    """A per-step loss at 5.0 (noise 0.05) that wanders by +-0.5 % of its level with a period of half
+    the window: persistent, but practically flat."""
+    t = _t(n)
+    return 5.0 + 0.025 * np.sin(2 * np.pi * t / (n / 4) + rng.uniform(0, 2 * np.pi)) + 0.05 * rng.standard_normal(n)
+
+
+def large_wander(n, rng):
+    """The same loss wandering by +-5 % of its level: practically large."""
+    t = _t(n)
+    return 5.0 + 0.25 * np.sin(2 * np.pi * t / (n / 4) + rng.uniform(0, 2 * np.pi)) + 0.05 * rng.standard_normal(n)
+
+
+def fastai_smooth_loss(raw: np.ndarray, beta: float = 0.98) -> np.ndarray:
+    """fastai's ``Recorder.smooth_loss``: an exponential moving average of the batch losses with
+    weight ``beta``, divided by 1 - beta^i to undo its start at 0 (``AvgSmoothLoss``)."""
+    avg = lfilter([1.0 - beta], [1.0, -beta], raw)
+    return avg / (1.0 - beta ** np.arange(1, len(raw) + 1))
+
+
+def ema_converged(n, rng, beta=0.98):
+    """A run that learned and settled (raw per-batch loss 0.3 +- 0.05 after a transient), logged as
+    fastai's smoothed loss."""
+    t = _t(n)
+    return fastai_smooth_loss(0.3 + _transient(t, n / 20, 0.5) + 0.05 * rng.standard_normal(n), beta)
+
+
+def ema_drifting(n, rng, beta=0.98):
+    """The same logger on a run whose raw loss still rises by 15 % of its level (0.9 batch-noise sigmas) over the window."""
+    t = _t(n)
+    rise = 0.045 * np.clip((t - n / 2) / (n / 2), 0, 1)
+    return fastai_smooth_loss(0.3 + _transient(t, n / 20, 0.5) + rise + 0.05 * rng.standard_normal(n), beta)
+
+
+def sparse_decaying_log(n, rng):
+    """Lightning's CSVLogger logging every 50 steps (3 rows per epoch, with an ``epoch`` column): the
+    loss drops from 0.05 within a few rows, then decays as 1/t to 1e-5, its window mean still halving;
+    each logged batch loss carries multiplicative noise, 30 % once the loss is small. The sharp first
+    drop and the noise shrinking with the loss make it read as running means (of ~7 steps)."""
+    t = _t(n)
+    onset = n / 100
+    late = 1e-5 * (n - 1 + onset) / (t + onset)
+    loss = 0.05 * 0.3 ** t * np.exp(0.02 * rng.standard_normal(n)) + late * np.exp(0.3 * rng.standard_normal(n))
+    return SyntheticRun(loss, steps=49.0 + 50.0 * t, extras={"epoch": t // 3})
+
+
+def converged_noiseless(n, rng):
+    """Full-batch (L-BFGS-like) training: falls from 2.0 to 0.5 in the first fifth, then sits at 0.5
+    with relative jitter 1e-9."""
+    t = _t(n)
+    return 0.5 + 1.5 * np.exp(-t / (n / 40)) + 0.5e-9 * rng.standard_normal(n)
+
+
+def step_decay_without_lr(n, rng):
+    """lr x0.1 at 75 % of the run, not logged: the loss drops by 2 sigma (settling in 1 % of the run)
+    and is flat after it."""
+    t = _t(n)
+    after = t >= 0.75 * n
+    drop = np.where(after, 0.04 * (1 - np.exp(-(t - 0.75 * n) / (0.01 * n))), 0.0)
+    return 0.5 + _transient(t, n / 20, 0.5) - drop + 0.02 * rng.standard_normal(n)
+
+
+def geometric_blowup(n, rng):
+    """A DQN-like loss growing x20 over the window (2e3 -> 4e4) without ever going non-finite."""
+    t = _t(n)
+    growth = np.exp(np.log(20.0) * np.clip((t - n / 2) / (n / 2), 0, 1))
+    return 2e3 * growth * np.exp(0.2 * rng.standard_normal(n))
+
+
+def late_linear_rise(n, rng, noise=0.01):
+    """4,000 steps at 0.30 then a linear rise of +0.15 over the last 4 % (160 steps at n = 4,000)."""
+    t = _t(n)
+    start = 0.96 * n
+    return 0.30 + 0.15 * np.clip((t - start) / (n - start), 0, 1) + noise * rng.standard_normal(n)
+
+
+PERSISTENCE_SHAPES: dict[str, Process] = {p.name: p for p in [
+    Process("epoch_swings_late_drop", epoch_swings_late_drop, frozenset({"nonstationary", "not_converged"}), N,
+            "per-epoch level swings of +-1.5, then a drop of 80 % in the last sixth: too recent to call settled"),
+    Process("gan_climb_320", gan_climb, frozenset({"nonstationary"}), N,
+            "a smooth per-epoch loss climbing -0.30 -> -0.07 over a 160-epoch window"),
+    Process("gan_swing_320", gan_swing, frozenset({"nonstationary", "not_converged"}), N,
+            "a smooth per-epoch loss swinging -0.02 -> -0.47 -> -0.18 in the window"),
+    Process("contrastive_wander_4pct", contrastive_wander, frozenset({"nonstationary", "not_converged"}), N,
+            "a per-step loss wandering by 4 % of its level (7.5 -> 7.2 -> 7.32 -> 7.15) under noise 0.1"),
+    Process("late_spike_recovering_250", late_spike_recovering, frozenset({"nonstationary"}), N,
+            "a 3x spike at 80 % of a 250-epoch run, still 27 % above its level at the end"),
+    Process("slow_fall_3.6pct_51000", slow_fall_heavy_noise, frozenset({"not_converged"}), N,
+            "51,000 steps whose mean still falls by 3.6 % of its level over the window under heavy noise"),
+    Process("wander_0.5pct_of_level", small_wander, _OK_OR_UNSURE, S,
+            "a persistent wander of +-0.5 % of the level (1 % peak to peak): below the 2 % practical threshold"),
+    Process("wander_5pct_of_level", large_wander, frozenset({"nonstationary", "not_converged"}), N,
+            "a persistent wander of +-5 % of the level: above the 2 % practical threshold"),
+    Process("ema_0.98_converged", ema_converged, _OK_OR_UNSURE, S,
+            "a settled run logged as fastai's smooth_loss (EMA, beta 0.98)"),
+    Process("ema_0.995_converged", lambda n, r: ema_converged(n, r, 0.995), _OK_OR_UNSURE, S,
+            "a settled run logged as an EMA with beta 0.995"),
+    Process("ema_0.98_rising_15pct", ema_drifting, frozenset({"nonstationary"}), N,
+            "fastai's smooth_loss of a run whose raw loss still rises by 15 % of its level over the window"),
+    Process("lightning_every_50_decaying", sparse_decaying_log, frozenset({"not_converged", "nonstationary"}), N,
+            "logged every 50 steps (3 rows an epoch), still decaying: not running means"),
+    Process("converged_noiseless_1e-9", converged_noiseless, _STATIONARY, S,
+            "fell from 2.0 to 0.5, then flat with relative jitter 1e-9: converged, not dead"),
+    Process("step_decay_no_lr_75pct", step_decay_without_lr, _OK_OR_UNSURE, S,
+            "an unlogged lr decay at 75 %: a 2 sigma drop, then flat for half the window"),
+    Process("geometric_growth_x20", geometric_blowup, frozenset({"diverged"}), N,
+            "a loss growing geometrically x20 over the window: a rapid increase, divergence"),
+    Process("late_linear_rise_0.01", late_linear_rise, frozenset({"nonstationary"}), N,
+            "a linear rise of 15 sigma over the last 4 %: non-stationary, not explosive growth"),
+    Process("window_0.99_settled", lambda n, r: 0.3 + _transient(_t(n), n / 20, 0.5) + 0.02 * r.standard_normal(n),
+            _OK_OR_UNSURE, S, "a settled run judged with --window 0.99: the window reaches into the warm-up",
+            {"window": 0.99}),
+    Process("window_past_start_settled", lambda n, r: 0.3 + _transient(_t(n), n / 20, 0.5) + 0.02 * r.standard_normal(n),
+            _OK_OR_UNSURE, S, "a settled run judged with --window 100000, more steps than it has", {"window": 100000}),
+    Process("late_linear_rise_0.03", lambda n, r: late_linear_rise(n, r, 0.03), frozenset({"nonstationary"}), N,
+            "the same rise under noise 0.03"),
+]}
+
+CELLS: dict[str, Process] = {**PROCESSES, **TRAINING_SHAPES, **PERSISTENCE_SHAPES}

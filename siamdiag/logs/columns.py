@@ -16,10 +16,11 @@ GRAD_NORM_ALIASES = ("grad_norm", "gradient_norm", "grad_norm_total", "total_gra
                      "grad_l2_norm", "gradnorm", "grad_2_0_norm_total", "train_grad_norm", "gnorm")
 RUN_ALIASES = ("run", "run_id", "run_name", "runid", "run_uuid", "trial", "trial_id", "experiment")
 # Optional per-step statistics (siamdiag train, the Recorder, the callbacks), by role and ranked
-# aliases: used by the degeneracy check, the Siamese findings and the lr-aware window.
+# aliases: used by the degeneracy check, the Siamese findings, the lr-aware window and (epoch) the
+# running-mean detector, which checks the epoch length it finds against the log's own.
 EXTRA_COLUMNS = {"margin": ("margin",), "active_fraction": ("active_fraction",), "easy_fraction": ("easy_fraction",),
                  "pos_dist": ("pos_dist",), "neg_dist": ("neg_dist",), "embedding_norm": ("embedding_norm",),
-                 "lr": ("lr", "learning_rate")}
+                 "lr": ("lr", "learning_rate"), "epoch": ("epoch", "epochs")}
 # A column whose name mentions loss but that is not the training loss.
 NOT_TRAIN = re.compile(r"(^|_)(val|valid|validation|test|eval|dev)(_|$)")
 

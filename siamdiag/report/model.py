@@ -12,7 +12,7 @@ from ..engine.analysis import RunResult
 from ..engine.decide import DEFAULT_FAILING, STRICT_FAILING, Verdict
 from ..errors import UsageError
 
-SCHEMA_VERSION = 2  # 2: end_change, move, window.lr_change/lr_period/tolerance, variance.on/gradual, ...
+SCHEMA_VERSION = 3  # 3: wander, window.level_drop, divergence growth fields, degeneracy.fell_to_level; 2: end_change, move, ...
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,11 @@ def run_to_dict(report: Report, r: RunResult) -> dict:
             "block_size": w.block, "batches": t.batches if t else None,
             "lr_change": None if r.lr_change is None else {"step": r.lr_change[0], "ratio": r.lr_change[1]},
             "lr_period": r.lr_period, "tolerance": r.tolerance,
-            "interval_change": None if r.interval_change is None else dict(zip(("step", "old", "new"), r.interval_change))},
+            "interval_change": None if r.interval_change is None else dict(zip(("step", "old", "new"), r.interval_change)),
+            "level_drop": r.level_drop},
         "sigma": r.sigma,
         "adf": None, "kpss": None, "unit_root": None, "drift": None, "level_shift": None,
-        "variance": None, "end_change": None, "move": None, "persistence": None,
+        "variance": None, "end_change": None, "move": None, "wander": None, "persistence": None,
         "divergence": None if r.divergence is None else vars(r.divergence).copy(),
         "degeneracy": None if r.degeneracy is None else vars(r.degeneracy).copy(),
         "grad_norm": None if r.grad_norm is None else vars(r.grad_norm).copy(),
@@ -117,6 +118,13 @@ def run_to_dict(report: Report, r: RunResult) -> dict:
             out["move"] = {"shape": t.move.shape, "size_noise": t.move.size_noise,
                            "residual_ess": t.move.residual_ess, "p_value": t.move.p_value,
                            "decided": t.move.decided, "rejected": "move" in rej}
+        if t.wander is not None:
+            wd = t.wander
+            out["wander"] = {"range": wd.range, "relative": wd.relative, "threshold": wd.threshold,
+                             "range_bound": wd.range_bound, "change": wd.change, "shape": wd.shape,
+                             "period_steps": wd.period_fraction * (w.last_step - w.first_step),
+                             "p_value": wd.p_value, "beyond": wd.beyond, "flat": wd.flat, "gates": t.wander_gates,
+                             "rejected": "wander" in rej}
         out["persistence"] = {"tau_int": t.persistence.tau_int, "effective_size": t.persistence.effective_size,
                               "enough": t.persistence.enough}
     return _clean(out)

@@ -1,5 +1,5 @@
 """JSON Schemas of what siamdiag writes and reads: ``report.schema.json`` (``--format json``,
-schema_version 2) and ``config.schema.json`` (``[tool.siamdiag]``). Both are validated in the
+schema_version 3) and ``config.schema.json`` (``[tool.siamdiag]``). Both are validated in the
 tests against real reports and against the settings parser."""
 from __future__ import annotations
 
