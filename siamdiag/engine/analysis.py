@@ -126,7 +126,11 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
         return reasons + [flat_wander_reason(tests.wander, tests.persistence, verdict)]
     if verdict is Verdict.STATIONARY:
         estimate = "" if abs(d.total_sigma) <= d.margin_sigma else ", an estimate not significantly beyond it"
-        joint = {"unit_root": "ADF/KPSS lean to a unit root, not significantly after Holm",
+        vetoed = tests.wander is not None and tests.wander.flat and u.p_value < alpha
+        joint = {"unit_root": (f"KPSS rejects level stationarity ({fmt_p(u.kpss.p_value)}) and ADF cannot reject a unit "
+                               f"root, but the smoothed path stays within {percent(tests.wander.range_bound / tests.wander.level)} "
+                               "of the level: practically flat" if vetoed else
+                               "ADF/KPSS lean to a unit root, not significantly after Holm"),
                  "trend_or_break": "ADF rejects a unit root; KPSS's rejection is the persistence the drift and "
                                    "shift tests already judged"}.get(u.label, f"ADF/KPSS: {u.label.replace('_', ' ')}")
         reasons.append(f"no drift beyond ±{d.margin_sigma:.2g}σ (estimated {d.total_sigma:+.2f}σ{estimate}), no level "
@@ -140,9 +144,9 @@ def percent(fraction: float) -> str:
 
 def wander_reason(wander: Wander, window: Window, persistence: checks.Persistence) -> str:
     """A persistent window that moves by a practically large amount, in per cent of its level."""
-    level = wander.range / wander.relative
+    level = wander.level
     threshold = percent(wander.threshold / level)
-    why = (f"(p={wander.p_value:.2g} against the noise around the smoothed path; the window holds "
+    why = (f"({fmt_p(wander.p_value)} against the noise around the smoothed path; the window holds "
            f"{persistence.effective_size:.0f} effectively independent points)")
     if wander.shape in ("fall", "rise"):
         verb = "fell" if wander.shape == "fall" else "rose"
@@ -150,19 +154,19 @@ def wander_reason(wander: Wander, window: Window, persistence: checks.Persistenc
         return (f"{lead}: its smoothed level {verb} by {percent(abs(wander.change) / level)} of its level over the "
                 f"window, beyond the {threshold} that counts as moving {why}")
     period = wander.period_fraction * (window.last_step - window.first_step)
-    return (f"the loss wanders by ±{percent(wander.relative / 2)} of its level (period ~{fmt_step(round(period))} "
+    return (f"the loss wanders by ±{percent(wander.relative / 2)} of its level (period ~{fmt_step(float(f'{period:.2g}'))} "
             f"steps), beyond the {threshold} (peak to peak) that counts as moving {why}")
 
 
 def flat_wander_reason(wander: Wander, persistence: checks.Persistence, verdict: Verdict) -> str:
     """A persistent window whose smoothed path is practically flat, or cannot be told either way."""
-    level = wander.range / wander.relative if wander.relative > 0 else 0.0
-    threshold = percent(wander.threshold / level) if level > 0 else f"{wander.threshold:.3g}"
+    threshold = percent(wander.threshold / wander.level)
     persistent = (f"persistent (effective sample size {persistence.effective_size:.0f}, "
                   f"τ_int={persistence.tau_int:.1f})")
     if verdict is Verdict.STATIONARY:
         return (f"{persistent} but practically flat: the smoothed loss stays within a range of "
-                f"{percent(wander.relative)} of its level, under the {threshold} that counts as moving")
+                f"{percent(wander.range_bound / wander.level)} of its level (its error included), under the "
+                f"{threshold} that counts as moving")
     return (f"too persistent to decide: the smoothed loss moves over {percent(wander.relative)} of its level, "
             f"which the data can neither show beyond nor bound below the {threshold} that counts as moving "
             f"(effective sample size {persistence.effective_size:.0f}); log longer or judge a longer window")
@@ -249,8 +253,9 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
     drop = settled_drop(prepared, judged, options) if run.extras.get("lr") is None else None
     if drop is not None:
         after = prepare_series(steps, loss, options, level_drop=drop[0])
-        if after is not None:
-            prepared, judged = after, judge_window(after, options.alpha)
+        judged_after = None if after is None else judge_window(after, options.alpha)
+        if after is not None and settled_after(after, judged_after, drop[1]):
+            prepared, judged = after, judged_after
     window = prepared.window
     div = checks.divergence(steps, loss, window.first_step)
     common = dict(window=window, window_points=len(prepared.window_loss), divergence=div,
@@ -261,7 +266,7 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
         return RunResult(verdict=Verdict.DIVERGED, reasons=(_divergence_reason(div),), **common)
     notes = list(run.notes) + window_notes(prepared, options)
     if prepared.level_drop is not None:
-        notes.append(f"the loss dropped by {abs(drop[1]):.1f}σ near step {fmt_step(drop[0])} with no learning rate "
+        notes.append(f"the loss dropped by {abs(drop[2]):.1f}σ near step {fmt_step(drop[0])} with no learning rate "
                      f"logged (a step decay?): judged only the loss after the drop, from step "
                      f"{fmt_step(prepared.window.first_step)} (where its transient ends); log the learning rate "
                      "(an lr column) so a schedule's drop is told from a change in training")
@@ -303,6 +308,7 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
 
 SETTLED_SHARE = 0.45   # a drop followed by at least this share of the window (and min_points) can be judged after
 CLEAN_STEP_RATIO = 0.7  # ... when one step leaves at most 70 % of the residual a smooth curve leaves
+SETTLED_MOVE = 0.5      # ... and what follows the drop moves by less than half of it
 
 
 def judge_window(prepared: PreparedSeries, alpha: float) -> tuple[WindowTests, Verdict, set[str]] | None:
@@ -315,9 +321,10 @@ def judge_window(prepared: PreparedSeries, alpha: float) -> tuple[WindowTests, V
 
 
 def settled_drop(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, set[str]] | None,
-                 options: Options) -> tuple[float, float] | None:
-    """(step, size in noise sigmas) of a clean drop of the loss inside the window (significant at
-    alpha on its own, and a step, not a curve, explains the window), when the window fails and
+                 options: Options) -> tuple[float, float, float] | None:
+    """(step, size in loss units, size in noise sigmas) of a clean drop of the loss inside the
+    window (significant at alpha on its own, and a step explains the window better than a curve),
+    when the window fails and
     enough follows the drop to judge on its own: the mark of a learning-rate step decay nobody
     logged. The loss after it may well have settled; what follows a rise, or a drop too late to
     leave SETTLED_SHARE of the window, is judged as part of the window. A fixed burn-in is
@@ -330,9 +337,24 @@ def settled_drop(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, s
     if (verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) or shift.p_value >= options.alpha
             or not clean_step or shift.delta >= 0):
         return None
-    at = checks.best_step_fit(prepared.agg_window)[0] / len(prepared.agg_window)   # finer than the batches
-    sigma = prepared.spread / prepared.scale
-    return (prepared.window.step_at(at), shift.delta / sigma) if 1.0 - at >= SETTLED_SHARE else None
+    w = prepared.agg_window
+    cut = checks.best_step_fit(w)[0]   # finer than the batches
+    if 1.0 - cut / len(w) < SETTLED_SHARE:
+        return None
+    return prepared.window.step_at(cut / len(w)), shift.delta * prepared.scale, shift.delta / (prepared.spread / prepared.scale)
+
+
+
+
+def settled_after(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, set[str]] | None,
+                  drop: float) -> bool:
+    """Whether the loss after a drop (``drop`` in loss units) has settled: its window passes, and
+    the drop dominates what follows it, whose smoothed path moves by less than SETTLED_MOVE of the
+    drop. After an lr step the loss sits at its new level; a loss that falls and then keeps
+    wandering by most of the fall is no step decay, whatever the tests make of the pieces."""
+    if judged is None or judged[1] is not Verdict.STATIONARY:
+        return False
+    return magnitude.smooth_path(prepared.agg_window).range * prepared.scale < SETTLED_MOVE * abs(drop)
 
 
 def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
@@ -368,7 +390,8 @@ def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
 def in_loss_units(tests: WindowTests, scale: float) -> WindowTests:
     """The fitted drift, level shift and end change back in loss units (the tests ran on the
     standardised series; sigma-relative figures are unchanged)."""
-    wander = None if tests.wander is None else replace(tests.wander, range=tests.wander.range * scale, change=tests.wander.change * scale,
+    wander = None if tests.wander is None else replace(tests.wander, level=tests.wander.level * scale,
+                                                      range=tests.wander.range * scale, change=tests.wander.change * scale,
                                       threshold=tests.wander.threshold * scale,
                                       range_bound=tests.wander.range_bound * scale)
     return replace(tests, wander=wander, drift=replace(tests.drift, total=tests.drift.total * scale),

@@ -35,6 +35,7 @@ class Wander:
     """The smooth path of a persistent window, in the units it was given, with the verdict of the
     practical-magnitude rule."""
 
+    level: float            # |level| the path is measured against
     range: float            # max - min of the fitted smooth path
     change: float           # its end minus its start
     relative: float         # range / |level|
@@ -67,14 +68,25 @@ def bic_order(rss: np.ndarray, effective: float) -> int:
     return int(np.argmin(bic))
 
 
-def wander(window: np.ndarray, level: float, tolerance: float = 0.0) -> Wander:
-    """Fit the window's smooth path (the components BIC keeps) and judge its range against
-    PRACTICAL_MOVE of |level| (or the tolerance, if larger): a path whose range reaches it is a
-    candidate move, tested by p_value in the gating family; one whose range plus its error stays
-    below it is practically flat. ``window`` and ``level`` in the same units; ``level`` must be
-    non-zero. Significance is a Wald test of all the components (so choosing the order does not
-    bias it) whose variance is the long-run variance of what they leave: persistence left around
-    the path is not taken for a move; BIC counts the effective size of that same residual."""
+@dataclass(frozen=True)
+class Path:
+    """A window's smooth path and what it leaves."""
+
+    values: np.ndarray   # the path, centred, one value per window point
+    order: int           # components BIC kept (0: no path beyond the noise)
+    p_value: float       # Wald test of all the components against the residual's long-run variance
+    long_run: float      # long-run variance of the residual
+
+    @property
+    def range(self) -> float:
+        return float(self.values.max() - self.values.min())
+
+
+def smooth_path(window: np.ndarray) -> Path:
+    """Fit the window's smooth path: the components BIC keeps, counting the effective size of
+    what they leave. Significance is a Wald test of all the components (so choosing the order does
+    not bias it) whose variance is the long-run variance of what they leave: persistence left
+    around the path is not taken for a move."""
     m = len(window)
     components = int(max(1, min(MAX_COMPONENTS, m // MIN_POINTS_PER_COMPONENT)))
     basis = path_basis(m, components)
@@ -87,18 +99,28 @@ def wander(window: np.ndarray, level: float, tolerance: float = 0.0) -> Wander:
     statistic = (rss[0] - rss[-1]) / long_run if long_run > 0 else np.inf
     p = stattests.chi2_sf(statistic, components) if np.isfinite(statistic) else 0.0
     order = bic_order(rss, m / tau)
-    path = np.zeros(m)
+    values = np.zeros(m)
     if order:
         kept, *_ = np.linalg.lstsq(basis[:, :order], centred, rcond=None)
-        path = basis[:, :order] @ kept
-    span, change = float(path.max() - path.min()), float(path[-1] - path[0])
-    margin = BOUND_SES * 2.0 * np.sqrt(max(order, 1) * long_run / m)   # one path error at each end of the range
+        values = basis[:, :order] @ kept
+    return Path(values, order, float(p), long_run)
+
+
+def wander(window: np.ndarray, level: float, tolerance: float = 0.0) -> Wander:
+    """Judge the window's smooth path against PRACTICAL_MOVE of |level| (or the tolerance, if
+    larger): a path whose range reaches it is a candidate move, tested by its p-value in the
+    gating family; one whose range plus its error stays below it is practically flat.
+    ``window`` and ``level`` in the same units; ``level`` must be non-zero."""
+    path = smooth_path(window)
+    values, order = path.values, path.order
+    span, change = path.range, float(values[-1] - values[0])
+    margin = BOUND_SES * 2.0 * np.sqrt(max(order, 1) * path.long_run / len(window))   # one path error at each end
     threshold = max(PRACTICAL_MOVE * abs(level), tolerance)
-    cycles = max(1, int(np.argmax(np.abs(np.fft.rfft(path)[1:]))) + 1) if order else 1
+    cycles = max(1, int(np.argmax(np.abs(np.fft.rfft(values)[1:]))) + 1) if order else 1
     shape = ("none" if not order else "fall" if change <= -MONOTONE * span else
              "rise" if change >= MONOTONE * span else "wander")
-    return Wander(range=span, change=change, relative=span / abs(level), threshold=threshold,
-                  range_bound=float(span + margin), period_fraction=1.0 / cycles, p_value=float(p), shape=shape,
+    return Wander(level=abs(level), range=span, change=change, relative=span / abs(level), threshold=threshold,
+                  range_bound=float(span + margin), period_fraction=1.0 / cycles, p_value=path.p_value, shape=shape,
                   beyond=bool(order and span >= threshold), flat=bool(span + margin < threshold))
 
 

@@ -15,6 +15,7 @@ DEFAULT_WINDOW = 0.5       # the second half of the run's steps
 LR_JUMP_RATIO = 1.8        # an lr change by this factor or more between two logged steps is a jump
 LR_JUMP_OF_MAX = 0.01      # ... if it also moves the lr by >= 1 % of its largest value (not a cosine tail)
 WARMUP_TAIL = 0.5          # a window moved past the transient starts this share of its length again after its end
+WARMUP_SES = 3.0           # ... when the loss before that end lies this many standard errors above the rest
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,16 @@ def past_warmup(steps: np.ndarray, loss: np.ndarray, start: int, options: Option
     if options.burn_in is not None or start >= latest:
         return start
     end = warmup_end(loss, latest)
+    if end <= start or not fell(loss[start:end], loss[end:]):
+        return start   # MSER cuts noise too: only a loss that came down is a transient
     return int(np.clip(end + WARMUP_TAIL * (end - start), start, latest))
+
+
+def fell(head: np.ndarray, rest: np.ndarray) -> bool:
+    """Whether ``head`` lies above ``rest`` by more than WARMUP_SES standard errors of its mean
+    (the spread measured on ``rest``): a learning transient, not noise MSER happened to cut."""
+    spread = robust_sigma(rest)
+    return bool(len(head) and float(np.mean(head) - np.median(rest)) > WARMUP_SES * spread / np.sqrt(len(head)))
 
 
 def warmup_end(loss: np.ndarray, limit: int) -> int:

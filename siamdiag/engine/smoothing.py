@@ -14,7 +14,8 @@ from . import running_mean
 
 MIN_BETA = 0.8          # weaker smoothing does not make a window look persistent
 MAX_BETA = 0.9995       # beyond this an AR(1) fit cannot tell smoothing from a random walk
-MIN_POINTS = 100        # fitted on the last half of the run, at least this many points ...
+MIN_POINTS = 250        # fitted on the last half of the run, at least this many points (on fewer a white
+                        # component does not show clearly enough in the residuals) ...
 TAIL_POINTS = 1 << 14   # ... and at most this many (16,384 points pin a weight near 1 to a few parts in 10,000)
 WHITE_R1 = 0.1          # residual lag-1 autocorrelation below -max(this, 3/sqrt(n)): a white component
 RESIDUAL_CLIP = 4.0     # residuals clipped at 4 sigmas before their autocorrelation (one spike is not structure)

@@ -71,12 +71,17 @@ def adf(x: np.ndarray) -> UnitRootResult:
     design = np.column_stack([x[lag: lag + nobs], np.ones(nobs)] + [dx[lag - k: lag - k + nobs] for k in range(1, lag + 1)])
     target = dx[lag:]
     q, r = np.linalg.qr(design)
+    critical = {level: float(np.polyval(b[::-1], 1.0 / nobs)) for level, b in TAU_CRITICAL.items()}
+    pivots = np.abs(np.diag(r))
+    if not pivots.min() > 1e-12 * pivots.max():
+        # a window that barely moves (one value but for a blip) leaves the regression singular:
+        # no statistic, and no evidence against a unit root
+        return UnitRootResult(float("nan"), 1.0, lag, critical)
     coef = np.linalg.solve(r, q.T @ target)
     resid = target - design @ coef
     sigma2 = float(resid @ resid) / (nobs - design.shape[1])
     r_inv = np.linalg.inv(r)
     statistic = float(coef[0] / np.sqrt(sigma2 * float(r_inv[0] @ r_inv[0])))
-    critical = {level: float(np.polyval(b[::-1], 1.0 / nobs)) for level, b in TAU_CRITICAL.items()}
     return UnitRootResult(statistic, mackinnon_p(statistic), lag, critical)
 
 

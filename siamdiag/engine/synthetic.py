@@ -392,17 +392,11 @@ def slow_fall_heavy_noise(n, rng, length=51000):
     return 10.0 + fall + _transient(t, length / 20, 10.0) + noise
 
 
-def small_wander(n, rng):
-    """A per-step loss at 5.0 (noise 0.05) that wanders by +-0.5 % of its level with a period of half
-    the window: persistent, but practically flat."""
+def level_wander(n, rng, share):
+    """A per-step loss at 5.0 (noise 0.05) that wanders by +-``share`` of its level with a period of
+    half the window: persistent whatever the share."""
     t = _t(n)
-    return 5.0 + 0.025 * np.sin(2 * np.pi * t / (n / 4) + rng.uniform(0, 2 * np.pi)) + 0.05 * rng.standard_normal(n)
-
-
-def large_wander(n, rng):
-    """The same loss wandering by +-5 % of its level: practically large."""
-    t = _t(n)
-    return 5.0 + 0.25 * np.sin(2 * np.pi * t / (n / 4) + rng.uniform(0, 2 * np.pi)) + 0.05 * rng.standard_normal(n)
+    return 5.0 * (1 + share * np.sin(2 * np.pi * t / (n / 4) + rng.uniform(0, 2 * np.pi))) + 0.05 * rng.standard_normal(n)
 
 
 def fastai_smooth_loss(raw: np.ndarray, beta: float = 0.98) -> np.ndarray:
@@ -481,9 +475,9 @@ PERSISTENCE_SHAPES: dict[str, Process] = {p.name: p for p in [
             "a 3x spike at 80 % of a 250-epoch run, still 27 % above its level at the end"),
     Process("slow_fall_3.6pct_51000", slow_fall_heavy_noise, frozenset({"not_converged"}), N,
             "51,000 steps whose mean still falls by 3.6 % of its level over the window under heavy noise"),
-    Process("wander_0.5pct_of_level", small_wander, _OK_OR_UNSURE, S,
+    Process("wander_0.5pct_of_level", lambda n, r: level_wander(n, r, 0.005), _OK_OR_UNSURE, S,
             "a persistent wander of +-0.5 % of the level (1 % peak to peak): below the 2 % practical threshold"),
-    Process("wander_5pct_of_level", large_wander, frozenset({"nonstationary", "not_converged"}), N,
+    Process("wander_5pct_of_level", lambda n, r: level_wander(n, r, 0.05), frozenset({"nonstationary", "not_converged"}), N,
             "a persistent wander of +-5 % of the level: above the 2 % practical threshold"),
     Process("ema_0.98_converged", ema_converged, _OK_OR_UNSURE, S,
             "a settled run logged as fastai's smooth_loss (EMA, beta 0.98)"),
