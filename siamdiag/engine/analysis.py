@@ -253,9 +253,10 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
     drop = settled_drop(prepared, judged, options) if run.extras.get("lr") is None else None
     if drop is not None:
         after = prepare_series(steps, loss, options, level_drop=drop[0])
-        judged_after = None if after is None else judge_window(after, options.alpha)
-        if after is not None and settled_after(after, judged_after, drop[1]):
-            prepared, judged = after, judged_after
+        if after is not None and after.level_drop is not None:
+            judged_after = judge_window(after, options.alpha)
+            if settled_after(after, judged_after, drop[1]):
+                prepared, judged = after, judged_after
     window = prepared.window
     div = checks.divergence(steps, loss, window.first_step)
     common = dict(window=window, window_points=len(prepared.window_loss), divergence=div,
@@ -342,8 +343,6 @@ def settled_drop(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, s
     if 1.0 - cut / len(w) < SETTLED_SHARE:
         return None
     return prepared.window.step_at(cut / len(w)), shift.delta * prepared.scale, shift.delta / (prepared.spread / prepared.scale)
-
-
 
 
 def settled_after(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, set[str]] | None,

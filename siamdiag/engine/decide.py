@@ -78,8 +78,6 @@ def move_verdict(move: checks.Move) -> Verdict:
     return Verdict.NOT_CONVERGED if move.shape == "fall" else Verdict.NONSTATIONARY
 
 
-
-
 def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
     """Verdict for a run that reached the window tests, and the tests Holm rejected.
 
