@@ -5,7 +5,10 @@ distributed engines (siamdiag.api); ``siamdiag.Recorder`` logs a training loop
 of your own (siamdiag.integrations.recorder, needs torch). Both load on first use, so that ``import siamdiag``
 stays light and the CLI can pin BLAS threads before numpy loads.
 """
+import importlib
+
 __version__ = "0.1.0"
+SUBPACKAGES = ("api", "engine", "logs", "report", "schemas", "pipeline")
 
 
 def __getattr__(name: str):
@@ -26,4 +29,6 @@ def __getattr__(name: str):
         from .integrations.keras import SiamdiagKerasCallback
 
         return SiamdiagKerasCallback
+    if name in SUBPACKAGES:   # ``siamdiag.schemas.load_schema`` after a plain ``import siamdiag``
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'siamdiag' has no attribute {name!r}")

@@ -67,3 +67,19 @@ def test_nan_in_a_float_frame_is_not_logged_but_inf_is_a_value():
     blown = loss.copy()
     blown[-5:] = np.inf
     assert siamdiag.analyze(pd.DataFrame({"loss": blown})).runs[0].verdict.value == "diverged"
+
+
+def test_the_modules_the_readme_names_are_reachable_after_a_plain_import():
+    # issue #19: siamdiag.schemas.load_schema and siamdiag.report.render.RENDERERS raised
+    # AttributeError after `import siamdiag`; a fresh interpreter, as a user's script starts
+    import subprocess
+    import sys
+
+    code = ("import siamdiag, sys\n"
+            "assert 'numpy' not in sys.modules\n"   # the plain import stays light
+            "schema = siamdiag.schemas.load_schema('report')\n"
+            "assert schema['properties']['schema_version']['const'] == 3\n"
+            "from siamdiag.report import FORMATS\n"
+            "assert sorted(siamdiag.report.render.RENDERERS) == sorted(FORMATS)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -96,6 +96,13 @@ def test_bad_toml_and_bad_environment(project, monkeypatch, capsys):
     code, _, err = run(["config", "show"], capsys)
     assert code == 2 and "SIAMDIAG_WINDOW: window = 'half' is not allowed" in err
     monkeypatch.delenv("SIAMDIAG_WINDOW")
+    # a variable that names no setting (another tool's, or a typo) is ignored with a warning
     monkeypatch.setenv("SIAMDIAG_WINDOWS", "0.5")
-    with pytest.raises(UsageError, match="SIAMDIAG_WINDOWS: unknown key 'windows'"):
-        resolve({})
+    monkeypatch.setenv("SIAMDIAG_VERSION", "0.1")
+    s = resolve({})
+    assert s["window"] == 0.5 and s.sources["window"] == "default"
+    assert s.warnings == ("ignored environment variable SIAMDIAG_VERSION: not a setting",
+                          "ignored environment variable SIAMDIAG_WINDOWS: not a setting (did you mean SIAMDIAG_WINDOW?)")
+    code, out, err = run(["analyze", INCONCLUSIVE, "--format", "json"], capsys)
+    assert code == 0 and '"verdict": "inconclusive"' in out
+    assert "siamdiag: warning: ignored environment variable SIAMDIAG_VERSION" in err

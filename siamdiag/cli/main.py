@@ -193,6 +193,8 @@ def config_show(config_file):
     from .settings import SETTINGS, resolve
 
     settings = resolve({}, config_file)
+    for warning in settings.warnings:
+        click.echo(f"siamdiag: warning: {warning}", err=True)
     shown = {key: shown_value(key, settings.values[key]) for key in SETTINGS}
     key_width, value_width = max(map(len, shown)), max(map(len, shown.values()))
     for key, value in shown.items():

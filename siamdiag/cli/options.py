@@ -89,7 +89,10 @@ def resolve_settings(params: dict, config_file: str | None):
     if "loss_tag" in params:
         flags["loss_col"] = one_of(params.get("loss_col"), params.pop("loss_tag"), "loss")
         flags["grad_norm_col"] = one_of(params.get("grad_norm_col"), params.pop("grad_norm_tag"), "grad-norm")
-    return resolve(flags, config_file)
+    settings = resolve(flags, config_file)
+    for warning in settings.warnings:
+        click.echo(f"siamdiag: warning: {warning}", err=True)
+    return settings
 
 
 def judging(settings):

@@ -5,6 +5,7 @@ value is checked when it is read; a bad key or value names its file (or variable
 what is allowed."""
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -152,6 +153,7 @@ class Resolved:
 
     values: dict[str, object]
     sources: dict[str, str]
+    warnings: tuple[str, ...] = ()   # SIAMDIAG_* variables that name no setting, ignored
 
     def __getitem__(self, key: str):
         return self.values[key]
@@ -222,9 +224,13 @@ def resolve(flags: Mapping[str, object] | None = None, config_file: str | None =
         for key, value in table.items():
             values[key.replace("-", "_")] = _checked(key, value, where)
             sources[key.replace("-", "_")] = where
+    warnings = []
     for var in sorted(environ):
         if var.startswith(ENV_PREFIX):
             key = var[len(ENV_PREFIX):].lower()
+            if key not in SETTINGS:   # another tool's variable, or a typo: say so, judge on
+                warnings.append(unknown_variable(var, key))
+                continue
             values[key] = _checked(key, environ[var], f"environment variable {var}")
             sources[key] = f"environment {var}"
     for key, value in (flags or {}).items():
@@ -232,4 +238,11 @@ def resolve(flags: Mapping[str, object] | None = None, config_file: str | None =
             flag = "--" + key.replace("_", "-")
             values[key] = _checked(key, value, flag)
             sources[key] = f"flag {flag}"
-    return Resolved(values=values, sources=sources)
+    return Resolved(values=values, sources=sources, warnings=tuple(warnings))
+
+
+def unknown_variable(var: str, key: str) -> str:
+    """The warning for a SIAMDIAG_* variable that names no setting, with the nearest name."""
+    near = difflib.get_close_matches(key, list(SETTINGS), n=1)
+    hint = f" (did you mean {ENV_PREFIX}{near[0].upper()}?)" if near else ""
+    return f"ignored environment variable {var}: not a setting{hint}"

@@ -5,3 +5,13 @@ The format names live here, importable without loading the renderers, so the CLI
 as choices cheaply; ``render.RENDERERS`` has one entry per name (tested)."""
 
 FORMATS = ("table", "json", "markdown", "junit", "github", "gitlab")
+
+
+def __getattr__(name: str):
+    """``siamdiag.report.render`` (and ``model``, ``plot``) without an explicit import: loaded on
+    first use, so that importing the format names stays cheap."""
+    if name in ("model", "render", "plot"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
