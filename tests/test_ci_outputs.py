@@ -40,7 +40,17 @@ def test_quiet_prints_nothing_and_keeps_the_exit_code(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["gate"] == "fail"
 
 
-@pytest.mark.parametrize("value", ["json", "yaml=x.yml", "json=", "=x.json"])
+def test_a_bare_report_path_names_its_format_by_its_extension(tmp_path, capsys):
+    # issue #19: --report r.json was refused; .json, .xml (JUnit), .md and .txt name their format
+    names = {"json": "r.json", "junit": "r.xml", "markdown": "r.md", "table": "r.txt"}
+    argv = ["analyze", SAMPLES] + [arg for name in names.values() for arg in ("--report", str(tmp_path / name))]
+    code, _, _ = _run(argv, capsys)
+    for fmt, name in names.items():
+        again, alone, _ = _run(["analyze", SAMPLES, "--format", fmt], capsys)
+        assert again == code and (tmp_path / name).read_text() == alone
+
+
+@pytest.mark.parametrize("value", ["json", "yaml=x.yml", "json=", "=x.json", "report.yml"])
 def test_bad_report_targets_are_refused_before_anything_is_judged(value, capsys, tmp_path):
     code, out, err = _run(["analyze", SAMPLES, "--report", value], capsys)
     assert code == 2 and out == "" and "expected FORMAT=PATH" in err

@@ -55,7 +55,8 @@ def cli() -> None:
 @click.argument("paths", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT=PATH",
-              help="Also write the report in FORMAT to PATH (repeatable: json=r.json --report junit=r.xml ...).")
+              help="Also write the report in FORMAT to PATH (repeatable: json=r.json --report junit=r.xml ...); "
+                   "a bare PATH ending in .json, .xml (JUnit), .md or .txt names its format.")
 @click.option("-q", "--quiet", is_flag=True, help="No report on stdout and no progress: the exit code, -o and --report only.")
 @click.option("--github-summary/--no-github-summary", default=True,
               help="Under GitHub Actions, append the markdown report to $GITHUB_STEP_SUMMARY and the gate and "

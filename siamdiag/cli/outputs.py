@@ -37,13 +37,21 @@ def write_report(path: str, text: str, what: str = "--output") -> None:
         fh.write(text)
 
 
+FORMAT_BY_EXTENSION = {".json": "json", ".xml": "junit", ".md": "markdown", ".markdown": "markdown",
+                       ".txt": "table"}
+
+
 def report_targets(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``--report FORMAT=PATH`` values as (format, path); two reports to one path are a mistake."""
+    """``--report FORMAT=PATH`` (or a bare PATH whose extension names the format: .json, .xml for
+    JUnit, .md, .txt) values as (format, path); two reports to one path are a mistake."""
     targets = []
     for value in values:
         fmt, sep, path = value.partition("=")
-        if not sep or not path or fmt not in FORMATS:
-            raise UsageError(f"--report {value!r}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}")
+        if not sep and os.path.splitext(value)[1].lower() in FORMAT_BY_EXTENSION:
+            fmt, path = FORMAT_BY_EXTENSION[os.path.splitext(value)[1].lower()], value
+        elif not sep or not path or fmt not in FORMATS:
+            raise UsageError(f"--report {value!r}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}, "
+                             f"or a PATH ending in {', '.join(FORMAT_BY_EXTENSION)}")
         targets.append((fmt, path))
     paths = [p for _f, p in targets]
     if len(set(paths)) < len(paths):
