@@ -129,3 +129,19 @@ def test_no_progress_bar_off_a_terminal(tmp_path, monkeypatch):
     judge_paths(_many_logs(tmp_path, terminal.PROGRESS_MIN_INPUTS + 5), keep_runs=False,
                 progress=terminal.input_progress)
     assert screen.getvalue() == ""
+
+
+def test_json_steps_are_integers_when_the_log_counts_whole_steps(tmp_path, capsys):
+    # issue #19: "first_step": 2001.0 for a log whose steps are integers
+    code, out, _ = _run(["analyze", os.path.join(SAMPLES, "stationary.csv"), "--format", "json"], capsys)
+    run = json.loads(out)["runs"][0]
+    window = run["window"]
+    assert [type(window[k]) for k in ("first_step", "last_step", "burn_in_step")] == [int, int, int]
+    assert type(run["level_shift"]["at_step"]) is int
+    # a log counted in fractions of an epoch keeps its fractions
+    log = tmp_path / "epochs.csv"
+    log.write_text("epoch,loss\n" + "".join(f"{0.1 + i * 0.25},{0.3 + 0.01 * ((i * 7919) % 13 - 6)}\n"
+                                            for i in range(1, 401)))
+    code, out, _ = _run(["analyze", str(log), "--format", "json"], capsys)
+    window = json.loads(out)["runs"][0]["window"]
+    assert window["last_step"] == 100.1 and type(window["first_step"]) is float

@@ -67,27 +67,40 @@ def _clean(value):
     return value
 
 
+def step(value):
+    """A step as the log wrote it: an integer when it is a whole number (2001, not 2001.0)."""
+    if value is None or not math.isfinite(value):
+        return value
+    return int(value) if float(value).is_integer() else float(value)
+
+
+STEP_KEYS = ("first_nonfinite_step", "growth_start_step")   # step fields of the divergence check
+
+
 def run_to_dict(report: Report, r: RunResult) -> dict:
     """One run in the JSON schema: verdict, gate, reasons, window, then one object per check
     (null when the check did not run because an earlier one decided the verdict)."""
     w, t, rej = r.window, r.tests, r.rejected
-    at = w.step_at if w else None
+    at = (lambda fraction: step(w.step_at(fraction))) if w else None  # noqa: E731
     out = {
         "run": r.run, "source": r.source, "verdict": r.verdict.value, "gate": report.run_gate(r),
         "reasons": list(r.reasons), "notes": list(r.notes), "points": r.points,
         "window": None if w is None else {
-            "first_step": w.first_step, "last_step": w.last_step, "points": r.window_points,
-            "burn_in_step": w.burn_in_step, "burn_in_method": w.burn_in_method,
+            "first_step": step(w.first_step), "last_step": step(w.last_step), "points": r.window_points,
+            "burn_in_step": step(w.burn_in_step), "burn_in_method": w.burn_in_method,
             "transient_in_window": bool(t.transient_in_window) if t else None,
             "block_size": w.block, "batches": t.batches if t else None,
-            "lr_change": None if r.lr_change is None else {"step": r.lr_change[0], "ratio": r.lr_change[1]},
+            "lr_change": None if r.lr_change is None else {"step": step(r.lr_change[0]), "ratio": r.lr_change[1]},
             "lr_period": r.lr_period, "tolerance": r.tolerance,
-            "interval_change": None if r.interval_change is None else dict(zip(("step", "old", "new"), r.interval_change)),
-            "level_drop": r.level_drop},
+            "interval_change": None if r.interval_change is None else dict(zip(("step", "old", "new"),
+                                                                                (step(r.interval_change[0]),
+                                                                                 *r.interval_change[1:]))),
+            "level_drop": step(r.level_drop)},
         "sigma": r.sigma,
         "adf": None, "kpss": None, "unit_root": None, "drift": None, "level_shift": None,
         "variance": None, "end_change": None, "move": None, "wander": None, "persistence": None,
-        "divergence": None if r.divergence is None else vars(r.divergence).copy(),
+        "divergence": None if r.divergence is None else {k: step(v) if k in STEP_KEYS else v
+                                                          for k, v in vars(r.divergence).items()},
         "degeneracy": None if r.degeneracy is None else vars(r.degeneracy).copy(),
         "grad_norm": None if r.grad_norm is None else vars(r.grad_norm).copy(),
         "findings": [{"name": f.name, "value": f.value, "message": f.message, "advice": f.advice,
