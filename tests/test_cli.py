@@ -141,3 +141,19 @@ def test_judging_the_whole_run_includes_the_transient(capsys):
     assert code == 0 and "reaches into the learning transient" in out
     code, out, _ = run_cli(["analyze", path, "--burn-in", "700"], capsys)
     assert code == 0 and "stationary" in out
+
+
+@pytest.mark.parametrize("command", [[], ["analyze"], ["plot"], ["watch"], ["train"], ["config"], ["config", "show"]])
+def test_every_help_ends_with_the_exit_codes(command):
+    # issue #19: exit codes are an API, and appeared in no --help; the table is the one in main's contract
+    from click.testing import CliRunner
+
+    from siamdiag.cli.exit_codes import EXIT_CODES
+    from siamdiag.cli.main import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_USAGE, cli
+
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    section = result.output.split("Exit codes:")[1]
+    for code, meaning in EXIT_CODES:
+        assert code in section and meaning.split()[0] in section
+    assert {int(code) for code, _ in EXIT_CODES} >= {EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED}

@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import SiamdiagError
+from .exit_codes import ExitCodesGroup
 from .options import gate_options, judging, many_runs_flags, read_options_flags, reading, resolve_settings
 from .outputs import refuse_overwriting_inputs, report_targets, write_github_files, write_report
 from .terminal import colour_for, input_progress, stderr_console
@@ -29,7 +30,7 @@ EXTRA_FOR_MODULE = {"torch": "train", "sklearn": "train", "matplotlib": "plot", 
                     "mlflow": "mlflow", "transformers": "huggingface", "keras": "keras"}
 
 
-class CommandGroup(click.Group):
+class CommandGroup(ExitCodesGroup):
     """A group whose heavier commands load when they are asked for: `siamdiag analyze` never
     imports the training configuration (and `train` imports torch only once it runs)."""
 
@@ -181,7 +182,7 @@ def watch(path, interval, config_file, **params):
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
-@cli.group("config")
+@cli.group("config", cls=ExitCodesGroup)
 def config_group() -> None:
     """Inspect the layered settings."""
 

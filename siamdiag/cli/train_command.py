@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from ..errors import UsageError
+from .exit_codes import ExitCodesCommand
 from .options import gate_options, judging, resolve_settings
 from .terminal import colour_for, stderr_console
 from ..train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
@@ -88,7 +89,7 @@ def config_from(params: dict) -> TrainConfig:
     return TrainConfig(**{f.name: params[f.name] for f in fields(TrainConfig)}).validate()
 
 
-@click.command()
+@click.command(cls=ExitCodesCommand)
 @config_options
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<timestamp>-<loss>, or runs/<timestamp>-sweep with --grid].")
