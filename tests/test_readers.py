@@ -485,3 +485,19 @@ def test_cli_reading_flags(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["analyze", str(write_csv(tmp_path)), "--input-format", "keras", "--format", "json"])
     assert exc.value.code in (0, 1) and json.loads(capsys.readouterr().out)["runs"]
+
+
+def test_a_semicolon_delimited_csv_reads_as_its_comma_twin(tmp_path):
+    # issue #19: spreadsheets in many locales write semicolons; the delimiter is sniffed from the header
+    rows = [(step, 0.3 + 0.01 * ((step * 7919) % 11)) for step in range(1, 301)]
+    comma, semi = tmp_path / "comma.csv", tmp_path / "semi.csv"
+    comma.write_text("step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in rows))
+    semi.write_text("step;loss\n" + "".join(f"{s};{v!r}\n" for s, v in rows))
+    (run_a,), (run_b,) = read_runs([str(comma)]), read_runs([str(semi)])
+    assert np.array_equal(run_a.metrics["loss"].values, run_b.metrics["loss"].values)
+    assert np.array_equal(run_a.metrics["loss"].steps, run_b.metrics["loss"].steps)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("step;loss\n1;0.5\n2;x\n")
+    with pytest.raises(InputError) as exc:
+        read_runs([str(bad)])
+    assert (exc.value.line, exc.value.column) == (3, 3)

@@ -17,7 +17,7 @@ from .wandb import is_chart_export, read_wandb
 # ``reread`` gives the file's text again (None for stdin): a reader that can locate errors from it
 # need not hold the text (CSV/TSV).
 TEXT_READERS: dict[str, Callable[..., Table]] = {
-    "csv": lambda text, source, pattern, reread=None: parse_delimited(text, source, ",", reread),
+    "csv": lambda text, source, pattern, reread=None: parse_delimited(text, source, None, reread),
     "tsv": lambda text, source, pattern, reread=None: parse_delimited(text, source, "\t", reread),
     "wandb": lambda text, source, pattern, reread=None: read_wandb(text, source),
     "json": lambda text, source, pattern, reread=None: read_json(text, source),
@@ -36,7 +36,7 @@ def format_from_name(path: str) -> str | None:
 
 
 def _looks_delimited(lines: list[str]) -> bool:
-    """A header and rows with the same number of commas (or tabs); a single column when a
+    """A header and rows with the same number of commas (or tabs, or semicolons); a single column when a
     name is followed by numbers."""
     if not lines:
         return False

@@ -109,11 +109,13 @@ def duplicate_column_notes(header: str, delimiter: str) -> list[str]:
             + ", ".join(f"{n!r}" for n in [f"{n}.{k}" for k in range(1, names.count(n))]) for n in repeated]
 
 
-DELIMITERS = {"csv": ",", "tsv": "\t"}
+DELIMITERS = {"csv": None, "tsv": "\t"}   # a .csv's delimiter is sniffed from its header
 
 
 def sniff_delimiter(header: str) -> str:
-    return "\t" if header.count("\t") > header.count(",") else ","
+    """The delimiter a header row uses: the most frequent of comma, tab and semicolon (spreadsheets
+    in many locales write semicolons), the comma on a tie or a single column."""
+    return max((",", "\t", ";"), key=lambda d: (header.count(d), d == ","))
 
 
 def first_line(text: str) -> str:
