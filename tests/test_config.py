@@ -7,7 +7,7 @@ import pytest
 
 from siamdiag.cli.main import main
 from siamdiag.cli.settings import resolve
-from siamdiag.errors import InputError, UsageError
+from siamdiag.errors import InputError
 
 from .conftest import SAMPLES
 

@@ -192,11 +192,9 @@ def config_group() -> None:
 def config_show(config_file):
     """Print every setting, its value and where it came from (default, pyproject.toml,
     --config, SIAMDIAG_* environment variable)."""
-    from .settings import SETTINGS, resolve
+    from .settings import SETTINGS
 
-    settings = resolve({}, config_file)
-    for warning in settings.warnings:
-        click.echo(f"siamdiag: warning: {warning}", err=True)
+    settings = resolve_settings({}, config_file)
     shown = {key: shown_value(key, settings.values[key]) for key in SETTINGS}
     key_width, value_width = max(map(len, shown)), max(map(len, shown.values()))
     for key, value in shown.items():

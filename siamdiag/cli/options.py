@@ -82,7 +82,8 @@ def one_of(col: str | None, tag: str | None, role: str) -> str | None:
 
 
 def resolve_settings(params: dict, config_file: str | None):
-    """Layered settings from the flags in ``params`` (None = not given)."""
+    """Layered settings from the flags in ``params`` (None = not given); the SIAMDIAG_*
+    variables they ignored are said on stderr."""
     from .settings import resolve
 
     flags = {k: params.get(k) for k in GATE_KEYS + READ_KEYS + ("watch_every",)}

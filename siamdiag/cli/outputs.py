@@ -47,8 +47,9 @@ def report_targets(values: tuple[str, ...]) -> list[tuple[str, str]]:
     targets = []
     for value in values:
         fmt, sep, path = value.partition("=")
-        if not sep and os.path.splitext(value)[1].lower() in FORMAT_BY_EXTENSION:
-            fmt, path = FORMAT_BY_EXTENSION[os.path.splitext(value)[1].lower()], value
+        extension = os.path.splitext(value)[1].lower()
+        if not sep and extension in FORMAT_BY_EXTENSION:
+            fmt, path = FORMAT_BY_EXTENSION[extension], value
         elif not sep or not path or fmt not in FORMATS:
             raise UsageError(f"--report {value!r}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}, "
                              f"or a PATH ending in {', '.join(FORMAT_BY_EXTENSION)}")

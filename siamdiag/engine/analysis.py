@@ -3,6 +3,7 @@ say why in words a user can act on. No printing, no exiting."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -121,8 +122,7 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
     if verdict is Verdict.STATIONARY and tests.within_tolerance:
         return ["every block mean of the window lies within the tolerance of its median: nothing moves by "
                 "more than the tolerance allows"]
-    if (verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) and tests.wander is not None and tests.wander_gates
-            and not tests.persistence.enough):
+    if verdict in (Verdict.STATIONARY, Verdict.INCONCLUSIVE) and tests.wander is not None and not tests.persistence.enough:
         return reasons + [flat_wander_reason(tests.wander, tests.persistence, verdict)]
     if verdict is Verdict.STATIONARY:
         estimate = "" if abs(d.total_sigma) <= d.margin_sigma else ", an estimate not significantly beyond it"
@@ -139,6 +139,7 @@ def explain(tests: WindowTests, rejected: set[str], verdict: Verdict, window: Wi
 
 
 def percent(fraction: float) -> str:
+    """A share of the level in per cent: two significant digits under 10 %, whole per cents above."""
     return f"{100 * fraction:.2g} %" if fraction < 0.1 else f"{100 * fraction:.0f} %"
 
 
@@ -225,7 +226,8 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
                 profile=loss_profile(run.loss))
     steps, loss = run.steps, run.loss
     epochs = running_mean.epoch_length(loss) if np.isfinite(loss).all() else None
-    doubt = None if epochs is None else running_mean.doubt(loss, *epochs, epoch=run.extras.get("epoch"))
+    recovered = None if epochs is None else running_mean.undo_running_mean(loss, *epochs)
+    doubt = None if epochs is None else running_mean.doubt(loss, recovered, *epochs, epoch=run.extras.get("epoch"))
     if doubt is not None:
         run = replace(run, notes=run.notes + (
             f"the log looked like Keras-style running means ({epochs[0]:,} steps per epoch) but was judged as "
@@ -233,7 +235,7 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
         base["notes"] = run.notes
         epochs = None
     if epochs is not None:
-        loss = running_mean.undo_running_mean(loss, *epochs)
+        loss = recovered
         run = replace(run, loss=loss, notes=run.notes + (
             f"the log holds running means since each epoch start (Keras-style, {epochs[0]:,} steps per epoch): "
             "judged the per-batch losses recovered from them",))
@@ -252,10 +254,10 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
     judged = judge_window(prepared, options.alpha)
     drop = settled_drop(prepared, judged, options) if run.extras.get("lr") is None else None
     if drop is not None:
-        after = prepare_series(steps, loss, options, level_drop=drop[0])
+        after = prepare_series(steps, loss, options, level_drop=drop.step)
         if after is not None and after.level_drop is not None:
             judged_after = judge_window(after, options.alpha)
-            if settled_after(after, judged_after, drop[1]):
+            if settled_after(after, judged_after, drop.size):
                 prepared, judged = after, judged_after
     window = prepared.window
     div = checks.divergence(steps, loss, window.first_step)
@@ -267,7 +269,7 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
         return RunResult(verdict=Verdict.DIVERGED, reasons=(_divergence_reason(div),), **common)
     notes = list(run.notes) + window_notes(prepared, options)
     if prepared.level_drop is not None:
-        notes.append(f"the loss dropped by {abs(drop[2]):.1f}σ near step {fmt_step(drop[0])} with no learning rate "
+        notes.append(f"the loss dropped by {abs(drop.sigmas):.1f}σ near step {fmt_step(drop.step)} with no learning rate "
                      f"logged (a step decay?): judged only the loss after the drop, from step "
                      f"{fmt_step(prepared.window.first_step)} (where its transient ends); log the learning rate "
                      "(an lr column) so a schedule's drop is told from a change in training")
@@ -321,13 +323,17 @@ def judge_window(prepared: PreparedSeries, alpha: float) -> tuple[WindowTests, V
     return (tests, *decide_tests(tests, alpha))
 
 
+class Drop(NamedTuple):
+    step: float     # where the loss dropped
+    size: float     # by how much, in loss units (negative)
+    sigmas: float   # the same in noise sigmas of the window
+
+
 def settled_drop(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, set[str]] | None,
-                 options: Options) -> tuple[float, float, float] | None:
-    """(step, size in loss units, size in noise sigmas) of a clean drop of the loss inside the
-    window (significant at alpha on its own, and a step explains the window better than a curve),
-    when the window fails and
-    enough follows the drop to judge on its own: the mark of a learning-rate step decay nobody
-    logged. The loss after it may well have settled; what follows a rise, or a drop too late to
+                 options: Options) -> Drop | None:
+    """A clean drop of the loss inside the window (significant at alpha on its own, and a step
+    explains the window better than a curve), when the window fails and enough follows the drop
+    to judge on its own: the mark of a learning-rate step decay nobody logged. The loss after it may well have settled; what follows a rise, or a drop too late to
     leave SETTLED_SHARE of the window, is judged as part of the window. A fixed burn-in is
     honoured as given."""
     if judged is None or options.burn_in is not None or prepared.window.burn_in_method != "mser-5":
@@ -342,7 +348,8 @@ def settled_drop(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, s
     cut = checks.best_step_fit(w)[0]   # finer than the batches
     if 1.0 - cut / len(w) < SETTLED_SHARE:
         return None
-    return prepared.window.step_at(cut / len(w)), shift.delta * prepared.scale, shift.delta / (prepared.spread / prepared.scale)
+    return Drop(prepared.window.step_at(cut / len(w)), shift.delta * prepared.scale,
+                shift.delta / (prepared.spread / prepared.scale))
 
 
 def settled_after(prepared: PreparedSeries, judged: tuple[WindowTests, Verdict, set[str]] | None,
@@ -389,10 +396,10 @@ def window_notes(prepared: PreparedSeries, options: Options) -> list[str]:
 def in_loss_units(tests: WindowTests, scale: float) -> WindowTests:
     """The fitted drift, level shift and end change back in loss units (the tests ran on the
     standardised series; sigma-relative figures are unchanged)."""
-    wander = None if tests.wander is None else replace(tests.wander, level=tests.wander.level * scale,
-                                                      range=tests.wander.range * scale, change=tests.wander.change * scale,
-                                      threshold=tests.wander.threshold * scale,
-                                      range_bound=tests.wander.range_bound * scale)
+    wander = None if tests.wander is None else replace(
+        tests.wander, level=tests.wander.level * scale, range=tests.wander.range * scale,
+        change=tests.wander.change * scale, threshold=tests.wander.threshold * scale,
+        range_bound=tests.wander.range_bound * scale)
     return replace(tests, wander=wander, drift=replace(tests.drift, total=tests.drift.total * scale),
                    level_shift=replace(tests.level_shift, delta=tests.level_shift.delta * scale),
                    end_change=replace(tests.end_change, delta=tests.end_change.delta * scale))

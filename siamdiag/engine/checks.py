@@ -13,7 +13,7 @@ import numpy as np
 
 from . import stattests
 from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
-                       winsorize)
+                       ols_slope, winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
 MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
@@ -87,12 +87,6 @@ class Growth:
     start_step: float
     over: str
     geometric: bool
-
-
-def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
-    """Least-squares slope of y on x."""
-    centred = x - x.mean()
-    return float(centred @ (y - y.mean()) / (centred @ centred))
 
 
 def geometric_growth(steps: np.ndarray, values: np.ndarray, over: str) -> Growth:

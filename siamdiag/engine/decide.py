@@ -88,12 +88,12 @@ def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
     change). A window that stays within the user's tolerance is stationary whatever the tests
     say: nothing in it moves by more than the user cares about. When nothing is rejected but the
     window is too persistent to trust that, a move
-    many times larger than the noise decides; failing that, practical magnitude when the loss
-    has a level (see magnitude.py); failing that (a window crossing zero), ADF: a unit root it
-    cannot reject is wandering (fail); a rejected one is persistent noise (inconclusive). On a
-    loss with a level, the smoothed path moving by a practically large amount (magnitude.py)
-    is one more test of the family, whatever the persistence: a wander fails as non-stationary,
-    a steady fall as learning still under way.
+    many times larger than the noise decides; failing that, when the loss has a level, whether
+    its smoothed path is practically flat (stationary) or not (inconclusive: a practically large
+    move was already a rejected test of the family, see magnitude.py); failing that (a window
+    crossing zero), ADF: a unit root it cannot reject is wandering (fail); a rejected one is
+    persistent noise (inconclusive). A rejected move of the smoothed path fails as
+    non-stationarity, or as learning still under way when it is a steady fall.
     """
     if tests.within_tolerance:
         return Verdict.STATIONARY, set()
@@ -113,7 +113,7 @@ def decide_tests(tests: WindowTests, alpha: float) -> tuple[Verdict, set[str]]:
         return Verdict.NOT_CONVERGED if rejected == {"end_change"} else Verdict.NONSTATIONARY, rejected
     if not tests.persistence.enough and tests.move is not None and tests.move.decided:
         return move_verdict(tests.move), {"move"}
-    if not tests.persistence.enough and tests.wander is not None and tests.wander_gates:
+    if not tests.persistence.enough and tests.wander is not None:   # gates on any persistent window
         return (Verdict.STATIONARY if tests.wander.flat else Verdict.INCONCLUSIVE), rejected
     if not tests.persistence.enough:
         if tests.persistence.points >= checks.UNIT_ROOT_MIN_POINTS and tests.unit_root.adf.p_value >= UNIT_ROOT_LEVEL:

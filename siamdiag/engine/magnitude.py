@@ -32,13 +32,11 @@ MONOTONE = 0.8            # end-to-end change of at least 80 % of the range: a s
 
 @dataclass(frozen=True)
 class Wander:
-    """The smooth path of a persistent window, in the units it was given, with the verdict of the
-    practical-magnitude rule."""
+    """A window's smooth path, in the units it was given, judged against the loss's level."""
 
     level: float            # |level| the path is measured against
     range: float            # max - min of the fitted smooth path
     change: float           # its end minus its start
-    relative: float         # range / |level|
     threshold: float        # the range that counts as moving (2 % of |level|, or the tolerance)
     range_bound: float      # range plus BOUND_SES standard errors of the fitted path
     period_fraction: float  # the dominant period of the path as a fraction of the window
@@ -46,6 +44,11 @@ class Wander:
     shape: str              # "fall", "rise", "wander", or "none" (no path beyond noise)
     beyond: bool            # the range reaches the threshold (then p_value joins the gating family)
     flat: bool              # the range plus its error stays below the threshold
+
+    @property
+    def relative(self) -> float:
+        """The range as a share of the level."""
+        return self.range / self.level
 
 
 def path_basis(m: int, components: int) -> np.ndarray:
@@ -119,7 +122,7 @@ def wander(window: np.ndarray, level: float, tolerance: float = 0.0) -> Wander:
     cycles = max(1, int(np.argmax(np.abs(np.fft.rfft(values)[1:]))) + 1) if order else 1
     shape = ("none" if not order else "fall" if change <= -MONOTONE * span else
              "rise" if change >= MONOTONE * span else "wander")
-    return Wander(level=abs(level), range=span, change=change, relative=span / abs(level), threshold=threshold,
+    return Wander(level=abs(level), range=span, change=change, threshold=threshold,
                   range_bound=float(span + margin), period_fraction=1.0 / cycles, p_value=path.p_value, shape=shape,
                   beyond=bool(order and span >= threshold), flat=bool(span + margin < threshold))
 

@@ -95,6 +95,13 @@ def integrated_autocorrelation_time(x: np.ndarray) -> float:
     return max(1.0, 2.0 * total - 1.0)
 
 
+def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y on x (0 when x does not vary)."""
+    centred = x - x.mean()
+    denom = float(centred @ centred)
+    return float(centred @ (y - y.mean()) / denom) if denom > 0 else 0.0
+
+
 def nested_rss(y: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Residual sums of squares of y on the first k columns of X, for k = 1..K, from one QR.
 

@@ -89,13 +89,14 @@ def epoch_position(n: int, period: int, offset: int) -> np.ndarray:
     return (np.arange(n) - offset) % period + 1
 
 
-def doubt(loss: np.ndarray, period: int, offset: int, epoch: np.ndarray | None = None) -> str | None:
-    """Why a log that reads as running means of ``period`` steps should be judged as written, or
-    None when nothing speaks against undoing it. A plain log can pass the detector (a sharp first
+def doubt(loss: np.ndarray, recovered: np.ndarray, period: int, offset: int,
+          epoch: np.ndarray | None = None) -> str | None:
+    """Why a log that reads as running means of ``period`` steps (``recovered``: the per-batch
+    values undone from it) should be judged as written, or None when nothing speaks against
+    undoing it. A plain log can pass the detector (a sharp first
     drop dominates the folded increments of a loss whose noise shrinks with it); undone, its noise
     is multiplied up to 2·period-fold and its trend drowns. ``epoch`` is the log's epoch column
     aligned to ``loss``, when it has one."""
-    recovered = undo_running_mean(loss, period, offset)
     return (epoch_column_disagrees(epoch, period) or recovered_negative(loss, recovered, period, offset)
             or recovered_noisier_late(recovered, period, offset))
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import running_mean
+from .numerics import ols_slope
 
 MIN_BETA = 0.8          # weaker smoothing does not make a window look persistent
 MAX_BETA = 0.9995       # beyond this an AR(1) fit cannot tell smoothing from a random walk
@@ -42,10 +43,8 @@ def ar1_fit(x: np.ndarray, trend: bool = False) -> tuple[float, np.ndarray]:
         design = np.column_stack([prev, np.ones(len(prev)), np.linspace(-1.0, 1.0, len(prev))])
         coef, *_ = np.linalg.lstsq(design, cur, rcond=None)
         return float(coef[0]), cur - design @ coef
-    prev_c, cur_c = prev - prev.mean(), cur - cur.mean()
-    denom = float(prev_c @ prev_c)
-    beta = float(prev_c @ cur_c / denom) if denom > 0 else 0.0
-    return beta, cur_c - beta * prev_c
+    beta = ols_slope(prev, cur)
+    return beta, (cur - cur.mean()) - beta * (prev - prev.mean())
 
 
 def undo_ema(loss: np.ndarray, beta: float) -> np.ndarray:
