@@ -1,6 +1,7 @@
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ["COLUMNS"] = "140"   # the table fits the terminal: tests read it at one width, whatever runs them
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -104,3 +104,31 @@ def test_gitlab_code_quality_has_the_required_fields_and_stable_fingerprints(rep
     assert json.loads(RENDERERS["gitlab"](report, False)) == issues   # deterministic
     real = analyze_paths([SAMPLES])   # run names as logged: one issue each, told apart
     assert len({i["fingerprint"] for i in json.loads(RENDERERS["gitlab"](real, False))}) == len(real.runs)
+
+
+@pytest.mark.parametrize("width", [50, 80, 119, 120, 140, 200])
+def test_the_table_fits_the_width_and_keeps_every_reason(width):
+    # issue #19: the table was drawn 140 columns wide whatever the terminal. Oracle: no line is
+    # wider than asked, and the reasons read in order once the wrapping is taken out.
+    from rich.cells import cell_len
+
+    from siamdiag.report.render import NARROW_COLUMNS, render_table, why_text
+
+    report = analyze_paths([SAMPLES])
+    text = render_table(report, False, width)
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+    if width >= NARROW_COLUMNS:   # the last cell of every table row is the "why" column
+        shown = "".join(line.split("│")[-2] for line in text.splitlines() if line.startswith("│"))
+    else:                         # the reasons are the indented lines under each run's heading
+        shown = "".join(line for line in text.splitlines() if line.startswith("    "))
+    expected = "".join(why_text(r) for r in report.runs)
+    assert "".join(shown.split()) == "".join(expected.split())
+
+
+def test_the_table_follows_columns(monkeypatch):
+    from siamdiag.report.render import render_table
+
+    report = analyze_paths([SAMPLES])
+    for columns in ("80", "160"):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert render_table(report) == render_table(report, False, int(columns))

@@ -166,7 +166,7 @@ def watch(path, interval, config_file, **params):
                     except SiamdiagError as exc:  # a header still being written, too few rows, ...
                         live.update(Text(f"{follower.rows:,} rows; not judged yet: {exc}"), refresh=True)
                     else:
-                        live.update(Text.from_ansi(RENDERERS["table"](report, console.is_terminal)
+                        live.update(Text.from_ansi(RENDERERS["table"](report, console.is_terminal, console.width)
                                                    + f"judged at row {judged_rows:,}; watching (Ctrl-C stops)"),
                                     refresh=True)
                         if not console.is_terminal:  # a live panel shows nothing in a CI log: one line instead

@@ -6,10 +6,12 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from typing import Callable
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -31,30 +33,72 @@ def render_json(report: Report, color: bool = False) -> str:
     return json.dumps(report_to_dict(report), indent=2, allow_nan=False) + "\n"
 
 
-def render_table(report: Report, color: bool = False) -> str:
-    table = Table()
-    table.add_column("run", overflow="fold")
-    table.add_column("verdict")
-    table.add_column("gate")
-    table.add_column("window (steps)", justify="right")
-    table.add_column("loss", no_wrap=True)
-    table.add_column("why", overflow="fold")
-    for r in report.runs:
-        gate = report.run_gate(r)
-        window = window_text(r)
-        why = "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
-        table.add_row(Text(visible(r.run)), Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
-                      Text(gate, style="green" if gate == "pass" else "bold red"), window,
-                      sparkline(r.profile), Text(visible(why)))
+# Below this many columns the table's six columns leave the "why" too narrow to read: each run
+# becomes a heading line with its reasons wrapped underneath.
+NARROW_COLUMNS = 120
+# Width when neither COLUMNS nor a terminal says: CI log viewers are wide.
+DEFAULT_COLUMNS = 140
+
+
+def output_width() -> int:
+    """The width to render for: $COLUMNS, else the terminal's, else DEFAULT_COLUMNS (never under 40)."""
+    return max(40, shutil.get_terminal_size((DEFAULT_COLUMNS, 24)).columns)
+
+
+def render_table(report: Report, color: bool = False, width: int | None = None) -> str:
+    """The verdict table fitted to `width` columns (default: the terminal's): a table with the
+    reasons wrapped in their column, or, on a narrow terminal, one block per run."""
+    width = output_width() if width is None else width
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=140,
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
                       color_system="standard" if color else None)
-    console.print(table)
+    if width >= NARROW_COLUMNS:
+        console.print(wide_table(report, width))
+    else:
+        for r in report.runs:
+            print_run_block(console, report, r)
     summary = "gate: PASS" if report.passed else "gate: FAIL"
     failing = sum(1 for r in report.runs if report.run_gate(r) == "fail")
     console.print(f"{summary} ({len(report.runs)} run{'s' if len(report.runs) != 1 else ''}, {failing} failing; "
                   f"family α={report.alpha:g} per run)")
     return buffer.getvalue()
+
+
+def why_text(r: RunResult) -> str:
+    return "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
+
+
+def gate_text(report: Report, r: RunResult) -> Text:
+    gate = report.run_gate(r)
+    return Text(gate, style="green" if gate == "pass" else "bold red")
+
+
+# What the verdict, gate, window and sparkline columns and the borders take, at most.
+FIXED_COLUMNS = 70
+
+
+def wide_table(report: Report, width: int) -> Table:
+    """Six columns; the run name (at most 2/5 of what the fixed columns leave) and the reasons
+    wrap, the rest keep their natural width."""
+    table = Table()
+    table.add_column("run", overflow="fold", max_width=max(12, (width - FIXED_COLUMNS) * 2 // 5))
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
+    table.add_column("window (steps)", justify="right", no_wrap=True)
+    table.add_column("loss", no_wrap=True)
+    table.add_column("why", overflow="fold")
+    for r in report.runs:
+        table.add_row(Text(visible(r.run)), Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
+                      gate_text(report, r), window_text(r), sparkline(r.profile), Text(visible(why_text(r))))
+    return table
+
+
+def print_run_block(console: Console, report: Report, r: RunResult) -> None:
+    """Narrow layout: `gate verdict run (window) sparkline`, then the reasons indented and wrapped."""
+    heading = Text.assemble(gate_text(report, r), " ", (r.verdict.value, VERDICT_STYLE[r.verdict.value]),
+                            f"  {sparkline(r.profile)}  steps {window_text(r)}  ", visible(r.run), overflow="fold")
+    console.print(heading)
+    console.print(Padding(Text(visible(why_text(r)), overflow="fold"), (0, 0, 0, 4), expand=False))
 
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -103,7 +147,7 @@ def render_markdown(report: Report, color: bool = False) -> str:
     lines = [f"### siamdiag: {'✅' if report.passed else '❌'} {summary_line(report)}", "",
              "| run | verdict | gate | window (steps) | why |", "|---|---|---|---|---|"]
     for r in report.runs:
-        why = "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
+        why = why_text(r)
         gate = report.run_gate(r)
         lines.append(f"| {markdown_cell(r.run)} | **{r.verdict.value}** | {'✅ pass' if gate == 'pass' else '❌ fail'} "
                      f"| {window_text(r)} | {markdown_cell(why)} |")
