@@ -68,6 +68,8 @@ def main() -> None:
     write("inconclusive.csv", ["step", "loss"], zip(t, persistent))
     # insufficient_data: a run that has only just started
     write("insufficient_data.csv", ["step", "loss"], zip(t[:60], 0.35 + transient[:60]))
+    # no_data: a job that crashed before its first log (a header only)
+    write("no_data.csv", ["step", "loss"], [])
     # long format: three runs in one file, gzip-compressed, one of them resumed from step 600
     rows = []
     for run in ("seed0", "seed1", "seed2"):

@@ -82,7 +82,7 @@ def test_github_actions_summary_and_outputs_are_appended(tmp_path, capsys, monke
     assert int(values["runs"]) == len(report["runs"])
     assert int(values["failing"]) == sum(r["gate"] == "fail" for r in report["runs"])
     for verdict in ("stationary", "not_converged", "nonstationary", "diverged", "degenerate", "inconclusive",
-                    "insufficient_data"):
+                    "insufficient_data", "no_data"):
         assert int(values[verdict]) == sum(r["verdict"] == verdict for r in report["runs"])
     size = summary.stat().st_size, outputs.stat().st_size
     _run(["analyze", SAMPLES, "--no-github-summary"], capsys)   # opted out: nothing appended

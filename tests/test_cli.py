@@ -62,13 +62,31 @@ def test_strict_and_fail_on(capsys):
     assert run_cli(["analyze", os.path.join(SAMPLES, "stationary.csv"), "--fail-on", "stationary"], capsys)[0] == 1
 
 
+@pytest.mark.parametrize("text, extra", [
+    ("step,loss\n", []),                                       # a header only: crashed before its first log
+    ("step,loss\n1,\n2,\n3,\n", []),                            # every loss cell empty
+    ("step,loss\n" + "".join(f"{i},{0.3 + 0.01 * (i % 7)}\n" for i in range(200)), ["--burn-in", "500"]),
+])
+def test_a_run_with_nothing_to_judge_fails_the_gate(tmp_path, capsys, text, extra):
+    # issue #19: these were insufficient_data, "pass", exit 0: a job that crashed before logging passed CI
+    path = tmp_path / "run.csv"
+    path.write_text(text)
+    code, out, _ = run_cli(["analyze", str(path), "--format", "json", *extra], capsys)
+    [run] = json.loads(out)["runs"]
+    assert code == 1 and run["verdict"] == "no_data" and run["gate"] == "fail"
+    assert "nothing" in run["reasons"][0]
+    # a short but real log still passes, and --fail-on without no_data lets an empty one pass
+    assert run_cli(["analyze", os.path.join(SAMPLES, "insufficient_data.csv")], capsys)[0] == 0
+    assert run_cli(["analyze", str(path), "--fail-on", "diverged", *extra], capsys)[0] == 0
+
+
 def test_json_schema(capsys):
     code, out, _ = run_cli(["analyze", SAMPLES, "--format", "json"], capsys)
     doc = json.loads(out)
     assert code == 1 and doc["gate"] == "fail" and doc["schema_version"] == 3 and doc["siamdiag_version"]
     verdicts = {r["verdict"] for r in doc["runs"]}
     assert verdicts == {"stationary", "not_converged", "nonstationary", "diverged", "degenerate",
-                        "inconclusive", "insufficient_data"}
+                        "inconclusive", "insufficient_data", "no_data"}
     for r in doc["runs"]:
         assert {"run", "verdict", "gate", "reasons", "window", "adf", "kpss", "drift", "level_shift",
                 "variance", "end_change", "move", "grad_norm"} <= set(r)

@@ -106,3 +106,13 @@ def test_bad_toml_and_bad_environment(project, monkeypatch, capsys):
     code, out, err = run(["analyze", INCONCLUSIVE, "--format", "json"], capsys)
     assert code == 0 and '"verdict": "inconclusive"' in out
     assert "siamdiag: warning: ignored environment variable SIAMDIAG_VERSION" in err
+
+
+def test_settings_name_the_engine_verdicts_and_default_gate():
+    # settings.py keeps its own copy of the verdict names so that `siamdiag --help` does not import
+    # the engine; the copy must agree with the engine's enum and default failing set.
+    from siamdiag.cli.settings import SETTINGS, VERDICT_NAMES
+    from siamdiag.engine.decide import DEFAULT_FAILING, Verdict
+
+    assert VERDICT_NAMES == tuple(v.value for v in Verdict)
+    assert set(SETTINGS["fail_on"].default) == {v.value for v in DEFAULT_FAILING}

@@ -31,7 +31,7 @@ def gate_options(command):
                      help="TOML file of settings (top-level keys or [tool.siamdiag]); see `siamdiag config show`."),
         click.option("--format", "format", type=click.Choice(FORMATS), help="Report format [default: table]."),
         click.option("--fail-on", help="Comma-separated verdicts that fail the gate "
-                     "[default: not_converged,nonstationary,diverged,degenerate]."),
+                     "[default: not_converged,nonstationary,diverged,degenerate,no_data]."),
         click.option("--strict/--no-strict", default=None, help="Also fail inconclusive and insufficient_data."),
         click.option("--alpha", help="Family-wise false-alarm rate per run (Holm over the window tests) [default: 0.01]."),
         click.option("--tolerance", help="Changes smaller than this pass whatever the logged noise: a percentage of "

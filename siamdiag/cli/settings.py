@@ -22,7 +22,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 VERDICT_NAMES = ("stationary", "not_converged", "nonstationary", "diverged", "degenerate", "inconclusive",
-                 "insufficient_data")
+                 "insufficient_data", "no_data")
 ENV_PREFIX = "SIAMDIAG_"
 
 
@@ -127,7 +127,7 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {
     "format": Setting(_choice(FORMATS), "table"),  # report format
-    "fail_on": Setting(_fail_on, ("not_converged", "nonstationary", "diverged", "degenerate")),  # failing verdicts
+    "fail_on": Setting(_fail_on, ("not_converged", "nonstationary", "diverged", "degenerate", "no_data")),  # failing verdicts
     "strict": Setting(_boolean, False),  # also fail inconclusive and insufficient_data
     "alpha": Setting(_alpha, 0.01),  # family-wise false-alarm rate per run
     "tolerance": Setting(_tolerance, "0"),  # changes within this pass: '0.5%' of the loss, or loss units

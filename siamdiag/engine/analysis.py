@@ -411,8 +411,8 @@ SHORT_MIN_POINTS = 20   # below this even a strong trend is not judged
 def short_run(run: OrderedRun, options: Options, base: dict) -> RunResult:
     """A run whose window holds fewer than ``min_points`` finite values: diverged if it ends
     non-finite; not_converged / nonstationary when a simple shape explains the short window with
-    a move many times its noise (a 150-epoch log still falling by 100 sigma); else
-    insufficient_data, counting what the window really holds."""
+    a move many times its noise (a 150-epoch log still falling by 100 sigma); no_data when
+    nothing at all is left to judge; else insufficient_data, counting what the window really holds."""
     steps, loss = run.steps, run.loss
     div = checks.divergence(steps, loss, float(steps[-1])) if len(loss) else None
     # A log that ends non-finite has diverged however short it is (a run stopped on NaN).
@@ -434,7 +434,8 @@ def short_run(run: OrderedRun, options: Options, base: dict) -> RunResult:
             return RunResult(verdict=move_verdict(move), window=window, window_points=len(window_values),
                              reasons=(move_reason(move, window, None) + f"; only {len(window_values):,} points in the "
                                       f"window, but the move leaves no doubt",), **base)
-    return RunResult(verdict=Verdict.INSUFFICIENT_DATA, window=None, window_points=0,
+    verdict = Verdict.INSUFFICIENT_DATA if len(window_values) else Verdict.NO_DATA
+    return RunResult(verdict=verdict, window=None, window_points=0,
                      reasons=(insufficient_reason(finite_steps, len(window_values), options),), **base)
 
 
@@ -445,6 +446,8 @@ def insufficient_reason(finite_steps: np.ndarray, window_count: int, options: Op
     if total and options.burn_in is not None and options.burn_in > finite_steps[-1]:
         return (f"the burn-in step {fmt_step(options.burn_in)} is after the last logged step "
                 f"{fmt_step(finite_steps[-1])}: nothing left to judge; {need}")
+    if total == 0:
+        return "no loss value was logged (a job that stopped before its first log?): nothing to judge"
     if window_count == total:
         return f"only {total:,} finite loss values; {need}"
     return (f"only {window_count:,} finite loss values in the evaluation window "

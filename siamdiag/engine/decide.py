@@ -22,10 +22,13 @@ class Verdict(str, Enum):
     DEGENERATE = "degenerate"
     INCONCLUSIVE = "inconclusive"
     INSUFFICIENT_DATA = "insufficient_data"
+    NO_DATA = "no_data"      # nothing to judge: no finite loss at all, or none left after the burn-in
 
 
 UNIT_ROOT_LEVEL = 0.025  # too little effective data on a long window: ADF decides unit root vs persistent noise
-DEFAULT_FAILING = frozenset({Verdict.NOT_CONVERGED, Verdict.NONSTATIONARY, Verdict.DIVERGED, Verdict.DEGENERATE})
+# no_data fails by default: a job that crashed before logging a loss must not pass CI.
+DEFAULT_FAILING = frozenset({Verdict.NOT_CONVERGED, Verdict.NONSTATIONARY, Verdict.DIVERGED, Verdict.DEGENERATE,
+                             Verdict.NO_DATA})
 STRICT_FAILING = DEFAULT_FAILING | {Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA}
 
 

@@ -25,7 +25,7 @@ WARNING_VERDICTS = frozenset({Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA})
 
 VERDICT_STYLE = {
     "stationary": "green", "not_converged": "yellow", "nonstationary": "red", "diverged": "bold red",
-    "degenerate": "magenta", "inconclusive": "cyan", "insufficient_data": "cyan",
+    "degenerate": "magenta", "inconclusive": "cyan", "insufficient_data": "cyan", "no_data": "bold red",
 }
 
 
