@@ -58,11 +58,12 @@ def test_truncated_last_line_is_set_aside(tmp_path):
     path = tmp_path / "live.csv"
     path.write_text("step,loss\n0,0.5\n1,0.4\n2,0.3\n3,0.")  # writer caught mid-number: still a number
     [raw] = read_runs([str(path)])
-    assert len(raw.metrics["loss"].values) == 4
+    assert raw.metrics["loss"].values.tolist() == [0.5, 0.4, 0.3]
+    assert "unterminated last line 5 ('3,0.')" in raw.notes[0]
     path.write_text("step,loss,grad_norm\n0,0.5,1\n1,0.4,1\n2,0.3,1\n3,0.2")  # missing field
     [raw] = read_runs([str(path)])
     assert len(raw.metrics["loss"].values) == 3
-    assert "incomplete last line 5" in raw.notes[0]
+    assert "unterminated last line 5" in raw.notes[0]
 
 
 def test_gzip_tsv_and_long_format(tmp_path):

@@ -429,12 +429,32 @@ def test_partial_last_records_are_set_aside(tmp_path):
     jl = write_jsonl(tmp_path)
     jl.write_text(jl.read_text() + '{"step": 999, "lo')
     [run] = read_runs([str(jl)])
-    assert len(run.metrics["loss"].values) == N and "incomplete last line" in run.notes[0]
+    assert len(run.metrics["loss"].values) == N and "unterminated last line" in run.notes[0]
     tb = write_tensorboard(tmp_path)
     event_file = next(tb.iterdir())
     event_file.write_bytes(event_file.read_bytes() + _event(500, "Loss/train", 0.1)[:-7])
     [run] = read_runs([str(tb)])
     assert len(run.metrics["loss"].values) == N and "truncated record" in run.notes[0]
+
+
+# A cut that still parses: the start of the next line, caught before its newline.
+CUT_LINES = {"csv": ("log.csv", "1000,0"), "tsv": ("log.tsv", "1000\t0"), "wandb": ("export.csv", "1000,0"),
+             "jsonl": ("log.jsonl", '{"step": 1000, "loss": 0}'), "text": ("train.log", "[step 1000] lr 0.1 | loss: 0"),
+             "mlflow": ("1/abc/metrics/train/loss", "1700000000 0"), "dvclive": ("plots/metrics/train/loss.tsv", "1000\t0")}
+
+
+@pytest.mark.parametrize("fmt", sorted(CUT_LINES))
+def test_every_line_reader_sets_an_unterminated_last_line_aside(tmp_path, fmt):
+    # issue #19: `3001,0` of `3001,0.355` was read as a loss of 0. Oracle: the values read are the
+    # ones written with their newlines, whatever the cut line would parse as.
+    root = WRITERS[fmt](tmp_path)
+    name, cut = CUT_LINES[fmt]
+    target = root / name if root.is_dir() else root
+    target.write_text(target.read_text() + cut)
+    [run] = read_runs([str(root)])
+    np.testing.assert_array_equal(run.metrics["loss"].steps, STEPS)
+    np.testing.assert_array_equal(run.metrics["loss"].values, LOSS)
+    assert any("unterminated last line" in n and repr(cut) in n for n in run.notes), run.notes
 
 
 def test_text_pattern_option_and_its_errors(tmp_path):

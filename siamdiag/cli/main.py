@@ -1,22 +1,24 @@
 """The commands and the exit-code contract.
 
 Exit codes are an API: 0 gate passed, 1 gate failed, 2 usage, input or environment error
-(including "no runs found", a full disk, a denied permission), 3 internal error, 130 Ctrl-C
-(`train` also exits 143 on SIGTERM). An unexpected exception never exits 1.
+(including "no runs found", a full disk, a denied permission), 3 internal error, 130 Ctrl-C,
+143 SIGTERM. An unexpected exception never exits 1.
 """
 from __future__ import annotations
 
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import click
 
 from .. import __version__
 from ..errors import SiamdiagError
-from .exit_codes import ExitCodesGroup
+from .exit_codes import EXIT_TERMINATED, ExitCodesGroup, Terminated, raise_terminated
 from .options import gate_options, judging, many_runs_flags, read_options_flags, reading, resolve_settings
 from .outputs import refuse_overwriting_inputs, report_targets, write_github_files, write_report
 from .terminal import colour_for, input_progress, stderr_console
@@ -175,6 +177,7 @@ def watch(path, interval, config_file, **params):
                 time.sleep(interval)
         except KeyboardInterrupt:
             pass
+    follower.poll()   # rows completed since the last look count in the final report
     if report is None or follower.rows > judged_rows:
         report = analyze_paths([path], options, read, policy)
     sys.stdout.write(RENDERERS[settings["format"]](report, colour_for(sys.stdout)))
@@ -211,10 +214,17 @@ def shown_value(key: str, value) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps user and environment errors to exit 2, Ctrl-C to 130, and anything
-    unexpected to exit 3."""
+    """Entry point: maps user and environment errors to exit 2, Ctrl-C to 130, SIGTERM to 143, and
+    anything unexpected to exit 3. SIGTERM is raised as Terminated wherever the command is (training
+    and watch handle it themselves), so that the command unwinds instead of dying mid-write and
+    leaving its pool's workers behind."""
+    on_main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if on_main_thread else None
     try:
         cli.main(args=argv, prog_name="siamdiag", standalone_mode=False)
+    except Terminated:
+        click.echo("siamdiag: terminated by SIGTERM", err=True)
+        sys.exit(EXIT_TERMINATED)
     except SiamdiagError as exc:
         click.echo(f"siamdiag: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -242,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except Exception:  # noqa: BLE001 - the contract: unexpected errors exit 3, never 1
         internal_error()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(EXIT_PASS)
 
 

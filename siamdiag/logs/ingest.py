@@ -215,10 +215,10 @@ def _read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool)
     if fmt == "dvclive":
         if not is_dvclive_dir(log.path):
             raise InputError(log.path, "not a DVCLive directory (no plots/metrics/)")
-        series = read_dvclive(log.path)
+        series, notes = read_dvclive(log.path)
         if not series:
             raise InputError(log.path, "no metric files (.tsv) in this DVCLive directory's plots/metrics/")
-        return [series_to_run(log.path, log.path, series, options.overrides)]
+        return [series_to_run(log.path, log.path, series, options.overrides, notes)]
     source = "<stdin>" if log.path == "-" else log.path
     table = read_delimited_in_blocks(log.path, source, fmt)
     if table is None:
@@ -260,7 +260,11 @@ def read_mlflow_store(path: str, options: ReadOptions) -> list[RawRun]:
         raise InputError(path, "not an MLflow store (no run directory with meta.yaml and metrics/, "
                          "nor an MLflow SQLite database)")
     kept = [d for d in run_dirs if wanted.keeps(*experiment_of(d), run_name(d))]
-    return [series_to_run(run_name(d), d, read_mlflow_run(d), options.overrides) for d in kept]
+    runs = []
+    for d in kept:
+        series, notes = read_mlflow_run(d)
+        runs.append(series_to_run(run_name(d), d, series, options.overrides, notes))
+    return runs
 
 
 def tracked_to_runs(tracked: list[TrackedRun], source: str, options: ReadOptions) -> list[RawRun]:

@@ -1,6 +1,6 @@
 """CSV and TSV logs with a header row: pandas/Keras/Lightning CSVLogger files, W&B history
-exports, siamdiag's own metrics.csv. A writer caught mid-line leaves an incomplete last line,
-which is set aside with a note instead of failing the file."""
+exports, siamdiag's own metrics.csv. A last line without its newline is set aside with a note:
+a writer caught mid-line leaves one, complete-looking or not."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,8 @@ import pandas as pd
 
 from ...errors import InputError
 from .. import textfile
-from ..tables import Table, to_float
+from ..tables import Table
+from .lines import unterminated_note
 
 
 def data_line_numbers(text: str) -> list[int]:
@@ -85,19 +86,6 @@ def located_parse_error(msg: str, text: str, delimiter: str, source: str) -> Inp
     if m and rows:
         return InputError(source, detail, rows[min(int(m.group(1)), len(rows) - 1)], 1)
     return InputError(source, detail)
-
-
-def _row_is_valid(line: str, frame: pd.DataFrame, delimiter: str) -> bool:
-    """Does an unterminated last line look complete: right field count, numbers where the
-    body has numbers?"""
-    fields = line.split(delimiter)
-    if len(fields) != len(frame.columns):
-        return False
-    for value, column in zip(fields, frame.columns):
-        value = value.strip()
-        if value and pd.api.types.is_numeric_dtype(frame[column]) and to_float(value) is None:
-            return False
-    return True
 
 
 def duplicate_column_notes(header: str, delimiter: str) -> list[str]:
@@ -174,16 +162,9 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
 
 def _with_last_line(frame: pd.DataFrame, header: str, last: str, delimiter: str, source: str,
                     text_of: Callable[[], str], last_line_number: Callable[[], int]) -> Table:
-    """The table, with an unterminated ``last`` line kept when it is a complete row (a writer
-    caught mid-line leaves one that is not: it is set aside with a note)."""
-    notes: list[str] = []
-    if last:
-        if _row_is_valid(last, frame, delimiter):
-            tail = _parse(TextChunks(header + "\n" + last + "\n"), delimiter, source, lambda: header + "\n" + last)
-            frame = pd.concat([frame, tail], ignore_index=True)  # no second parse of the body
-        else:
-            notes.append(f"ignored the incomplete last line {last_line_number()} "
-                         "(the log is probably still being written)")
+    """The table, with a note when an unterminated ``last`` line was set aside (never parsed:
+    a writer caught mid-number leaves a cut that still reads as a number)."""
+    notes = [unterminated_note(last_line_number(), last)] if last.strip() else []
     columns = [str(c) for c in frame.columns]
     notes += duplicate_column_notes(header, delimiter)
     return Table(frame=frame, locate=cell_locator(text_of, delimiter, columns), notes=tuple(notes))

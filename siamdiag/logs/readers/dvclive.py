@@ -18,9 +18,9 @@ def is_dvclive_dir(path: str) -> bool:
     return os.path.isdir(os.path.join(path, METRICS_DIR))
 
 
-def read_metric_tsv(path: str) -> Metric:
+def read_metric_tsv(path: str) -> tuple[Metric, tuple[str, ...]]:
     """One metric's history: its 'step' column and its value column (the one named after the
-    file, else the last that is neither step nor timestamp)."""
+    file, else the last that is neither step nor timestamp), and the notes reading it left."""
     table = parse_delimited(textfile.read_text(path, path), path, "\t")
     columns = [str(c) for c in table.frame.columns]
     name = os.path.splitext(os.path.basename(path))[0]
@@ -32,13 +32,14 @@ def read_metric_tsv(path: str) -> Metric:
     steps, logged_step = numeric_column(table, "step", path)
     series, logged = numeric_column(table, value, path)
     keep = logged & logged_step
-    return Metric(steps=steps[keep], values=series[keep])
+    return Metric(steps=steps[keep], values=series[keep]), table.notes
 
 
-def read_dvclive(directory: str) -> dict[str, Metric]:
-    """Every metric of one DVCLive directory, keyed by its DVCLive name ('train/loss')."""
+def read_dvclive(directory: str) -> tuple[dict[str, Metric], tuple[str, ...]]:
+    """Every metric of one DVCLive directory, keyed by its DVCLive name ('train/loss'), and the
+    notes reading them left (each naming its file)."""
     metrics_dir = os.path.join(directory, METRICS_DIR)
-    series = {}
+    series, notes = {}, []
 
     def refuse(exc: OSError) -> None:
         raise InputError(exc.filename or metrics_dir, f"cannot list directory: {exc.strerror}")
@@ -49,5 +50,6 @@ def read_dvclive(directory: str) -> dict[str, Metric]:
             if f.endswith(".tsv"):
                 path = os.path.join(root, f)
                 name = os.path.relpath(path, metrics_dir)[:-len(".tsv")].replace(os.sep, "/")
-                series[name] = read_metric_tsv(path)
-    return series
+                series[name], file_notes = read_metric_tsv(path)
+                notes += [f"{name}.tsv: {note}" for note in file_notes]
+    return series, tuple(notes)

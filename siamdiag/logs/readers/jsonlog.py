@@ -13,7 +13,7 @@ import pandas as pd
 
 from ...errors import InputError
 from ..tables import Table
-from .lines import Column, line_number, numbered_lines
+from .lines import Column, line_number, numbered_lines, unterminated_note
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
 _DECODER = json.JSONDecoder()
@@ -93,6 +93,9 @@ def read_jsonl(text: str, source: str) -> Table:
     notes = ()
     scan = _DECODER.scan_once  # the C scanner json.loads ends in, without its per-call wrappers
     for number, line, terminated in numbered_lines(text):
+        if not terminated:
+            notes = (unterminated_note(number, line),) if line.strip() else ()
+            break
         try:
             record, end = scan(line, 0)
             if end != len(line) and line[end:].strip(" \t\r"):  # JSON's whitespace only
@@ -103,9 +106,6 @@ def read_jsonl(text: str, source: str) -> Table:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                if not terminated:
-                    notes = (f"ignored the incomplete last line {number} (the log is probably still being written)",)
-                    break
                 raise _decode_error(source, exc, number - 1) from None
         row = len(line_of)
         if not isinstance(record, dict):

@@ -21,6 +21,14 @@ def numbered_lines(text: str) -> Iterator[tuple[int, str, bool]]:
         start, number = end + 1, number + 1
 
 
+def unterminated_note(number: int, line: str) -> str:
+    """The note for a last line without its newline, which every line reader sets aside: a writer
+    caught mid-line leaves one, and its cut can still parse (``3001,0`` of ``3001,0.355``)."""
+    shown = line if len(line) <= 40 else line[:37] + "..."
+    return (f"set aside the unterminated last line {number} ({shown!r}): a log still being written "
+            "ends mid-line, and a complete row ends with a newline")
+
+
 def line_number(text: str, number: int) -> str:
     """Line ``number`` (1-based) of ``text``; for error messages only (it scans the text)."""
     start = 0

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ...errors import InputError
 from ..tables import Metric, to_float
+from .lines import unterminated_note
 
 
 def is_run_dir(path: str) -> bool:
@@ -56,19 +57,24 @@ def experiment_of(run_dir: str) -> tuple[str, str]:
     return os.path.basename(experiment_dir), name
 
 
-def read_metric_file(path: str) -> Metric:
-    """One metric's history: '<timestamp> <value> <step>' lines (old stores: no step). Read by
-    pandas' C parser when every line is well formed; otherwise line by line, which locates
-    the bad line (and tolerates a last line the writer was caught in)."""
+def read_metric_file(path: str) -> tuple[Metric, str | None]:
+    """One metric's history: '<timestamp> <value> <step>' lines (old stores: no step), and a note
+    when an unterminated last line (a writer caught mid-line) was set aside. Read by pandas' C
+    parser when every line is well formed; otherwise line by line, which locates the bad line."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror}") from None
+    note = None
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        last = data[cut:].decode("utf-8", "replace")
+        if last.strip():
+            note = f"{os.path.basename(path)}: " + unterminated_note(data.count(b"\n") + 1, last)
+        data = data[:cut]
     fast = well_formed_metric(data)
-    if fast is not None:
-        return fast
-    return read_metric_lines(path, data.decode("utf-8", "replace"))
+    return (fast if fast is not None else read_metric_lines(path, data.decode("utf-8", "replace"))), note
 
 
 def well_formed_metric(data: bytes) -> Metric | None:
@@ -96,8 +102,6 @@ def read_metric_lines(path: str, text: str) -> Metric:
         if not fields:
             continue
         if len(fields) not in (2, 3):
-            if number == len(lines):  # the writer was caught mid-line
-                break
             raise InputError(path, f"expected '<timestamp> <value> <step>', found {len(fields)} fields", number, 1)
         value = to_float(fields[1])
         step = to_float(fields[2]) if len(fields) == 3 else float(len(steps))
@@ -110,13 +114,15 @@ def read_metric_lines(path: str, text: str) -> Metric:
     return Metric(steps=np.asarray(steps, dtype=np.float64), values=np.asarray(values, dtype=np.float64))
 
 
-def read_mlflow_run(run_dir: str) -> dict[str, Metric]:
-    """Every metric of one run, keyed by its MLflow name."""
+def read_mlflow_run(run_dir: str) -> tuple[dict[str, Metric], tuple[str, ...]]:
+    """Every metric of one run, keyed by its MLflow name, and the notes reading them left."""
     metrics_dir = os.path.join(run_dir, "metrics")
-    series = {}
+    series, notes = {}, []
     for directory, _subdirs, files in os.walk(metrics_dir):
         for f in sorted(files):
             path = os.path.join(directory, f)
             name = os.path.relpath(path, metrics_dir).replace(os.sep, "/")
-            series[name] = read_metric_file(path)
-    return dict(sorted(series.items()))
+            series[name], note = read_metric_file(path)
+            if note:
+                notes.append(note)
+    return dict(sorted(series.items())), tuple(sorted(notes))

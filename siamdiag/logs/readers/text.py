@@ -13,7 +13,7 @@ import pandas as pd
 
 from ...errors import InputError, UsageError
 from ..tables import Table, to_float
-from .lines import numbered_lines
+from .lines import numbered_lines, unterminated_note
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 # The finest step marker on a line wins: a step/iteration counter over an epoch counter.
@@ -73,8 +73,16 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None) -> Tabl
     """One row per line that logs a training loss, read a line at a time into typed columns.
     When the step markers do not tell lines apart (several losses per epoch, or no marker at
     all), the order of the lines is the step."""
-    # a line without its newline may still be being written
-    lines = ((number, line) for number, line, terminated in numbered_lines(text) if terminated)
+    notes = []
+
+    def terminated_lines():
+        for number, line, terminated in numbered_lines(text):
+            if terminated:
+                yield number, line
+            elif line.strip():
+                notes.append(unterminated_note(number, line))
+
+    lines = terminated_lines()
     steps, losses, grads, line_of = array("d"), array("d"), array("d"), array("q")
     unmarked = 0
     for number, step, loss, grad, column in (_scan_user(lines, pattern) if pattern else _scan_builtin(lines)):
@@ -92,7 +100,6 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None) -> Tabl
         what = f"--pattern {pattern.pattern!r}" if pattern else "the built-in patterns (e.g. 'Epoch 3 ... loss: 0.41')"
         raise InputError(source, f"no line matches {what}; give --pattern REGEX with a (?P<loss>...) group")
     step_values = np.frombuffer(steps, dtype=np.float64)
-    notes = []
     if unmarked or len(np.unique(step_values)) < len(step_values):
         if unmarked < len(step_values):
             notes.append("several losses share a step marker: the order of the loss lines is the step")
