@@ -43,7 +43,7 @@ def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOpt
 
 def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Judged:
     judged: Judged = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_ignore_interrupts) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_leave_signals_to_the_parent) as pool:
         try:
             chunk = max(1, len(logs) // (jobs * 8))   # small enough to balance, large enough to amortise
             for results in pool.map(_judge_input, logs, [several] * len(logs), [options] * len(logs),
@@ -53,9 +53,18 @@ def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Ju
             tracked = tracked_runs(read)
             judged += pool.map(_judged, tracked, [options] * len(tracked), [keep_runs] * len(tracked))
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _end_workers(pool)
             raise
     return judged
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """A first error, Ctrl-C or SIGTERM ends the workers now, their inputs unfinished: waiting
+    would keep a cancelled job busy, and a worker left running outlives its parent (holding its
+    output pipes open). The pool has no terminate() before Python 3.14, hence its process table."""
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -79,9 +88,12 @@ def _context():
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the parent handles it (exit 130), not each worker."""
+def _leave_signals_to_the_parent() -> None:
+    """In a worker: Ctrl-C reaches the whole process group, and the parent handles it (exit 130) by
+    ending the workers; SIGTERM, which ends a worker, does so at once (a forked worker would
+    otherwise inherit the CLI's handler, take it for its task's error and carry on)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def analyze_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),

@@ -2,11 +2,18 @@
 error, whatever the number of processes."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+from siamdiag import pipeline
 from siamdiag.cli.main import main
 from siamdiag.errors import InputError, OutputError
 
@@ -80,3 +87,70 @@ def test_errors_cross_process_boundaries_intact():
     assert (str(again), again.source, again.line, again.column) == (str(located), "log.csv", 3, 7)
     full = OutputError("out.json", OSError(28, "No space left on device"))
     assert str(pickle.loads(pickle.dumps(full))) == "cannot write out.json: No space left on device"
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    children = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and int(fields[1]) == pid:
+            children.add(int(entry))
+    return children
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_sigterm_ends_the_workers_and_writes_nothing(tmp_path):
+    # found: SIGTERM killed the parent alone; its two workers lived on as orphans, holding the
+    # output pipes open (the caller never saw the end), and the exit was silent
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rng = np.random.default_rng(0)
+    text = "step,loss\n" + "".join(f"{s},{0.3 + 0.02 * v:.5f}\n" for s, v in enumerate(rng.standard_normal(20000)))
+    for k in range(300):  # seconds of judging for two workers
+        (logs / f"run{k:03d}.csv").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "siamdiag", "analyze", str(logs), "--jobs", "2",
+                             "-o", str(tmp_path / "report.txt"), "--report", f"json={tmp_path / 'report.json'}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid)
+        time.sleep(0.05)
+    assert len(workers) == 2, "the pool never started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)  # a worker left running would hold the pipes open
+    assert proc.returncode == 143
+    assert (out, err) == ("", "siamdiag: terminated by SIGTERM\n")
+    time.sleep(0.2)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+    assert sorted(os.listdir(tmp_path)) == ["logs"]  # no report, no temporary file
+
+
+def _never_done(*_args):
+    time.sleep(600)
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers run the patched task")
+def test_an_interruption_ends_the_workers_at_once(tmp_path, monkeypatch):
+    # waiting for the workers to finish their inputs would keep a cancelled job busy (a large log
+    # takes minutes), and a kill that follows would leave them behind
+    _logs(tmp_path)
+    monkeypatch.setattr(pipeline, "_judge_input", _never_done)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.judge_paths([str(tmp_path)], jobs=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert multiprocessing.active_children() == []

@@ -1,12 +1,26 @@
-"""The exit codes, which are an API, as every command's --help states them."""
+"""The exit codes, which are an API, as every command's --help states them, and SIGTERM, the
+signal that has its own."""
 from __future__ import annotations
 
 import click
 
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report a process it ended
+
 EXIT_CODES = (("0", "the gate passed"), ("1", "the gate failed (a run's verdict is failing)"),
               ("2", "usage, config, input or environment error (no runs found, a full disk, ...)"),
               ("3", "internal error (a bug: please report it)"), ("130", "interrupted (Ctrl-C)"),
-              ("143", "siamdiag train stopped by SIGTERM, after writing its log and a checkpoint"))
+              ("143", "stopped by SIGTERM: a line on stderr, no report half-written (train: after writing "
+                      "its log and a checkpoint)"))
+
+
+class Terminated(BaseException):
+    """SIGTERM (a cancelled CI job, a scheduler, `docker stop`), raised where the command is so that
+    it unwinds as from Ctrl-C: workers ended, temporary files removed, exit 143. A BaseException,
+    so that no `except Exception` takes it for an error."""
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated
 
 
 def format_exit_codes(formatter: click.HelpFormatter) -> None:
