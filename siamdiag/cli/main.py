@@ -19,9 +19,9 @@ import click
 from .. import __version__
 from ..errors import SiamdiagError
 from .exit_codes import EXIT_TERMINATED, ExitCodesGroup, Terminated, raise_terminated
-from .options import gate_options, judging, many_runs_flags, read_options_flags, reading, resolve_settings
+from .options import gate_options, judging, judging_options, many_runs_flags, read_options_flags, reading, resolve_settings
 from .outputs import refuse_overwriting_inputs, report_targets, write_github_files, write_report
-from .terminal import colour_for, input_progress, stderr_console
+from .terminal import colour_for, drawing_progress, input_progress, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -64,12 +64,13 @@ def cli() -> None:
 @click.option("--github-summary/--no-github-summary", default=True,
               help="Under GitHub Actions, append the markdown report to $GITHUB_STEP_SUMMARY and the gate and "
                    "counts to $GITHUB_OUTPUT [default: on].")
-@click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
-              help="Also draw one PNG per run into DIR (needs the 'plot' extra).")
+@click.option("--plot", "plot_target", metavar="DIR|FILE",
+              help="Also draw the runs: one PNG per run into DIR, or, when one run is judged, into FILE "
+                   "ending in .png, .svg or .pdf (needs the 'plot' extra).")
 @gate_options
 @read_options_flags
 @many_runs_flags
-def analyze(paths, output, reports, quiet, github_summary, plot_dir, config_file, **params):
+def analyze(paths, output, reports, quiet, github_summary, plot_target, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
     files, MLflow stores (mlflow.db, mlruns/), DVCLive directories and plain-text logs; gzip ok.
@@ -84,13 +85,13 @@ def analyze(paths, output, reports, quiet, github_summary, plot_dir, config_file
     targets = report_targets(reports)
     refuse_overwriting_inputs(([("--output", output)] if output else []) + [(f"--report {f}", p) for f, p in targets],
                               list(paths), read)
-    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_dir),
+    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_target),
                          progress=None if quiet else input_progress)
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
-    if plot_dir:
-        from ..report.plot import plot_each
+    if plot_target:
+        from ..report.plot import plot_to
 
-        for written in plot_each(judged, plot_dir):
+        for written in plot_to(judged, plot_target):
             if not quiet:
                 click.echo(f"siamdiag: wrote {written}", err=True)
     text = RENDERERS[settings["format"]](report, output is None and colour_for(sys.stdout))
@@ -109,24 +110,28 @@ def analyze(paths, output, reports, quiet, github_summary, plot_dir, config_file
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="PNG file to write: every run side by side.")
-@gate_options
+              help="Image to write, its format named by the extension: .png, .svg or .pdf. Runs go in a grid, "
+                   "4 across and 12 to a page; more pages are written as FILE-1.png, FILE-2.png, ... "
+                   "(a PDF holds every page).")
+@judging_options
 @read_options_flags
 @many_runs_flags
 def plot(paths, output, config_file, **params):
-    """Draw the runs in PATHS as the analysis sees them: loss and block means, burn-in and
-    evaluation window, change points, rolling variance, grad norm, verdict and reasons.
+    """Draw the runs in PATHS as the analysis sees them: the loss with block means, the window
+    zoomed, burn-in, change points, rolling variance, grad norm, verdict and reasons.
     Needs the 'plot' extra: pip install 'siamdiag[plot]'."""
     from ..pipeline import judge_paths
-    from ..report.plot import plot_runs
+    from ..report.plot import image_format, plot_runs
 
+    image_format(output, "-o")   # a wrong extension is a usage error before any judging
     settings = resolve_settings(params, config_file)
     options, _policy = judging(settings)
     read = reading(settings, paths)
     refuse_overwriting_inputs([("-o", output)], list(paths), read)
-    judged = judge_paths(list(paths), options, read, settings["jobs"])
-    plot_runs(judged, output)
-    click.echo(f"siamdiag: wrote {output} ({len(judged)} run{'s' if len(judged) != 1 else ''})", err=True)
+    judged = judge_paths(list(paths), options, read, settings["jobs"], progress=input_progress)
+    written = plot_runs(judged, output, progress=drawing_progress)
+    runs = f"{len(judged)} run{'s' if len(judged) != 1 else ''}"
+    click.echo(f"siamdiag: wrote {', '.join(written)} ({runs})", err=True)
 
 
 @cli.command()
@@ -134,49 +139,30 @@ def plot(paths, output, config_file, **params):
 @click.option("--every", "watch_every", help="Re-judge after this many new rows [default: 200].")
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
               help="Seconds between looks at the file.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Stop after this long in all, and judge what is there.")
+@click.option("--idle-timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Stop once the file has not grown for this long (training ended or died), and judge what is there.")
 @gate_options
 @read_options_flags
-def watch(path, interval, config_file, **params):
-    """Follow PATH while training writes it: re-judge every N new rows in a live panel (stderr).
-    Ctrl-C stops; the last report goes to stdout and the exit code is its gate."""
-    import signal
-    import time
-
-    from rich.live import Live
-    from rich.text import Text
-
+def watch(path, interval, timeout, idle_timeout, config_file, **params):
+    """Follow PATH while training writes it: re-judge every N new rows, in a live panel on a
+    terminal (one line per judgement on stderr otherwise). Ctrl-C, SIGTERM, --timeout or
+    --idle-timeout stops it; the report on the whole file goes to stdout and the exit code is its gate."""
     from ..pipeline import analyze_paths
     from ..report.render import RENDERERS
-    from .watch import LogFollower
+    from .watch import LivePanel, LogFollower, LogLines, follow
 
     settings = resolve_settings(params, config_file)
     options, policy = judging(settings)
     read = reading(settings, [path])
     follower = LogFollower(path)
     console = stderr_console()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the same way on SIGTERM
-    report, judged_rows, pending = None, 0, 0
-    with Live(Text(f"waiting for {path} ..."), console=console, auto_refresh=False,
-              transient=False, redirect_stdout=False) as live:
-        try:
-            while True:
-                pending += follower.poll()
-                if pending >= settings["watch_every"] or (report is None and pending):
-                    try:
-                        report = analyze_paths([path], options, read, policy)
-                        judged_rows, pending = follower.rows, 0
-                    except SiamdiagError as exc:  # a header still being written, too few rows, ...
-                        live.update(Text(f"{follower.rows:,} rows; not judged yet: {exc}"), refresh=True)
-                    else:
-                        live.update(Text.from_ansi(RENDERERS["table"](report, console.is_terminal, console.width)
-                                                   + f"judged at row {judged_rows:,}; watching (Ctrl-C stops)"),
-                                    refresh=True)
-                        if not console.is_terminal:  # a live panel shows nothing in a CI log: one line instead
-                            verdicts = ", ".join(f"{r.run}: {r.verdict.value}" for r in report.runs)
-                            click.echo(f"siamdiag watch: judged at row {judged_rows:,}: {verdicts}", err=True)
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            pass
+    with LivePanel(console, path) if console.is_terminal else LogLines() as display:
+        report, judged_rows, stopped_by = follow(follower, lambda: analyze_paths([path], options, read, policy),
+                                                 settings["watch_every"], interval, display, timeout, idle_timeout)
+    if stopped_by:
+        click.echo(f"siamdiag watch: {stopped_by}; judging what is there", err=True)
     follower.poll()   # rows completed since the last look count in the final report
     if report is None or follower.rows > judged_rows:
         report = analyze_paths([path], options, read, policy)
@@ -210,6 +196,8 @@ def shown_value(key: str, value) -> str:
         return ",".join(value)
     if value is None:
         return "auto" if key == "burn_in" else "-"
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        return str(int(value))   # a number of steps, as written (a fraction keeps its point)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -24,19 +24,31 @@ def with_options(command, options: tuple):
     return command
 
 
+CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                             help="TOML file of settings (top-level keys or [tool.siamdiag]); see `siamdiag config show`.")
+ALPHA_OPTION = click.option("--alpha", help="Family-wise false-alarm rate per run (Holm over the window tests) "
+                            "[default: 0.01].")
+TOLERANCE_OPTION = click.option("--tolerance", help="Changes smaller than this pass whatever the logged noise: a "
+                                "percentage of the loss level ('0.5%') or a loss difference ('0.001') [default: 0].")
+
+
 def gate_options(command):
     """--config, --format, --fail-on, --strict, --alpha, --tolerance."""
     return with_options(command, (
-        click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                     help="TOML file of settings (top-level keys or [tool.siamdiag]); see `siamdiag config show`."),
+        CONFIG_OPTION,
         click.option("--format", "format", type=click.Choice(FORMATS), help="Report format [default: table]."),
         click.option("--fail-on", help="Comma-separated verdicts that fail the gate "
-                     "[default: not_converged,nonstationary,diverged,degenerate,no_data]."),
+                     "[default: not_converged,nonstationary,diverged,degenerate]."),
         click.option("--strict/--no-strict", default=None, help="Also fail inconclusive and insufficient_data."),
-        click.option("--alpha", help="Family-wise false-alarm rate per run (Holm over the window tests) [default: 0.01]."),
-        click.option("--tolerance", help="Changes smaller than this pass whatever the logged noise: a percentage of "
-                     "the loss level ('0.5%') or a loss difference ('0.001') [default: 0]."),
+        ALPHA_OPTION,
+        TOLERANCE_OPTION,
     ))
+
+
+def judging_options(command):
+    """--config, --alpha, --tolerance: what changes a verdict, for a command that writes no report
+    and has no gate (plot)."""
+    return with_options(command, (CONFIG_OPTION, ALPHA_OPTION, TOLERANCE_OPTION))
 
 
 def read_options_flags(command):

@@ -1,6 +1,6 @@
 """What the terminal gets besides the report: colour by the conventions users set (NO_COLOR, any
 non-empty value, no-color.org, and TERM=dumb turn it off; a stream that is not a terminal never
-gets it), and a progress bar on stderr for long readings."""
+gets it), and a progress bar on stderr for long readings and drawings."""
 from __future__ import annotations
 
 import contextlib
@@ -28,18 +28,38 @@ PROGRESS_MIN_BYTES = 50 * 2**20     # ... or for large ones
 
 
 @contextlib.contextmanager
-def input_progress(paths: list[str]):
-    """Yields advance(), called once per input read and judged: a progress bar on stderr when
-    stderr is a terminal and the inputs are many or large, otherwise nothing at all (a CI log
-    gets no bar)."""
+def progress_bar(what: str, total: int):
+    """Yields advance(): a transient bar on stderr (``what``, done/total, time left) when stderr
+    is a terminal, otherwise nothing at all (a CI log gets no bar)."""
     console = stderr_console()
-    if not console.is_terminal or (len(paths) < PROGRESS_MIN_INPUTS and sum(
-            os.path.getsize(p) for p in paths if os.path.isfile(p)) < PROGRESS_MIN_BYTES):
+    if not console.is_terminal:
         yield lambda: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
-        task = bar.add_task("judging", total=len(paths))
+        task = bar.add_task(what, total=total)
         yield lambda: bar.advance(task)
+
+
+@contextlib.contextmanager
+def input_progress(paths: list[str]):
+    """Yields advance(), called once per input read and judged: a bar when the inputs are many
+    or large (see progress_bar)."""
+    if len(paths) < PROGRESS_MIN_INPUTS and sum(
+            os.path.getsize(p) for p in paths if os.path.isfile(p)) < PROGRESS_MIN_BYTES:
+        yield lambda: None
+        return
+    with progress_bar("judging", len(paths)) as advance:
+        yield advance
+
+
+@contextlib.contextmanager
+def drawing_progress(runs: int):
+    """Yields advance(), called once per run drawn: a bar when the runs are many (see progress_bar)."""
+    if runs < PROGRESS_MIN_INPUTS:
+        yield lambda: None
+        return
+    with progress_bar("drawing", runs) as advance:
+        yield advance
