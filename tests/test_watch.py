@@ -7,12 +7,15 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from siamdiag.errors import UsageError
 from siamdiag.cli.watch import LogFollower
+
+from .conftest import SAMPLES
 
 
 def test_follower_counts_only_complete_rows(tmp_path):
@@ -72,3 +75,22 @@ def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path, stop_signal):
     watched, final = json.loads(out), json.loads(reference.stdout)
     assert watched["runs"][0]["verdict"] == final["runs"][0]["verdict"]
     assert watched["runs"][0]["points"] == final["runs"][0]["points"] == 1200
+
+
+@pytest.mark.parametrize("sample, flag, code", [("stationary.csv", "--idle-timeout", 0),
+                                                ("nonstationary.csv", "--timeout", 1)])
+def test_a_timeout_stops_watch_off_a_terminal_with_one_report_and_whole_lines(tmp_path, sample, flag, code):
+    # found: off a terminal the final panel went to stderr as well as stdout, stderr's last line
+    # had no newline, and nothing but a signal stopped the watch (a CI step waited forever)
+    path = tmp_path / "metrics.csv"
+    path.write_bytes((Path(SAMPLES) / sample).read_bytes())
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "siamdiag", "watch", str(path), flag, "1", "--interval", "0.1"],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_COLOR="1"))
+    assert done.returncode == code
+    assert time.monotonic() - started < 30
+    assert done.stdout.count("gate:") == 1 and "judged at row" not in done.stdout
+    lines = done.stderr.splitlines(keepends=True)
+    assert lines and all(line.endswith("\n") and line.startswith("siamdiag watch: ") for line in lines)
+    assert "judged at row 2,001: " in lines[0] and f"({flag})" in lines[-1]
+    assert not any(c in done.stderr for c in "┃│━─")  # no table on stderr
