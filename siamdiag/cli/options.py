@@ -73,6 +73,18 @@ def read_options_flags(command):
     ))
 
 
+def report_flags(command):
+    """--report FORMAT=PATH (repeatable) and -q (analyze and train)."""
+    return with_options(command, (
+        click.option("--report", "reports", multiple=True, metavar="FORMAT=PATH",
+                     help="Also write the report in FORMAT to PATH (repeatable: json=r.json --report junit=r.xml ...); "
+                          "a bare PATH ending in .json, .xml (JUnit), .md or .txt names its format."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No report on stdout and no progress on stderr: the exit code and the files written "
+                          "(-o, --report) only."),
+    ))
+
+
 def many_runs_flags(command):
     """--mlflow, --experiment, --run-name, --jobs (analyze and plot)."""
     return with_options(command, (
