@@ -29,7 +29,8 @@ NONSTATIONARY = os.path.join(SAMPLES, "nonstationary.csv")
 
 def png_size(path) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk (the format's fixed header)."""
-    head = open(path, "rb").read(24)
+    with open(path, "rb") as fh:
+        head = fh.read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
     return struct.unpack(">II", head[16:24])
 

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import SiamdiagError
 from .exit_codes import EXIT_TERMINATED, ExitCodesGroup, Terminated, raise_terminated
 from .options import gate_options, judging, judging_options, many_runs_flags, read_options_flags, reading, resolve_settings
-from .outputs import refuse_overwriting_inputs, report_targets, write_github_files, write_report
+from .outputs import refuse_overwriting_inputs, rendered, report_targets, write_github_files, write_report
 from .terminal import colour_for, drawing_progress, input_progress, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -76,7 +76,6 @@ def analyze(paths, output, reports, quiet, github_summary, plot_target, config_f
     files, MLflow stores (mlflow.db, mlruns/), DVCLive directories and plain-text logs; gzip ok.
     With --mlflow URI (or MLFLOW_TRACKING_URI and no PATHS), the runs of an MLflow tracking server too."""
     from ..pipeline import judge_paths
-    from ..report.render import RENDERERS
     from ..report.model import Report
 
     settings = resolve_settings(params, config_file)
@@ -85,23 +84,25 @@ def analyze(paths, output, reports, quiet, github_summary, plot_target, config_f
     targets = report_targets(reports)
     refuse_overwriting_inputs(([("--output", output)] if output else []) + [(f"--report {f}", p) for f, p in targets],
                               list(paths), read)
-    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_target),
+    charts = "html" in (settings["format"], *(fmt for fmt, _path in targets))   # drawn from the series
+    judged = judge_paths(list(paths), options, read, settings["jobs"], keep_runs=bool(plot_target) or charts,
                          progress=None if quiet else input_progress)
     report = Report(runs=tuple(result for _run, result in judged), policy=policy, alpha=options.alpha)
+    runs = [run for run, _result in judged]
     if plot_target:
         from ..report.plot import plot_to
 
         for written in plot_to(judged, plot_target):
             if not quiet:
                 click.echo(f"siamdiag: wrote {written}", err=True)
-    text = RENDERERS[settings["format"]](report, output is None and colour_for(sys.stdout))
+    text = rendered(settings["format"], report, output is None and colour_for(sys.stdout), runs)
     if output:
         write_report(output, text)
     elif not quiet:
         sys.stdout.write(text)
         sys.stdout.flush()
     for fmt, path in targets:
-        write_report(path, RENDERERS[fmt](report, False), f"--report {fmt}={path}")
+        write_report(path, rendered(fmt, report, False, runs), f"--report {fmt}={path}")
     if github_summary:
         write_github_files(report, os.environ)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)

@@ -78,7 +78,7 @@ def report_flags(command):
     return with_options(command, (
         click.option("--report", "reports", multiple=True, metavar="FORMAT=PATH",
                      help="Also write the report in FORMAT to PATH (repeatable: json=r.json --report junit=r.xml ...); "
-                          "a bare PATH ending in .json, .xml (JUnit), .md or .txt names its format."),
+                          "a bare PATH ending in .json, .xml (JUnit), .md, .txt or .html names its format."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No report on stdout and no progress on stderr: the exit code and the files written "
                           "(-o, --report) only."),

@@ -31,6 +31,14 @@ def refuse_overwriting_inputs(targets: list[tuple[str, str]], paths: list[str], 
             raise UsageError(f"{what} {path}: that is one of the input logs; refusing to overwrite it")
 
 
+def rendered(fmt: str, report, color: bool, runs=None) -> str:
+    """The report in ``fmt``; the HTML page also gets the runs' series (in report order), which
+    its charts are drawn from."""
+    from ..report.render import RENDERERS, render_html
+
+    return render_html(report, color, runs) if fmt == "html" else RENDERERS[fmt](report, color)
+
+
 def write_report(path: str, text: str, what: str = "--output") -> None:
     """Write the whole report or nothing (see siamdiag.atomic.output_file)."""
     with output_file(path, what, "w", encoding="utf-8") as fh:
@@ -38,12 +46,12 @@ def write_report(path: str, text: str, what: str = "--output") -> None:
 
 
 FORMAT_BY_EXTENSION = {".json": "json", ".xml": "junit", ".md": "markdown", ".markdown": "markdown",
-                       ".txt": "table"}
+                       ".txt": "table", ".html": "html", ".htm": "html"}
 
 
 def report_targets(values: tuple[str, ...]) -> list[tuple[str, str]]:
     """``--report FORMAT=PATH`` (or a bare PATH whose extension names the format: .json, .xml for
-    JUnit, .md, .txt) values as (format, path); two reports to one path are a mistake."""
+    JUnit, .md, .txt, .html) values as (format, path); two reports to one path are a mistake."""
     targets = []
     for value in values:
         fmt, sep, path = value.partition("=")

@@ -1,5 +1,6 @@
 """Renderers: one report, several formats. Registry keyed by the --format name; each takes a
-Report and returns the text to write. They never print."""
+Report and returns the text to write. They never print. The HTML page has its own module
+(html.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -239,6 +240,14 @@ def render_gitlab(report: Report, color: bool = False) -> str:
     return json.dumps(issues, indent=2) + "\n"
 
 
+def render_html(report: Report, color: bool = False, runs=None) -> str:
+    """The self-contained HTML page (report/html.py, loaded on first use); ``runs``, the series in
+    the order of ``report.runs``, give it its charts."""
+    from .html import render_html as render
+
+    return render(report, color, runs)
+
+
 RENDERERS: dict[str, Callable[[Report, bool], str]] = {
     "table": render_table,
     "json": render_json,
@@ -246,4 +255,5 @@ RENDERERS: dict[str, Callable[[Report, bool], str]] = {
     "junit": render_junit,
     "github": render_github,
     "gitlab": render_gitlab,
+    "html": render_html,
 }
