@@ -3,6 +3,7 @@ non-finite stops, Ctrl-C, the verdicts the gate gives, and the CLI contract."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,6 +208,43 @@ def test_ctrl_c_or_sigterm_keeps_the_log_and_a_checkpoint(tmp_path, stop_signal,
     log = rows(run)
     assert int(log[-1]["step"]) == state["step"] > 0
     assert [int(r["step"]) for r in log] == list(range(1, state["step"] + 1))
+
+
+def test_off_a_terminal_train_says_its_directory_and_its_progress(tmp_path):
+    # found: with stderr not a terminal (CI) train said nothing for the whole run, and its
+    # directory appeared nowhere (the table shows only the basename)
+    run, json_report = tmp_path / "run", tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "siamdiag", "train", *SMALL, "--steps", "2000", "--out", str(run),
+                           "--progress-every", "0.1", "--format", "json", "--report", f"json={json_report}"],
+                          capture_output=True, text=True, timeout=600)
+    report = json.loads(json_report.read_text())
+    assert done.returncode == (0 if report["gate"] == "pass" else 1)
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"siamdiag train: run directory {run}"
+    progress = [re.fullmatch(r"siamdiag train: step [\d,]+/2,000, loss \S+, grad norm \S+(, [\d.]+ steps/s)?", line)
+                for line in lines[1:]]
+    assert all(progress) and any(line[1] for line in progress)  # a speed once there was a line before
+    assert json.loads(done.stdout) == report
+    assert [(r["run"], r["points"]) for r in report["runs"]] == [("run", 2000)]
+
+
+def test_quiet_train_prints_nothing_and_writes_its_reports(tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "siamdiag", "train", *SMALL, "--steps", "60", "--out", str(run),
+                           "-q", "--progress-every", "0.1", "--report", f"json={tmp_path / 'r.json'}",
+                           "--report", str(tmp_path / "r.xml")], capture_output=True, text=True, timeout=600)
+    assert (done.stdout, done.stderr) == ("", "")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert done.returncode == (0 if report["gate"] == "pass" else 1)
+    assert report["runs"][0]["run"] == "run" and "<testsuite" in (tmp_path / "r.xml").read_text()
+    assert len(rows(run)) == 60
+
+
+def test_a_report_over_a_file_of_the_run_is_refused_before_training(tmp_path, capsys):
+    run = tmp_path / "run"
+    code, out = cli(["train", *SMALL, "--steps", "30", "--out", str(run), "--report", f"json={run / 'metrics.csv'}"],
+                    capsys)
+    assert code == 2 and "file of the run" in out.err and not run.exists()
 
 
 def test_every_configuration_field_is_a_cli_option():

@@ -19,7 +19,8 @@ import click
 from .. import __version__
 from ..errors import SiamdiagError
 from .exit_codes import EXIT_TERMINATED, ExitCodesGroup, Terminated, raise_terminated
-from .options import gate_options, judging, judging_options, many_runs_flags, read_options_flags, reading, resolve_settings
+from .options import (gate_options, judging, judging_options, many_runs_flags, read_options_flags, reading,
+                      report_flags, resolve_settings)
 from .outputs import refuse_overwriting_inputs, rendered, report_targets, write_github_files, write_report
 from .terminal import colour_for, drawing_progress, input_progress, stderr_console
 
@@ -57,10 +58,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically).")
-@click.option("--report", "reports", multiple=True, metavar="FORMAT=PATH",
-              help="Also write the report in FORMAT to PATH (repeatable: json=r.json --report junit=r.xml ...); "
-                   "a bare PATH ending in .json, .xml (JUnit), .md or .txt names its format.")
-@click.option("-q", "--quiet", is_flag=True, help="No report on stdout and no progress: the exit code, -o and --report only.")
+@report_flags
 @click.option("--github-summary/--no-github-summary", default=True,
               help="Under GitHub Actions, append the markdown report to $GITHUB_STEP_SUMMARY and the gate and "
                    "counts to $GITHUB_OUTPUT [default: on].")

@@ -1,4 +1,4 @@
-"""`siamdiag train`: the command-line face of siamdiag.train (options, progress bar, verdict, exit).
+"""`siamdiag train`: the command-line face of siamdiag.train (options, progress, verdict, exit).
 
 Like main.py, this module prints and exits; torch is imported only once the command runs, so
 `siamdiag analyze` never pays for it.
@@ -8,14 +8,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 
 import click
 from click.core import ParameterSource
 
 from ..errors import UsageError
 from .exit_codes import ExitCodesCommand
-from .options import gate_options, judging, resolve_settings
+from .options import gate_options, judging, report_flags, resolve_settings
+from .outputs import rendered, report_targets, write_report
 from .terminal import colour_for, stderr_console
 from ..train.config import (ACTIVATIONS, DEVICES, LOSSES, LR_SCHEDULES, MARGIN_SCHEDULES, MODELS, OPTIMIZERS,
                            TrainConfig, expand_grid, parse_grid)
@@ -97,17 +98,24 @@ def config_from(params: dict) -> TrainConfig:
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Grid runs in parallel.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in RUN_DIR from its checkpoint.")
 @click.option("--no-gate", is_flag=True, help="Exit 0 after a successful training whatever the verdict.")
+@click.option("--progress-every", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              metavar="SECONDS", help="When stderr is not a terminal (a CI log), a progress line this often "
+                                      "(step, loss, grad norm, steps/s) instead of the bar.")
+@report_flags
 @gate_options
 @click.pass_context
-def train(ctx, out, grid, jobs, resume, no_gate, config_file, format, fail_on, strict, alpha, **params):
+def train(ctx, out, grid, jobs, resume, no_gate, progress_every, reports, quiet, config_file, format, fail_on,
+          strict, alpha, tolerance, **params):
     """Train a Siamese network, log what a diagnosis needs, then judge its loss.
 
     Writes RUN_DIR/metrics.csv (one row per step), config.json and checkpoint.pt, prints the verdict
     and exits with the gate's code. Under torchrun, trains with DistributedDataParallel.
     """
-    settings = resolve_settings({"format": format, "fail_on": fail_on, "strict": strict, "alpha": alpha}, config_file)
+    settings = resolve_settings({"format": format, "fail_on": fail_on, "strict": strict, "alpha": alpha,
+                                 "tolerance": tolerance}, config_file)
     options, policy = judging(settings)
-    fmt = settings["format"]
+    quiet = quiet or os.environ.get("RANK", "0") != "0"  # a torchrun job speaks through its rank 0
+    output = Output(policy, options, settings["format"], report_targets(reports), quiet, progress_every)
     if resume:
         given = [k for k in params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
         fixed = sorted(set(given) - RESUMABLE)
@@ -116,19 +124,85 @@ def train(ctx, out, grid, jobs, resume, no_gate, config_file, format, fail_on, s
             raise UsageError(f"--resume: {what} cannot change a run being resumed "
                              f"(only {', '.join('--' + k for k in sorted(RESUMABLE))} may)")
         cfg = resumed_config(resume, {k: params[k] for k in given})
-        code = train_single(cfg, resume, True, policy, options, fmt)
+        code = train_single(cfg, resume, True, output)
     elif grid:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UsageError("--grid: run sweeps without torchrun (each grid run is a single process; use --jobs)")
         base = config_from(params)
         specs_dir = out or default_dir("sweep")
-        code = train_grid(base, parse_grid(grid), specs_dir, jobs, policy, options, fmt)
+        code = train_grid(base, parse_grid(grid), specs_dir, jobs, output)
     else:
         cfg = config_from(params)
         run_dir = out or default_dir(cfg.loss)
         refuse_existing_run(run_dir)
-        code = train_single(cfg, run_dir, False, policy, options, fmt)
+        code = train_single(cfg, run_dir, False, output)
     sys.exit(0 if no_gate and code == 1 else code)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What `train` reports and where: the gate, the report's format on stdout and its --report
+    files, whether stderr says anything but errors, and how often it gives progress off a terminal."""
+
+    policy: object
+    options: object
+    fmt: str
+    targets: list[tuple[str, str]]
+    quiet: bool
+    progress_every: float
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(f"siamdiag train: {line}", err=True)
+
+    def refuse_reports_over(self, run_dirs: list[str]) -> None:
+        """Before any training: a --report must not replace a file a run writes (its log, config,
+        checkpoint), which would lose the run at the end."""
+        from ..train.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
+
+        run_files = {os.path.realpath(os.path.join(d, name)) for d in run_dirs
+                     for name in (METRICS_FILE, CONFIG_FILE, CHECKPOINT_FILE)}
+        for fmt, path in self.targets:
+            if os.path.realpath(path) in run_files:
+                raise UsageError(f"--report {fmt}={path}: that is a file of the run; refusing to overwrite it")
+
+
+class TrainingProgress:
+    """What stderr shows while one run trains: a bar on a terminal; off one (a CI log, where a bar
+    redrawn in place shows nothing) a line every ``every`` seconds, its speed measured since the
+    line before; nothing when quiet. Fed each batch of rows as it reaches the log (~every 2 s)."""
+
+    def __init__(self, every: float, quiet: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = stderr_console()
+        self.lines, self.every = not quiet and not console.is_terminal, every
+        self.bar = Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
+                            TextColumn("loss {task.fields[loss]}  grad norm {task.fields[grad]}"),
+                            TimeRemainingColumn(), console=console, disable=quiet or not console.is_terminal,
+                            transient=False)
+        self.task = self.bar.add_task("train", total=None, loss="–", grad="–")
+        self.line_at, self.since = time.monotonic(), None  # last line's time; (step, time) speed is measured from
+
+    def __enter__(self) -> "TrainingProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def on_rows(self, step: int, total: int, row: dict) -> None:
+        loss, grad = f"{row['loss']:.4g}", f"{row['grad_norm']:.3g}"
+        self.bar.update(self.task, completed=step, total=total, loss=loss, grad=grad)
+        now = time.monotonic()
+        if not self.lines or now - self.line_at < self.every:
+            self.since = self.since or (step, now)
+            return
+        speed = ""
+        if self.since and now > self.since[1]:
+            speed = f", {(step - self.since[0]) / (now - self.since[1]):.1f} steps/s"
+        click.echo(f"siamdiag train: step {step:,}/{total:,}, loss {loss}, grad norm {grad}{speed}", err=True)
+        self.line_at, self.since = now, (step, now)
 
 
 def default_dir(suffix: str) -> str:
@@ -152,67 +226,60 @@ def resumed_config(run_dir: str, changes: dict) -> TrainConfig:
     return replace(cfg, **changes).validate()
 
 
-def train_single(cfg: TrainConfig, run_dir: str, resume: bool, policy, options, fmt: str) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+def train_single(cfg: TrainConfig, run_dir: str, resume: bool, output: Output) -> int:
     from ..train.sweep import RunSpec, StopFlag, train_one
 
-    console = stderr_console()
-    progress = Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
-                        TextColumn("loss {task.fields[loss]}  grad norm {task.fields[grad]}"),
-                        TimeRemainingColumn(), console=console, disable=not console.is_terminal,
-                        transient=False)
-    task = progress.add_task("train", total=None, loss="–", grad="–")
-
-    def on_rows(step: int, total: int, row: dict) -> None:
-        progress.update(task, completed=step, total=total, loss=f"{row['loss']:.4g}", grad=f"{row['grad_norm']:.3g}")
-
-    with StopFlag() as stop, progress:
+    output.refuse_reports_over([run_dir])
+    output.say(f"run directory {os.path.abspath(run_dir)}")
+    with StopFlag() as stop, TrainingProgress(output.progress_every, output.quiet) as progress:
         outcome, is_main = train_one(RunSpec(os.path.basename(run_dir.rstrip("/")), cfg, run_dir),
-                                     resume=resume, on_rows=on_rows, stop=stop)
+                                     resume=resume, on_rows=progress.on_rows, stop=stop)
     if not is_main:
         return 0
-    if outcome.stopped == "interrupted":
-        console.print(f"interrupted at step {outcome.steps_done:,} of {outcome.total_steps:,}; the log and a "
-                      f"checkpoint are in {run_dir}. Continue with: siamdiag train --resume {run_dir}")
+    if outcome.stopped == "interrupted":  # said even with -q: the one place that tells how to continue
+        click.echo(f"siamdiag train: interrupted at step {outcome.steps_done:,} of {outcome.total_steps:,}; the log "
+                   f"and a checkpoint are in {run_dir}. Continue with: siamdiag train --resume {run_dir}", err=True)
         return stop.exit_code
     if outcome.stopped == "nonfinite":
-        console.print(f"stopped at step {outcome.steps_done:,}: the loss became non-finite")
-    return report_runs([(os.path.basename(run_dir.rstrip("/")), run_dir)], policy, options, fmt)
+        output.say(f"stopped at step {outcome.steps_done:,}: the loss became non-finite")
+    return report_runs([(os.path.basename(run_dir.rstrip("/")), run_dir)], output)
 
 
-def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, policy, options, fmt: str) -> int:
+def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, output: Output) -> int:
     from ..train.sweep import RunSpec, StopFlag, run_grid
 
     specs = [RunSpec(label, cfg, os.path.join(sweep_dir, label)) for label, cfg in expand_grid(base, axes)]
     for spec in specs:
         refuse_existing_run(spec.run_dir)
-    console = stderr_console()
-    console.print(f"training {len(specs)} runs into {sweep_dir} ({jobs} at a time)")
+    output.refuse_reports_over([spec.run_dir for spec in specs])
+    output.say(f"sweep directory {os.path.abspath(sweep_dir)}: {len(specs)} runs, {jobs} at a time")
 
     def on_done(spec, outcome) -> None:
-        console.print(f"  {spec.label}: {outcome.stopped} at step {outcome.steps_done:,}")
+        output.say(f"{spec.label}: {outcome.stopped} at step {outcome.steps_done:,}")
 
     with StopFlag() as stop:
         outcomes = run_grid(specs, jobs, on_done, stop)
     finished = [(s.label, s.run_dir) for s, o in zip(specs, outcomes) if o is not None and o.stopped != "interrupted"]
     if len(finished) < len(specs):
-        console.print(f"interrupted: {len(specs) - len(finished)} of {len(specs)} runs did not finish; "
-                      "each interrupted run can be continued with --resume RUN_DIR")
+        click.echo(f"siamdiag train: interrupted: {len(specs) - len(finished)} of {len(specs)} runs did not finish; "
+                   "each interrupted run can be continued with --resume RUN_DIR", err=True)
         if not finished:
             return stop.exit_code
-    code = report_runs(finished, policy, options, fmt)
+    code = report_runs(finished, output)
     return stop.exit_code if len(finished) < len(specs) else code
 
 
-def report_runs(named_dirs: list[tuple[str, str]], policy, options, fmt: str) -> int:
-    """Judge each run's metrics.csv with the analyze pipeline and print the verdict table."""
+def report_runs(named_dirs: list[tuple[str, str]], output: Output) -> int:
+    """Judge each run's metrics.csv with the analyze pipeline; the report goes to stdout (unless
+    quiet) and to each --report file."""
     from ..pipeline import analyze_named_logs
-    from ..report.render import RENDERERS
     from ..train.checkpoint import METRICS_FILE
 
-    report = analyze_named_logs([(name, os.path.join(d, METRICS_FILE)) for name, d in named_dirs], options,
-                                policy)
-    sys.stdout.write(RENDERERS[fmt](report, colour_for(sys.stdout)))
-    sys.stdout.flush()
+    report = analyze_named_logs([(name, os.path.join(d, METRICS_FILE)) for name, d in named_dirs], output.options,
+                                output.policy)
+    if not output.quiet:
+        sys.stdout.write(rendered(output.fmt, report, colour_for(sys.stdout)))
+        sys.stdout.flush()
+    for fmt, path in output.targets:
+        write_report(path, rendered(fmt, report, False), f"--report {fmt}={path}")
     return 0 if report.passed else 1
