@@ -31,12 +31,23 @@ def varint(n: int) -> bytes:
 
 
 def event(step: int, tag: bytes, value: float) -> bytes:
-    """One TensorBoard scalar event as torch.utils.tensorboard frames it (CRCs zeroed: unread)."""
+    """One TensorBoard scalar event's payload as torch.utils.tensorboard writes it."""
     val = b"\x0a" + varint(len(tag)) + tag + b"\x15" + struct.pack("<f", value)
     summary = b"\x0a" + varint(len(val)) + val
-    body = b"\x09" + struct.pack("<d", 1.7e9 + step) + (b"\x10" + varint(step) if step else b"") \
+    return b"\x09" + struct.pack("<d", 1.7e9 + step) + (b"\x10" + varint(step) if step else b"") \
         + b"\x2a" + varint(len(summary)) + summary
-    return struct.pack("<Q", len(body)) + b"\0" * 4 + body + b"\0" * 4
+
+
+def tfrecords(payloads: list[bytes]) -> bytes:
+    """The payloads framed as TFRecords, with their masked CRC-32Cs (computed all at once)."""
+    from siamdiag.logs.readers.crc32c import crc32c, crc32c_many, masked
+
+    lengths = np.array([len(p) for p in payloads], dtype=np.int64)
+    starts = 1 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    crcs = masked(crc32c_many(np.frombuffer(b"\0" + b"".join(payloads), np.uint8), starts, lengths)).tolist()
+    headers = {n: struct.pack("<Q", n) for n in set(lengths.tolist())}
+    headers = {n: h + struct.pack("<I", int(masked(crc32c(h))[0])) for n, h in headers.items()}
+    return b"".join(headers[len(p)] + p + struct.pack("<I", c) for p, c in zip(payloads, crcs))
 
 
 def write_all(directory: str, n: int) -> dict[str, str]:
@@ -57,8 +68,8 @@ def write_all(directory: str, n: int) -> dict[str, str]:
     tb = os.path.join(directory, "tb")
     os.makedirs(tb)
     with open(os.path.join(tb, "events.out.tfevents.0.host"), "wb") as fh:
-        fh.writelines(event(int(s), b"train/loss", float(v)) + event(int(s), b"train/grad_norm", float(g))
-                      for s, v, g in zip(steps, loss, grad))
+        fh.write(tfrecords([e for s, v, g in zip(steps, loss, grad)
+                            for e in (event(int(s), b"train/loss", float(v)), event(int(s), b"train/grad_norm", float(g)))]))
     paths["tensorboard"] = tb
     run = os.path.join(directory, "mlruns", "0", "run1")
     os.makedirs(os.path.join(run, "metrics"))

@@ -21,6 +21,7 @@ from siamdiag.errors import InputError, UsageError
 from siamdiag.logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 from siamdiag.logs.ingest import ReadOptions, read_runs
 from siamdiag.logs.readers import TEXT_READERS, TREE_FORMATS, detect_format
+from siamdiag.logs.readers.crc32c import crc32c, masked
 from siamdiag.logs.readers.tensorboard import read_tensorboard
 from siamdiag.logs.readers.text import compile_pattern
 
@@ -95,7 +96,15 @@ def _event(step: int, tag: str, value: float) -> bytes:
     val = b"\x0a" + _varint(len(tag)) + tag.encode() + b"\x15" + struct.pack("<f", value)
     summary = b"\x0a" + _varint(len(val)) + val
     event = (b"\x10" + _varint(step) if step else b"") + b"\x2a" + _varint(len(summary)) + summary
-    return struct.pack("<Q", len(event)) + b"\0" * 4 + event + b"\0" * 4
+    return _tfrecord(event)
+
+
+def _tfrecord(payload: bytes) -> bytes:
+    """A payload framed as TFRecord: [length][masked CRC-32C of it][payload][masked CRC-32C of it]
+    (the CRC is checked against TensorBoard's own in test_crc32c_matches_tensorboards)."""
+    length = struct.pack("<Q", len(payload))
+    crc = lambda data: struct.pack("<I", int(masked(np.uint32(crc32c(data)))[0]))  # noqa: E731
+    return length + crc(length) + payload + crc(payload)
 
 
 def write_tensorboard(d):
@@ -233,7 +242,7 @@ def test_tensorboard_records_of_every_layout_read_in_order(tmp_path, monkeypatch
             event.wall_time = 1.7e9 + rng.random()
         records.append(event)
     path = tmp_path / "events.out.tfevents.7.host"
-    framed = [struct.pack("<Q", len(b)) + b"\0" * 4 + b + b"\0" * 4 for b in (e.SerializeToString() for e in records)]
+    framed = [_tfrecord(e.SerializeToString()) for e in records]
     path.write_bytes(b"".join(framed) + framed[-1][:20])  # and a record still being written
     metrics, notes = read_tensorboard([str(path)])
     assert sorted(metrics) == sorted(expected) and "truncated record" in notes[0]
@@ -521,3 +530,43 @@ def test_a_semicolon_delimited_csv_reads_as_its_comma_twin(tmp_path):
     with pytest.raises(InputError) as exc:
         read_runs([str(bad)])
     assert (exc.value.line, exc.value.column) == (3, 3)
+
+
+def test_crc32c_matches_tensorboards():
+    pywrap = pytest.importorskip("tensorboard.compat.tensorflow_stub.pywrap_tensorflow")
+    from siamdiag.logs.readers.crc32c import crc32c_many
+
+    rng = np.random.default_rng(3)
+    lengths = np.array([0, 1, 2, 7, 8, 9, 40, 41, 255, 256, 257, 1000, 4099, 41, 0], dtype=np.int64)
+    starts = 1 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    buf = rng.integers(0, 256, int(lengths.sum()) + 1, dtype=np.uint8)
+    got = masked(crc32c_many(buf, starts, lengths)).tolist()
+    for start, length, crc in zip(starts, lengths, got):
+        data = bytes(buf[start:start + length])
+        assert crc == pywrap.masked_crc32c(data) and crc32c(data) == pywrap.crc32c(data)
+
+
+@pytest.mark.parametrize("where", ["payload", "payload crc", "length", "last length"])
+def test_a_corrupted_tensorboard_record_is_an_error_at_its_offset(tmp_path, capsys, where):
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    writer = tb.SummaryWriter(str(tmp_path / "run"))
+    for s, v in zip(STEPS, LOSS):
+        writer.add_scalar("train/loss", float(v), int(s))
+    writer.close()
+    [path] = (tmp_path / "run").iterdir()
+    data = bytearray(path.read_bytes())
+    offsets, pos = [], 0
+    while pos < len(data):   # the records' offsets, from their length fields
+        offsets.append(pos)
+        pos += 16 + struct.unpack_from("<Q", data, pos)[0]
+    record = offsets[-1] if where == "last length" else offsets[20]
+    length = struct.unpack_from("<Q", data, record)[0]
+    byte = {"payload": record + 12 + length - 2, "payload crc": record + 12 + length + 1,
+            "length": record, "last length": record}[where]
+    data[byte] ^= 0x01 if where != "last length" else 0x40   # a longer last record would look truncated
+    path.write_bytes(bytes(data))
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(tmp_path / "run")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (f"siamdiag: error: {path}: corrupt TensorBoard record at byte {record}: "
+                                       "its CRC-32C checksum does not match (the file is damaged)\n")

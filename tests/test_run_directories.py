@@ -96,3 +96,31 @@ def test_hf_checkpoints_are_one_run_read_from_the_newest(tmp_path, capsys):
     other.mkdir(parents=True)
     (other / "trainer_state.json").write_text(json.dumps(_trainer_state(50, losses, 1)))
     assert sorted(r.name for r in read_runs([str(tmp_path)])) == [str(other / "trainer_state.json"), str(out)]
+
+
+def test_tensorboard_writer_layouts_are_one_run_each(tmp_path, capsys):
+    """torch's SummaryWriter: add_scalars writes each series to a subdirectory of its own
+    (`<main_tag>_<key>/`), add_hparams a timestamp subdirectory, and a writer that logs nothing
+    an event file with no scalar. One run per writer, its add_scalars series with it, the
+    hparams folder never judged, the empty writer passed over with a note."""
+    tensorboard = pytest.importorskip("torch.utils.tensorboard")
+    loss, val = _settled(6), 1.0 + _settled(7)
+    writer = tensorboard.SummaryWriter(str(tmp_path / "runs" / "exp"))
+    for step in range(STEPS):
+        writer.add_scalars("Loss", {"train": float(loss[step]), "val": float(val[step])}, step)
+        writer.add_scalar("lr", 0.1, step)
+    writer.add_hparams({"lr": 0.1}, {"hparam/final_loss": float(loss[-1])})
+    writer.close()
+    tensorboard.SummaryWriter(str(tmp_path / "runs" / "empty")).close()
+    assert sorted(p.name for p in (tmp_path / "runs" / "exp").iterdir() if p.is_dir())[1:] == ["Loss_train", "Loss_val"]
+    [run] = read_runs([str(tmp_path / "runs")])
+    assert run.name == str(tmp_path / "runs" / "exp")
+    np.testing.assert_allclose(run.metrics["loss"].values, loss.astype(np.float32))   # Loss/train, not Loss/val
+    assert run.metrics["loss"].steps.tolist() == list(range(STEPS))
+    assert any("Loss_train/ as Loss/train, Loss_val/ as Loss/val" in n for n in run.notes)
+    assert any("add_hparams" in n for n in run.notes)
+    assert any(f"skipped {tmp_path / 'runs' / 'empty'}" in n for n in run.notes)
+    assert [r.verdict for r in analyze([str(tmp_path / "runs")]).runs] == ["stationary"]
+    with pytest.raises(SystemExit) as exc:   # nothing but an empty writer: nothing to judge, said why
+        main(["analyze", str(tmp_path / "runs" / "empty")])
+    assert exc.value.code == 2 and "logged nothing" in capsys.readouterr().err

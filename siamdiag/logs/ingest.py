@@ -20,7 +20,7 @@ from .readers.delimited import DELIMITERS, read_delimited_file
 from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import experiment_of, find_run_dirs, is_run_dir, read_mlflow_run, run_name
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
-from .readers.tensorboard import is_event_file, read_tensorboard
+from .readers.tensorboard import is_empty_event_file, is_event_file, read_writer_directory
 from .tables import RawRun, Table, series_to_run, table_to_runs
 
 # Files a directory walk picks up; anything else is read when named explicitly.
@@ -41,6 +41,7 @@ class LogInput:
     files: tuple[str, ...] = ()
     run_name: str | None = None    # the run's name when not its path (a Hugging Face output directory)
     notes: tuple[str, ...] = ()    # said of its runs (which of several files was read)
+    children: tuple[tuple[str, tuple[str, ...]], ...] = ()   # a TensorBoard writer's subdirectories: (path, files)
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ class ReadOptions:
         object.__setattr__(self, "input_format", resolved)
 
 
-def _walk(directory: str, input_format: str) -> list[LogInput]:
-    """Logs under a directory, sorted: MLflow runs, directories of event files, log files."""
+def _walk(directory: str, input_format: str) -> tuple[list[LogInput], list[str]]:
+    """Logs under a directory, sorted: MLflow runs, directories of event files, log files; and
+    notes on the directories of event files passed over."""
     found: list[LogInput] = []
 
     def refuse(exc: OSError) -> None:
@@ -90,7 +92,33 @@ def _walk(directory: str, input_format: str) -> list[LogInput]:
             elif lower.endswith(WALKED_SUFFIXES) or lower in WALKED_NAMES or (
                     input_format not in ("auto", "tensorboard", "mlflow") and format_from_name(f) == input_format):
                 found.append(LogInput(os.path.join(root, f)))
-    return newest_checkpoints_only(found)
+    found, skipped = writer_directories(found)
+    return newest_checkpoints_only(found), skipped
+
+
+def writer_directories(found: list[LogInput]) -> tuple[list[LogInput], list[str]]:
+    """A TensorBoard writer's subdirectories of event files (add_scalars' series, add_hparams'
+    folder) are read with it, as its ``children``, not as runs of their own; a writer that
+    logged nothing (its files hold no record but the first) is passed over, with a note."""
+    tensorboard = {log.path: log for log in found if log.format == "tensorboard"}
+    is_child = {}
+    for path in tensorboard:   # parents come first: the walk is top-down
+        parent = os.path.dirname(path)
+        is_child[path] = parent in tensorboard and not is_child[parent]
+    kept, skipped = [], []
+    for log in found:
+        if log.format != "tensorboard":
+            kept.append(log)
+        elif not is_child[log.path]:
+            children = tuple((p, tensorboard[p].files) for p in tensorboard
+                             if is_child[p] and os.path.dirname(p) == log.path)
+            files = log.files + tuple(f for _p, child_files in children for f in child_files)
+            if all(is_empty_event_file(f) for f in files):
+                skipped.append(f"skipped {log.path}: its TensorBoard event files hold no scalars (a writer that "
+                               "logged nothing)")
+            else:
+                kept.append(replace(log, children=children))
+    return kept, skipped
 
 
 CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
@@ -118,7 +146,7 @@ def newest_checkpoints_only(found: list[LogInput]) -> list[LogInput]:
     for log in found:
         if log.path in chosen:
             output_dir, count = chosen[log.path]
-            log = replace(log, run_name=output_dir, notes=(
+            log = replace(log, run_name=output_dir, notes=log.notes + (
                 f"read {os.path.relpath(log.path, output_dir)}, the last of {count} trainer states in {output_dir} "
                 "(each checkpoint's state is the same run up to its step)",))
         if log.path not in dropped:
@@ -130,11 +158,14 @@ def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
     """Files as given, the logs inside a directory, glob matches, and '-' for stdin. A path
     that matches nothing is a usage error, not a silent skip."""
     found: list[LogInput] = []
+    skipped: list[str] = []
     for p in paths:
         if p == "-":
             found.append(LogInput(p))
         elif os.path.isdir(p):
-            found += _walk(p, input_format)
+            logs, passed_over = _walk(p, input_format)
+            found += logs
+            skipped += passed_over
         elif os.path.exists(p):
             if is_event_file(p) and input_format in ("auto", "tensorboard"):
                 found.append(LogInput(p, "tensorboard", (p,)))
@@ -150,8 +181,11 @@ def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
         else:
             raise missing_path(p)
     if not found:
-        raise UsageError("no runs found: the paths hold no logs (.csv, .tsv, .jsonl, trainer_state.json, "
-                         "TensorBoard event files, MLflow stores; name other files explicitly)")
+        raise UsageError("no runs found: " + ("; ".join(skipped) if skipped else
+                         "the paths hold no logs (.csv, .tsv, .jsonl, trainer_state.json, "
+                         "TensorBoard event files, MLflow stores; name other files explicitly)"))
+    if skipped:   # said once, with the first input's runs
+        found[0] = replace(found[0], notes=found[0].notes + tuple(skipped))
     return found
 
 
@@ -207,11 +241,10 @@ def _read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool)
     if fmt == "mlflow":
         return read_mlflow_store(log.path, options)
     if fmt == "tensorboard":
-        files = log.files or (log.path,)
-        series, notes = read_tensorboard(list(files))
-        if not series:
+        runs = read_writer_directory(log.path, log.files or (log.path,), log.children)
+        if not runs and not log.children:
             raise InputError(log.path, "no scalar summaries in these TensorBoard event files")
-        return [series_to_run(log.path, log.path, series, options.overrides, notes)]
+        return [series_to_run(run.path, run.path, run.series, options.overrides, run.notes) for run in runs]
     if fmt == "dvclive":
         if not is_dvclive_dir(log.path):
             raise InputError(log.path, "not a DVCLive directory (no plots/metrics/)")
@@ -305,11 +338,14 @@ def tracked_runs(options: ReadOptions) -> list[RawRun]:
 
 
 def require_runs(found: int, logs: list[LogInput], options: ReadOptions) -> None:
-    """MLflow stores can hold no run that the filters keep (or none with metrics): say so
-    rather than report nothing."""
-    if not found and (options.tracking_uri or any(log.format == "mlflow" for log in logs)):
+    """MLflow stores can hold no run that the filters keep (or none with metrics), and a
+    writer's directory no scalars: say so rather than report nothing."""
+    if found:
+        return
+    if options.tracking_uri or any(log.format == "mlflow" for log in logs):
         raise UsageError("no runs found: no MLflow run with metrics"
                          + (" matches the experiment / run-name filter" if options.mlflow_runs != RunFilter() else ""))
+    raise UsageError("no runs found: no scalar summaries in " + ", ".join(log.path for log in logs))
 
 
 def read_runs(paths, options: ReadOptions = ReadOptions()) -> list[RawRun]:

@@ -2,21 +2,29 @@
 and the few protobuf fields that carry scalars (``Event.step``, ``Summary.Value.tag`` with a
 ``simple_value`` as written by ``torch.utils.tensorboard``, or a one-element float/int tensor
 as written by ``tf.summary.scalar``). Each directory of event files is one run; its files are
-read in name order (a resumed run writes a new file) and each tag becomes a series."""
+read in name order (a resumed run writes a new file) and each tag becomes a series. Every
+record's CRC-32C checksums are checked: a damaged file is an error, never silently wrong values.
+
+A writer's directory can hold subdirectories that are not runs: ``add_scalars`` writes each
+series to ``<main_tag>_<key>/`` (tag ``main_tag``), ``add_hparams`` a timestamp directory of
+hyperparameters; ``read_writer_directory`` reads them as what they are."""
 from __future__ import annotations
 
 import os
 import struct
 from array import array
+from dataclasses import dataclass
 
 import numpy as np
 
 from ...errors import InputError
 from ..tables import Metric
+from .crc32c import crc32c, crc32c_many, masked
 
 EVENT_FILE_MARK = "tfevents"
 # TensorProto dtypes holding one scalar: DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF
 _FLOAT, _DOUBLE, _INT32, _INT64, _HALF = 1, 2, 3, 9, 19
+_HPARAMS = "hparams"
 _NON_SCALAR_PLUGINS = {"histograms", "images", "audio", "text", "hparams", "pr_curves", "mesh",
                        "graph_run_metadata", "custom_scalars"}
 
@@ -122,14 +130,16 @@ def _summary_scalars(buf: bytes, plugins: dict[str, str]):
 # any other record goes through the field walk above, which is several times slower per record.
 _WALL_TIME, _STEP, _SUMMARY, _VALUE_OR_TAG, _SIMPLE_VALUE = 0x09, 0x10, 0x2A, 0x0A, 0x15
 _LENGTH = struct.Struct("<Q").unpack_from
+_CRC = struct.Struct("<I").unpack_from
 CHUNK_RECORDS = 1 << 19   # records decoded together: ~10 arrays of this length live at once
 _PAD = 32  # the layout check reads at most 26 bytes into a record; short ones stay inside the padding
 
 
-def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """Start and length of each complete TFRecord payload, and a note when the file ends in a
-    truncated record (a writer still running)."""
-    starts, lengths, note = array("q"), array("q"), None   # 8 bytes a record, not a list's 36
+def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None, int | None]:
+    """Start and length of each complete TFRecord payload, a note when the file ends in a
+    truncated record (a writer still running), and the offset of a record that runs past the end
+    with a length field that fails its CRC (a damaged length, not a record being written)."""
+    starts, lengths, note, damaged = array("q"), array("q"), None, None   # 8 bytes a record, not a list's 36
     pos, end = 0, len(data)
     while pos < end:
         if end - pos < 12:
@@ -137,12 +147,33 @@ def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None]
             break
         (length,) = _LENGTH(data, pos)
         if pos + 12 + length + 4 > end:
+            if int(masked(crc32c(bytes(data[pos:pos + 8])))[0]) != _CRC(data, pos + 8)[0]:
+                damaged = pos
+                break
             note = f"ignored a truncated record at byte {pos} of {os.path.basename(path)} (still being written?)"
             break
         starts.append(pos + 12)
         lengths.append(length)
         pos += 12 + length + 4
-    return np.frombuffer(starts, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64), note
+    return np.frombuffer(starts, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64), note, damaged
+
+
+def _corrupt(path: str, offset: int) -> InputError:
+    return InputError(path, f"corrupt TensorBoard record at byte {offset}: its CRC-32C checksum does not match "
+                            "(the file is damaged)")
+
+
+def _check_crcs(padded: bytearray, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, path: str) -> None:
+    """Every record's two checksums, as TFRecord frames it: [length:8][masked CRC of the length:4]
+    [payload][masked CRC of the payload:4]. The first record that fails is located by its offset."""
+    stored = np.ndarray((len(padded) - 3,), "<u4", buffer=padded, strides=(1,))   # a uint32 at every offset
+    for first in range(0, len(starts), CHUNK_RECORDS):
+        at, length = starts[first:first + CHUNK_RECORDS], lengths[first:first + CHUNK_RECORDS]
+        sizes, which = np.unique(length, return_inverse=True)
+        header = masked(np.array([crc32c(struct.pack("<Q", n)) for n in sizes.tolist()], np.uint32))[which]
+        bad = (stored[at - 4] != header) | (stored[at + length] != masked(crc32c_many(buf, at, length)))
+        if bad.any():
+            raise _corrupt(path, int(at[np.argmax(bad)]) - 12)
 
 
 def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,11 +228,28 @@ def _event_scalars(record: bytes, plugins: dict[str, str]):
             yield tag, step, scalar
 
 
-def _tag_codes(data, at: np.ndarray, length: np.ndarray, tag_ids: dict[bytes, int]) -> np.ndarray:
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+
+
+def _tag_codes(data, words: np.ndarray, at: np.ndarray, length: np.ndarray, tag_ids: dict[bytes, int]) -> np.ndarray:
     """Each record's tag (at ``at``, ``length`` bytes long) as a code into ``tag_ids``, which
-    gains the tags not seen before."""
-    return np.fromiter((tag_ids.setdefault(bytes(data[a:a + n]), len(tag_ids)) for a, n in
-                        zip(at.tolist(), length.tolist())), np.int64, len(at))
+    gains the tags not seen before. Tags are told apart by their length and first and last eight
+    bytes (``words``: the file as a uint64 at every offset), then every record's middle bytes
+    are compared with those of its group's first record; a record that differs is decoded alone."""
+    first = words[at] & _LOW_BYTES[np.minimum(length, 8)]
+    last = np.where(length > 8, words[at + np.maximum(length - 8, 0)], np.uint64(0))
+    key = first ^ (last * np.uint64(0x9E3779B97F4A7C15)) ^ length.astype(np.uint64)
+    _keys, rep, which = np.unique(key, return_index=True, return_inverse=True)
+    rep_at = at[rep][which]
+    same = (first == first[rep][which]) & (last == last[rep][which]) & (length == length[rep][which])
+    for offset in range(8, int(length.max(initial=0)) - 8, 8):   # the middle of tags over 16 bytes
+        middle = length - 8 > offset
+        same &= ~middle | (words[at + offset * middle] == words[rep_at + offset * middle])
+    codes = np.array([tag_ids.setdefault(bytes(data[a:a + n]), len(tag_ids))
+                      for a, n in zip(at[rep].tolist(), length[rep].tolist())], np.int64)[which]
+    for row in np.flatnonzero(~same).tolist():
+        codes[row] = tag_ids.setdefault(bytes(data[at[row]:at[row] + length[row]]), len(tag_ids))
+    return codes
 
 
 def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[str, str]) -> dict[str, tuple]:
@@ -235,8 +283,12 @@ def _scan_event_file(path: str, plugins: dict[str, str]):
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror}") from None
     data = memoryview(padded)[:size]
-    starts, lengths, note = _frames(data, path)
+    starts, lengths, note, damaged = _frames(data, path)
     buf = np.frombuffer(padded, np.uint8)
+    _check_crcs(padded, buf, starts, lengths, path)   # a damaged record before it is the one to name
+    if damaged is not None:
+        raise _corrupt(path, damaged)
+    words = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))   # a uint64 at every offset
     count, tag_ids = len(starts), {}
     rows, codes = np.empty(count, np.int64), np.empty(count, np.int64)
     steps, values = np.empty(count, np.int64), np.empty(count, np.float32)
@@ -248,7 +300,7 @@ def _scan_event_file(path: str, plugins: dict[str, str]):
         mine = np.flatnonzero(simple)
         end = filled + len(mine)
         rows[filled:end] = mine + first
-        codes[filled:end] = _tag_codes(data, tag_at[mine], tag_len[mine], tag_ids)
+        codes[filled:end] = _tag_codes(data, words, tag_at[mine], tag_len[mine], tag_ids)
         steps[filled:end], values[filled:end] = step[mine], value[mine]
         other[part] = ~simple
         filled = end
@@ -280,10 +332,12 @@ def read_event_file(path: str, plugins: dict[str, str]) -> tuple[dict[str, tuple
     return series, note
 
 
-def read_tensorboard(paths: list[str]) -> tuple[dict[str, Metric], tuple[str, ...]]:
-    """The scalar series of one run (its event files, in order)."""
+def read_tensorboard(paths: list[str], plugins: dict[str, str] | None = None
+                     ) -> tuple[dict[str, Metric], tuple[str, ...]]:
+    """The scalar series of one run (its event files, in order); ``plugins`` gains the plugin
+    named by each tag that carried one."""
     chunks: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    plugins: dict[str, str] = {}
+    plugins = {} if plugins is None else plugins
     notes = []
     for path in paths:
         series, note = read_event_file(path, plugins)
@@ -295,3 +349,64 @@ def read_tensorboard(paths: list[str]) -> tuple[dict[str, Metric], tuple[str, ..
                            values=np.concatenate([c[1] for c in parts]))
                for tag, parts in chunks.items()}
     return metrics, tuple(notes)
+
+
+def is_empty_event_file(path: str) -> bool:
+    """An event file holding nothing, or only the version record every writer starts with: the
+    file of a writer that logged nothing. Decided from its size and first length field."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return False   # reading it reports the problem
+    return size == 0 or (len(head) == 8 and size == 12 + _LENGTH(head, 0)[0] + 4)
+
+
+@dataclass(frozen=True)
+class WriterRun:
+    """One run found in a writer's directory: where, its scalar series, and what reading it noted."""
+
+    path: str
+    series: dict[str, Metric]
+    notes: tuple[str, ...]
+
+
+def _add_scalars_name(directory: str, tags: list[str]) -> str | None:
+    """``main_tag/key`` when a directory is named as add_scalars names them (``<main_tag>_<key>``,
+    '/' in the tag written as '_') and holds the one tag ``main_tag``; else None."""
+    if len(tags) != 1 or not directory.startswith(tags[0].replace("/", "_") + "_"):
+        return None
+    return f"{tags[0]}/{directory[len(tags[0]) + 1:]}"
+
+
+def read_writer_directory(directory: str, files: tuple[str, ...],
+                          children: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> list[WriterRun]:
+    """The runs of one writer's directory and its subdirectories of event files (``children``).
+    A subdirectory ``<main_tag>_<key>`` whose one tag is ``main_tag`` is an ``add_scalars`` series
+    of this run, read as ``main_tag/key``; one holding hparams summaries is ``add_hparams``' and
+    never a run; one without scalars is skipped; any other is a run of its own. Each is noted."""
+    series, own_notes = read_tensorboard(list(files)) if files else ({}, ())
+    notes, grouped, others = list(own_notes), [], []
+    for child, child_files in children:
+        plugins: dict[str, str] = {}
+        found, child_notes = read_tensorboard(list(child_files), plugins)
+        name = os.path.basename(child)
+        series_name = _add_scalars_name(name, list(found))
+        if _HPARAMS in plugins.values():
+            notes.append(f"{name}/ holds add_hparams' hyperparameters and final metrics: not a run, not judged")
+        elif series_name and series_name not in series:
+            series[series_name] = next(iter(found.values()))
+            grouped.append(f"{name}/ as {series_name}")
+            notes += child_notes
+        elif found:
+            others.append(WriterRun(child, found, child_notes))
+        else:
+            notes.append(f"skipped {name}/: no scalar summaries in its event files")
+    if grouped:
+        notes.append("add_scalars series read with this run: " + ", ".join(grouped))
+    if series:
+        return [WriterRun(directory, series, tuple(notes))] + others
+    if others:   # what was said of this directory goes with the first run found under it
+        others[0] = WriterRun(others[0].path, others[0].series, tuple(notes) + others[0].notes)
+    return others
