@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from .engine.analysis import analyze_arrays, analyze_run
-from .logs.columns import ColumnOverrides
+from .logs.columns import ColumnOverrides, detect_columns
 from .errors import UsageError
 from .logs.ingest import ReadOptions
 from .pipeline import analyze_paths
@@ -18,7 +19,7 @@ from .logs.readers.delimited import parse_delimited
 from .engine.prepare import Options, order_run, parse_tolerance, parse_window
 from .engine.stopping import StopWhenStationary  # noqa: F401 - public as siamdiag.StopWhenStationary
 from .report.model import GatePolicy, Report
-from .logs.tables import Table, table_to_runs
+from .logs.tables import RawRun, Table, table_to_runs
 
 FRAME_SOURCE = "<DataFrame>"
 
@@ -49,8 +50,9 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
     a DataFrame); or a 1-D sequence of loss values, one per step (judged as one run, ``name``).
     ``window``, ``burn_in``, ``alpha``, ``fail_on``, ``strict`` and ``tolerance`` mean what the CLI
     flags mean (``tolerance``: '0.5%' of the loss level, or a number in loss units).
-    In a float column NaN means "not logged" (pandas cannot tell it from a NaN loss); infinities,
-    and 'nan' in a text column, are values, as in a file.
+    In a DataFrame every row's loss is a logged loss: NaN, infinities and nulls in a numeric loss
+    column are non-finite losses (divergence), as 'nan' in a file; a step whose loss was not
+    logged has no row (see ``frame_runs``).
     Bad input raises ``siamdiag.errors.SiamdiagError`` with the same message the CLI prints.
     """
     try:
@@ -75,8 +77,7 @@ def analyze(data, *, step_col: str | None = None, loss_col: str | None = None, g
         except (ValueError, TypeError) as exc:
             raise UsageError(f"analyze: the mapping is not a table of columns ({exc})") from None
     if isinstance(data, pd.DataFrame):
-        runs = table_to_runs(frame_table(data), FRAME_SOURCE, overrides, label_runs_by_source=False)
-        results = tuple(analyze_run(order_run(raw), options) for raw in runs)
+        results = tuple(analyze_run(order_run(raw), options) for raw in frame_runs(data, overrides))
         return Report(runs=results, policy=policy, alpha=alpha)
     try:
         values = np.asarray(data, dtype=np.float64)
@@ -101,6 +102,33 @@ def frame_table(frame: pd.DataFrame) -> Table:
     return Table(frame=frame, locate=locate)
 
 
+def frame_runs(frame: pd.DataFrame, overrides: ColumnOverrides) -> list[RawRun]:
+    """The runs in a DataFrame. Every row's loss counts as logged: a NaN, infinite or null loss in a
+    numeric column is a non-finite loss, so a run that ends in one diverged. pandas has one NaN
+    for "the loss was NaN" and "not logged", and Spark's and Ray's Arrow hand both over as the same
+    NaN, so reading NaN as "not logged" let diverged runs pass; a step whose loss was not logged
+    is a row left out. A text column reads as a CSV column does (empty or None: not logged, 'nan':
+    a NaN loss). A run with NaN in a numeric loss column says so in a note, with that way out."""
+    table = frame_table(frame)
+    loss = detect_columns(list(table.frame.columns), overrides, FRAME_SOURCE).loss
+    table = replace(table, present={loss: np.ones(len(table.frame), dtype=bool)})
+    runs = table_to_runs(table, FRAME_SOURCE, overrides, label_runs_by_source=False)
+    if not pd.api.types.is_numeric_dtype(table.frame[loss]):
+        return runs
+    return [nan_loss_note(run, loss) for run in runs]
+
+
+def nan_loss_note(run: RawRun, column: str) -> RawRun:
+    """The run, with a note when its loss holds NaN: a frame that meant "not logged" by it learns how to say so."""
+    nan = int(np.isnan(run.metrics["loss"].values).sum())
+    if not nan:
+        return run
+    return replace(run, notes=run.notes + (
+        f"{nan:,} NaN loss value{'s' if nan > 1 else ''} in the DataFrame, judged as non-finite losses; where a "
+        f"NaN means the loss was not logged at that step, leave the row out (frame.dropna(subset=[{column!r}]) "
+        f"when every NaN means that)",))
+
+
 # judge_frame's output: one row per run, these columns, these dtypes, whatever the input.
 JUDGE_FRAME_COLUMNS = {
     "run": "string", "verdict": "string", "gate": "string", "points": "int64",
@@ -117,14 +145,17 @@ def judge_frame_meta() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in JUDGE_FRAME_COLUMNS.items()})
 
 
-def judge_frame(frame: pd.DataFrame, name: str | None = None, **options) -> pd.DataFrame:
+def judge_frame(frame: pd.DataFrame, *, name: str | None = None, **options) -> pd.DataFrame:
     """Judge the runs in a DataFrame (one run, or several with a run column) and return one row
     per run with a fixed schema (``JUDGE_FRAME_COLUMNS``): a pure function of its input, so a
     distributed engine can apply it to each group of a table too large for one machine (Spark
-    ``applyInPandas``, Dask ``groupby.apply``, Ray Data ``map_groups``). A frame without a run
-    column is one run named ``name``, else the group key pandas and Dask give the group
-    (``frame.name``; parts of a composite key joined with '/'). ``options`` are ``analyze``'s
-    keyword arguments; reasons and notes are joined with '; '."""
+    ``applyInPandas``, Dask ``groupby.apply``, Ray Data ``map_groups``). ``frame`` is the only
+    positional parameter: Spark calls a function of two positional parameters as ``f(key, pdf)``.
+    A frame without a run column is one run named ``name``, else the group key pandas and Dask
+    give the group (``frame.name``; parts of a composite key joined with '/'). Every row's loss
+    counts as logged: a NaN, infinite or null loss is a non-finite loss (a run ending in one
+    diverged), and a step whose loss was not logged is a row left out. ``options`` are
+    ``analyze``'s keyword arguments; reasons and notes are joined with '; '."""
     if not isinstance(frame, pd.DataFrame):
         raise UsageError(f"judge_frame: expected a pandas DataFrame, got {type(frame).__name__}")
     report = analyze(frame, **options)

@@ -57,16 +57,27 @@ def test_bad_inputs_raise_the_cli_errors():
         siamdiag.analyze("no/such/file.csv")
 
 
-def test_nan_in_a_float_frame_is_not_logged_but_inf_is_a_value():
-    """pandas has one NaN for 'not logged' and for 'the loss was NaN': a float NaN is a missing cell
-    (Lightning-style sparse frames); text 'nan' cells and infinities are values."""
+def test_a_nan_loss_in_a_frame_is_divergence_and_a_left_out_row_is_not_logged():
+    """issue #18: pandas, and Spark's and Ray's Arrow, hand over a NaN loss and a loss not logged as
+    the same NaN; reading it as "not logged" let a run that blew up pass. Every row's loss counts
+    as logged (NaN, inf, null: non-finite); a step not logged is a row left out, or, in a text
+    column, an empty or None cell as in a CSV file."""
     loss = 0.3 + 0.02 * np.random.default_rng(3).standard_normal(1500)
-    sparse = loss.copy()
-    sparse[::10] = np.nan
-    assert siamdiag.analyze(pd.DataFrame({"loss": sparse})).runs[0].points == 1350
-    blown = loss.copy()
-    blown[-5:] = np.inf
-    assert siamdiag.analyze(pd.DataFrame({"loss": blown})).runs[0].verdict.value == "diverged"
+    for end in (np.nan, np.inf, -np.inf):
+        blown = loss.copy()
+        blown[-5:] = end
+        run = siamdiag.analyze(pd.DataFrame({"loss": blown})).runs[0]
+        assert run.verdict.value == "diverged", end
+        assert any("dropna(subset=['loss'])" in n for n in run.notes) == np.isnan(end)
+    nullable = pd.DataFrame({"loss": pd.array(list(loss[:-3]) + [None] * 3, dtype="Float64")})
+    assert siamdiag.analyze(nullable).runs[0].verdict.value == "diverged"
+    every_tenth_left_out = pd.DataFrame({"step": np.arange(1500), "loss": loss})[np.arange(1500) % 10 != 0]
+    kept = siamdiag.analyze(every_tenth_left_out).runs[0]
+    assert (kept.verdict.value, kept.points) == ("stationary", 1350)
+    text = pd.Series([str(v) for v in loss], dtype=object)
+    text[::10] = None
+    text[5::10] = ""
+    assert siamdiag.analyze(pd.DataFrame({"loss": text})).runs[0].points == 1200
 
 
 def test_the_modules_the_readme_names_are_reachable_after_a_plain_import():

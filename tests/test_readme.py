@@ -26,8 +26,24 @@ def readme() -> str:
         return fh.read()
 
 
+# An HTML comment naming the engine a Python block needs; tests/test_engines.py runs those blocks
+# on a local Dask cluster, Spark session and Ray, and python_blocks leaves them out.
+ENGINE_EXAMPLE = re.compile(r"<!-- engine example: (\w+) -->\s*$")
+
+
 def python_blocks():
-    return [body for lang, body in FENCE.findall(readme()) if lang == "python"]
+    return [body for lang, body in FENCE.findall(readme()) if lang == "python" and body not in engine_examples().values()]
+
+
+def engine_examples() -> dict[str, str]:
+    """Engine name -> the Python block after its ``<!-- engine example: NAME -->`` comment."""
+    text = readme()
+    found = {}
+    for m in FENCE.finditer(text):
+        marker = ENGINE_EXAMPLE.search(text[max(0, m.start() - 200):m.start()])
+        if m.group(1) == "python" and marker:
+            found[marker.group(1)] = m.group(2)
+    return found
 
 
 def shell_examples():
