@@ -3,6 +3,7 @@ it: its step's script in bash, with the inputs substituted and GitHub's environm
 oracle is siamdiag analyze itself on the same logs."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -56,7 +57,26 @@ def test_action_gates_and_sets_outputs(tmp_path):
     stationary = os.path.join(SAMPLES, "stationary.csv")
     diverged = os.path.join(SAMPLES, "diverged.csv")
     (tmp_path / "second").mkdir()
-    code, _out, outputs, _summary = _run_action(tmp_path / "second", {"paths": f"{stationary} {diverged}", "fail-on": "degenerate",
+    code, _out, outputs, _summary = _run_action(tmp_path / "second", {"paths": f"{stationary}\n{diverged}\n", "fail-on": "degenerate",
                                                  "alpha": "0.05", "args": "--strict", "install": "false",
                                                  "format": "json"})
     assert code == 0 and outputs == {**outputs, "gate": "pass", "runs": "2", "failing": "0", "diverged": "1"}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as the runner's shell")
+def test_action_takes_one_path_per_line_spaces_and_all(tmp_path):
+    """issue #18: a `paths: |` block of two lines judged only its first line, and a path with a space
+    could not be given at all. Each line is one path, as GitHub's own actions read such blocks."""
+    spaced = tmp_path / "my runs"
+    spaced.mkdir()
+    shutil.copy(os.path.join(SAMPLES, "diverged.csv"), spaced / "last seed.csv")
+    stationary = os.path.join(SAMPLES, "stationary.csv")
+    workflow = (f"with:\n  paths: |\n    {stationary}\n\n    {spaced}/last seed.csv   \r\n"
+                f"  install: 'false'\n  format: json\n")
+    inputs = yaml.safe_load(workflow)["with"]   # what the runner hands the action
+    assert inputs["paths"].count("\n") == 3
+    code, stdout, outputs, _summary = _run_action(tmp_path, inputs)
+    assert code == 1 and (outputs["runs"], outputs["diverged"], outputs["failing"]) == ("2", "1", "1")
+    assert [r["source"] for r in json.loads(stdout)["runs"]] == [stationary, f"{spaced}/last seed.csv"]
+    code, stdout, _outputs, _summary = _run_action(tmp_path, {"paths": "\n  \n", "install": "false"})
+    assert code == 2 and "the paths input names no log" in stdout
