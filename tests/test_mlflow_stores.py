@@ -160,3 +160,67 @@ def test_tracking_server_through_mlflow_client(store, tmp_path):
         for role in ("loss",):
             np.testing.assert_array_equal(run.metrics[role].values, direct[run.name].metrics[role].values)
             np.testing.assert_array_equal(run.metrics[role].steps, direct[run.name].metrics[role].steps)
+
+
+def _write_contract_runs(uri: str) -> None:
+    """Two experiments each with a run named seed-0, a diverged run, a deleted run and a deleted
+    experiment's run: what every MLflow source must name and filter alike."""
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    ids = {name: client.create_experiment(name) for name in ("a", "b", "gone")}
+    for experiment, name, kind, seed in (("a", "seed-0", "settled", 0), ("b", "seed-0", "settled", 1),
+                                         ("a", "blown", "blown", 2), ("a", "deleted", "settled", 3),
+                                         ("gone", "trashed", "settled", 4)):
+        run = client.create_run(ids[experiment], run_name=name)
+        client.log_batch(run.info.run_id, metrics=[mlflow.entities.Metric("loss", v, 1_700_000_000_000 + s, s)
+                                                   for s, v in enumerate(_losses(kind, seed))])
+        client.set_terminated(run.info.run_id)
+        if name == "deleted":
+            client.delete_run(run.info.run_id)
+    client.delete_experiment(ids["gone"])   # the file store moves it to .trash/
+
+
+def test_the_mlflow_sources_name_and_filter_runs_alike(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")   # MLflow 3 keeps its file store behind this switch
+    _write_contract_runs(f"file://{tmp_path / 'mlruns'}")
+    _write_contract_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert (tmp_path / "mlruns" / ".trash").is_dir()
+    expected = {"a/seed-0": "stationary", "b/seed-0": "stationary", "a/blown": "diverged"}
+    from siamdiag.logs.readers.mlflow_tracking import read_tracking_uri
+    through_client = read_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")   # what a tracking server returns
+    assert sorted(f"{r.experiment}/{r.name}" for r in through_client) == sorted(expected)
+    for source in (str(tmp_path / "mlruns"), str(tmp_path / "mlflow.db"), str(tmp_path)):
+        runs = read_runs([source]) if source != str(tmp_path) else \
+            read_runs([], ReadOptions(tracking_uri=f"file://{tmp_path / 'mlruns'}"))
+        assert sorted(r.name for r in runs) == sorted(expected), source
+        assert {r.run: r.verdict for r in analyze([source] if source != str(tmp_path) else [str(tmp_path / "mlruns")]).runs} \
+            == expected
+        for run in runs:
+            kind, seed = {"a/seed-0": ("settled", 0), "b/seed-0": ("settled", 1), "a/blown": ("blown", 2)}[run.name]
+            np.testing.assert_array_equal(run.metrics["loss"].values, _losses(kind, seed))
+    # one experiment read: plain run names, from every source
+    for source in (str(tmp_path / "mlruns"), str(tmp_path / "mlflow.db")):
+        assert sorted(r.name for r in read_runs([source], ReadOptions(mlflow_runs=RunFilter(experiment="a")))) \
+            == ["blown", "seed-0"]
+
+
+def test_only_the_metrics_judged_are_fetched(store, monkeypatch):
+    fetched = []
+    original = mlflow.tracking.MlflowClient.get_metric_history
+    monkeypatch.setattr(mlflow.tracking.MlflowClient, "get_metric_history",
+                        lambda self, run_id, key: fetched.append(key) or original(self, run_id, key))
+    from siamdiag.logs.ingest import read_tracking
+
+    monkeypatch.setattr("siamdiag.logs.ingest.local_store", lambda uri: None)   # through MlflowClient, as a server is
+    runs = read_tracking(f"sqlite:///{store}", ReadOptions())
+    assert len(runs) == 4 and set(fetched) == {"train/loss"}   # val/loss is never fetched
+
+
+def test_an_unreachable_tracking_server_fails_at_once_in_one_line(capsys):
+    port = _free_port()   # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--mlflow", f"http://127.0.0.1:{port}", "--timeout", "5"])
+    assert exc.value.code == 2 and time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"siamdiag: error: http://127.0.0.1:{port}: cannot reach the MLflow "
+                                                   "tracking server within 5 s"), err

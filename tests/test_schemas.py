@@ -62,10 +62,10 @@ VALID = {"format": ["json", "gitlab"], "fail_on": [["diverged"], "diverged,degen
          "burn_in": ["auto", 1500], "input_format": ["tb", "dvclive"], "step_col": ["global_step"],
          "loss_col": ["train/loss"], "grad_norm_col": ["gn"], "run_col": ["method,seed"], "pattern": [r"loss=(?P<loss>\S+)"],
          "mlflow": ["sqlite:///mlflow.db"], "experiment": ["siamese"], "run_name": ["seed-*"], "jobs": ["auto", 4],
-         "watch_every": [50]}
+         "watch_every": [50], "timeout": [30, 2.5]}
 INVALID = {"format": ["yaml"], "fail_on": [["fine"], "diverged,fine", []], "alpha": [0.9, 0], "tolerance": ["-1", "abc"],
            "window": [0, 1.5, -3, "1", "half"], "burn_in": ["soon"], "input_format": ["xls"], "step_col": [""],
-           "jobs": [0, "many"], "watch_every": [0]}
+           "jobs": [0, "many"], "watch_every": [0], "timeout": [0, -1, "soon"]}
 
 
 @pytest.mark.parametrize("key", sorted(SETTINGS))

@@ -14,7 +14,7 @@ from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
 
 GATE_KEYS = ("format", "fail_on", "strict", "alpha", "tolerance")
 READ_KEYS = ("window", "burn_in", "step_col", "loss_col", "grad_norm_col", "run_col", "input_format", "pattern",
-             "mlflow", "experiment", "run_name", "jobs")
+             "mlflow", "experiment", "run_name", "timeout", "jobs")
 
 
 def with_options(command, options: tuple):
@@ -93,6 +93,8 @@ def many_runs_flags(command):
                      "MLFLOW_TRACKING_URI is read."),
         click.option("--experiment", help="MLflow: only the runs of this experiment (its name or id)."),
         click.option("--run-name", help="MLflow: only the runs whose name matches this glob, e.g. 'siam-*'."),
+        click.option("--timeout", help="MLflow tracking server: seconds to wait for it, retries included "
+                     "[default: 30]."),
         click.option("--jobs", help="Read and judge the inputs in this many processes ('auto': one per core); "
                      "the report is the same [default: 1]."),
     ))
@@ -145,6 +147,7 @@ def reading(settings, paths):
                                 grad_norm=settings["grad_norm_col"], run=settings["run_col"])
     read = ReadOptions(overrides=overrides, input_format=settings["input_format"],
                        mlflow_runs=RunFilter(settings["experiment"], settings["run_name"]),
+                       tracking_timeout=settings["timeout"],
                        tracking_uri=settings["mlflow"] or (None if paths else os.environ.get("MLFLOW_TRACKING_URI")))
     if not paths and not read.tracking_uri:
         raise UsageError("nothing to read: give PATHS (files, directories, globs, '-' for stdin) "

@@ -99,6 +99,13 @@ def _positive_int(value: object) -> int:
     return int(number)
 
 
+def _seconds(value: object) -> float:
+    number = _number(value)
+    if number is None or not number > 0 or number == float("inf"):
+        raise ValueError("a number of seconds > 0")
+    return number
+
+
 def _jobs(value: object) -> int:
     """'auto' (the cores this process may use) or a whole number of worker processes."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -142,6 +149,7 @@ SETTINGS: dict[str, Setting] = {
     "mlflow": Setting(_text, None),  # an MLflow tracking URI whose runs are read too
     "experiment": Setting(_text, None),  # MLflow: only this experiment (name or id)
     "run_name": Setting(_text, None),  # MLflow: only runs whose name matches this glob
+    "timeout": Setting(_seconds, 30.0),  # MLflow tracking server: seconds to wait for it, retries included
     "jobs": Setting(_jobs, 1),  # analyze: worker processes ('auto' = the cores available)
     "watch_every": Setting(_positive_int, 200),  # siamdiag watch: re-judge after this many new rows
 }

@@ -18,10 +18,11 @@ from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS, textfile
 from .readers import TEXT_READERS, detect_format, format_from_name
 from .readers.delimited import DELIMITERS, read_delimited_file
 from .readers.dvclive import is_dvclive_dir, read_dvclive
-from .readers.mlflow import experiment_of, find_run_dirs, is_run_dir, read_mlflow_run, run_name
+from .readers.mlflow import find_run_dirs, holds_runs, is_run_dir, read_file_store
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
 from .readers.tensorboard import is_empty_event_file, is_event_file, read_writer_directory
-from .tables import RawRun, Table, series_to_run, table_to_runs
+from .columns import detect_columns
+from .tables import RawRun, Table, metric_roles, series_to_run, table_to_runs
 
 # Files a directory walk picks up; anything else is read when named explicitly.
 WALKED_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".jsonl", ".ndjson", ".jsonl.gz")
@@ -54,6 +55,7 @@ class ReadOptions:
     pattern: re.Pattern | None = None
     mlflow_runs: RunFilter = RunFilter()   # which MLflow runs to read (experiment, run-name glob)
     tracking_uri: str | None = None        # also read the runs of this MLflow tracking URI
+    tracking_timeout: float = 30.0         # seconds to wait for a tracking server (retries included)
 
     def __post_init__(self):
         """Resolve an alias ('keras', 'tb', ...) to the format that reads it; refuse unknown names."""
@@ -74,8 +76,8 @@ def _walk(directory: str, input_format: str) -> tuple[list[LogInput], list[str]]
 
     for root, subdirs, files in os.walk(directory, onerror=refuse):
         subdirs.sort()
-        if input_format in ("auto", "mlflow") and is_run_dir(root):
-            found.append(LogInput(root, "mlflow"))
+        if input_format in ("auto", "mlflow") and (is_run_dir(root) or holds_runs(root)):
+            found.append(LogInput(root, "mlflow"))   # a store is read whole: its runs are named together
             subdirs[:] = []
             continue
         if input_format in ("auto", "dvclive") and is_dvclive_dir(root):
@@ -285,23 +287,28 @@ def read_delimited_in_blocks(path: str, source: str, fmt: str) -> Table | None:
 def read_mlflow_store(path: str, options: ReadOptions) -> list[RawRun]:
     """The runs of an MLflow store on disk, a database file or a file store's directory (a
     store, an experiment or a run), that the run filter keeps."""
-    wanted = options.mlflow_runs
+    pick = lambda names: needed_metrics(names, options, path)  # noqa: E731
     if os.path.isfile(path):
-        return tracked_to_runs(read_mlflow_db(path, wanted), path, options)
-    run_dirs = find_run_dirs(path)
-    if not run_dirs:
+        return tracked_to_runs(read_mlflow_db(path, options.mlflow_runs, pick), path, options)
+    if not (is_run_dir(path) or holds_runs(path) or find_run_dirs(path)):
         raise InputError(path, "not an MLflow store (no run directory with meta.yaml and metrics/, "
                          "nor an MLflow SQLite database)")
-    kept = [d for d in run_dirs if wanted.keeps(*experiment_of(d), run_name(d))]
-    runs = []
-    for d in kept:
-        series, notes = read_mlflow_run(d)
-        runs.append(series_to_run(run_name(d), d, series, options.overrides, notes))
-    return runs
+    return tracked_to_runs(read_file_store(path, options.mlflow_runs, pick), path, options)
+
+
+def needed_metrics(names: list[str], options: ReadOptions, source: str) -> list[str]:
+    """The metrics of an MLflow run that judging it reads (the loss, gradient norm, learning
+    rate and Siamese statistics the column rules pick): only their histories are fetched. All of
+    them when no loss is found among them, so that reading says why."""
+    try:
+        return sorted(set(metric_roles(detect_columns(names, options.overrides, source)).values()))
+    except SiamdiagError:
+        return names
 
 
 def tracked_to_runs(tracked: list[TrackedRun], source: str, options: ReadOptions) -> list[RawRun]:
-    return [series_to_run(name, source, run.series, options.overrides)
+    """Runs named alike whichever of the three MLflow sources they come from (``unique_names``)."""
+    return [series_to_run(name, run.source or source, run.series, options.overrides, run.notes)
             for name, run in zip(unique_names(tracked), tracked)]
 
 
@@ -325,7 +332,8 @@ def read_tracking(uri: str, options: ReadOptions) -> list[RawRun]:
         return read_mlflow_store(path, options)
     from .readers.mlflow_tracking import read_tracking_uri
 
-    return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs), uri, options)
+    pick = lambda names: needed_metrics(names, options, uri)  # noqa: E731
+    return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs, pick, options.tracking_timeout), uri, options)
 
 
 def inputs_of(paths, options: ReadOptions = ReadOptions()) -> list[LogInput]:

@@ -1,7 +1,9 @@
 """MLflow file stores (``mlruns/<experiment>/<run>/``): each run directory holds
 ``metrics/<name>`` files (a name with '/' is a sub-path) whose lines are
-``<timestamp> <value> <step>``. One run per run directory, named after its ``mlflow.runName``
-tag when there is one. Read as plain text: no MLflow installation needed."""
+``<timestamp> <value> <step>``. One run per active run directory that logged a metric, named
+after its ``mlflow.runName`` tag when there is one (``mlflow_db.unique_names`` makes the names
+the three MLflow sources share); deleted runs and experiments, and ``.trash/``, are never read.
+Read as plain text: no MLflow installation needed."""
 from __future__ import annotations
 
 import io
@@ -13,24 +15,54 @@ import pandas as pd
 from ...errors import InputError
 from ..tables import Metric, to_float
 from .lines import unterminated_note
+from .mlflow_db import RunFilter, TrackedRun
 
 
 def is_run_dir(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "metrics")) and os.path.isfile(os.path.join(path, "meta.yaml"))
 
 
+def is_deleted(directory: str) -> bool:
+    """A run or experiment directory whose meta.yaml says ``lifecycle_stage: deleted``."""
+    try:
+        with open(os.path.join(directory, "meta.yaml"), encoding="utf-8") as fh:
+            return any(line.split(":", 1)[1].strip() == "deleted" for line in fh
+                       if line.startswith("lifecycle_stage:"))
+    except OSError:
+        return False
+
+
+def holds_runs(directory: str) -> bool:
+    """A store (experiment directories with run directories in them) or an experiment directory."""
+    for sub in _subdirectories(directory):
+        if is_run_dir(sub):
+            return os.path.isfile(os.path.join(directory, "meta.yaml"))
+        if os.path.isfile(os.path.join(sub, "meta.yaml")) and any(is_run_dir(r) for r in _subdirectories(sub)):
+            return True
+    return False
+
+
+def _subdirectories(directory: str) -> list[str]:
+    try:
+        return [e.path for e in os.scandir(directory) if e.is_dir() and e.name != ".trash"]
+    except OSError:
+        return []
+
+
 def find_run_dirs(root: str) -> list[str]:
-    """Run directories at or below ``root`` (a store, an experiment or a run), sorted."""
+    """The active run directories at or below ``root`` (a store, an experiment or a run), sorted."""
     if is_run_dir(root):
-        return [root]
+        return [] if is_deleted(root) or is_deleted(os.path.dirname(os.path.normpath(root))) else [root]
     found = []
     for directory, subdirs, _files in os.walk(root):
         if is_run_dir(directory):
             found.append(directory)
             subdirs[:] = []  # a run holds no runs
+        elif is_deleted(directory):
+            subdirs[:] = []
         else:
             subdirs[:] = [d for d in subdirs if d not in (".trash", "models")]
-    return sorted(found)
+    return sorted(d for d in found if not is_deleted(d))
 
 
 def run_name(run_dir: str) -> str:
@@ -114,15 +146,33 @@ def read_metric_lines(path: str, text: str) -> Metric:
     return Metric(steps=np.asarray(steps, dtype=np.float64), values=np.asarray(values, dtype=np.float64))
 
 
-def read_mlflow_run(run_dir: str) -> tuple[dict[str, Metric], tuple[str, ...]]:
-    """Every metric of one run, keyed by its MLflow name, and the notes reading them left."""
+def read_mlflow_run(run_dir: str, pick=None) -> tuple[dict[str, Metric], tuple[str, ...]]:
+    """The metrics of one run that ``pick`` (metric names -> the names to read; all by default)
+    keeps, keyed by their MLflow names, and the notes reading them left."""
     metrics_dir = os.path.join(run_dir, "metrics")
+    paths = {os.path.relpath(os.path.join(d, f), metrics_dir).replace(os.sep, "/"): os.path.join(d, f)
+             for d, _subdirs, files in os.walk(metrics_dir) for f in files}
+    names = sorted(paths) if pick is None or not paths else sorted(pick(sorted(paths)))
     series, notes = {}, []
-    for directory, _subdirs, files in os.walk(metrics_dir):
-        for f in sorted(files):
-            path = os.path.join(directory, f)
-            name = os.path.relpath(path, metrics_dir).replace(os.sep, "/")
-            series[name], note = read_metric_file(path)
-            if note:
-                notes.append(note)
-    return dict(sorted(series.items())), tuple(sorted(notes))
+    for name in names:
+        series[name], note = read_metric_file(paths[name])
+        if note:
+            notes.append(note)
+    return series, tuple(sorted(notes))
+
+
+def read_file_store(root: str, wanted: RunFilter = RunFilter(), pick=None) -> list[TrackedRun]:
+    """The active runs at or below ``root`` that ``wanted`` keeps and that logged any metric, as
+    the database and tracking-server readers give theirs (``source``: the run directory)."""
+    found = []
+    for run_dir in find_run_dirs(root):
+        experiment_id, experiment = experiment_of(run_dir)
+        name = run_name(run_dir)
+        if not wanted.keeps(experiment_id, experiment, name):
+            continue
+        series, notes = read_mlflow_run(run_dir, pick)
+        if series:
+            found.append(TrackedRun(name=name, run_id=os.path.basename(os.path.normpath(run_dir)),
+                                    experiment=experiment or experiment_id, series=series, source=run_dir,
+                                    notes=notes))
+    return found

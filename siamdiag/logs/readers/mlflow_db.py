@@ -38,12 +38,14 @@ class RunFilter:
 
 @dataclass(frozen=True)
 class TrackedRun:
-    """One MLflow run read from a store: its display name and every metric it logged."""
+    """One MLflow run read from a store: its display name and the metrics read."""
 
     name: str
     run_id: str
     experiment: str
     series: dict[str, Metric]
+    source: str | None = None      # where it was read when not the store itself (a file store's run directory)
+    notes: tuple[str, ...] = ()
 
 
 def from_stored(values: np.ndarray, is_nan: np.ndarray | None = None) -> np.ndarray:
@@ -84,10 +86,11 @@ METRIC_QUERY = """
 HISTORY = np.dtype([("step", np.float64), ("value", np.float64), ("is_nan", np.int8)])
 
 
-def read_mlflow_db(path: str, wanted: RunFilter = RunFilter()) -> list[TrackedRun]:
+def read_mlflow_db(path: str, wanted: RunFilter = RunFilter(), pick=None) -> list[TrackedRun]:
     """The runs in an MLflow SQLite store that ``wanted`` keeps and that logged any metric, in
-    experiment and start-time order. A step logged twice (a resumed run) keeps both rows, the
-    later one last, as a file store would."""
+    experiment and start-time order, with the metrics ``pick`` keeps (metric names -> the names
+    to read; all by default). A step logged twice (a resumed run) keeps both rows, the later one
+    last, as a file store would."""
     try:
         with contextlib.closing(_connect(path)) as db:
             found = []
@@ -97,6 +100,7 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter()) -> list[TrackedRu
                     continue
                 keys = [k for (k,) in db.execute("SELECT DISTINCT key FROM metrics WHERE run_uuid = ? ORDER BY key",
                                                  (run_id,))]
+                keys = sorted(pick(keys)) if pick is not None and keys else keys
                 series = {}
                 for key in keys:
                     rows = np.fromiter(db.execute(METRIC_QUERY, (run_id, key)), dtype=HISTORY)
@@ -109,8 +113,9 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter()) -> list[TrackedRu
 
 
 def unique_names(runs: list[TrackedRun]) -> list[str]:
-    """Display names: the run name, with its experiment when runs of several experiments are
-    read, and the start of its id where two runs share a name."""
+    """Display names, the same for the file store, the database and a tracking server: the run
+    name, ``experiment/run`` when runs of several experiments are read, and the start of the
+    run's id after it where two runs still share a name."""
     several = len({r.experiment for r in runs}) > 1
     names = [f"{r.experiment}/{r.name}" if several else r.name for r in runs]
     return [f"{n} ({r.run_id[:8]})" if names.count(n) > 1 else n for n, r in zip(names, runs)]

@@ -3,6 +3,12 @@
 (mlflow-skinny). ``sqlite:///`` URIs and file stores are read without it (see ``ingest``)."""
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import socket
+import urllib.parse
+
 import numpy as np
 
 from ...errors import InputError
@@ -23,12 +29,54 @@ def _pages(fetch):
             return
 
 
-def read_tracking_uri(uri: str, wanted: RunFilter = RunFilter()) -> list[TrackedRun]:
-    """The active runs on ``uri`` that ``wanted`` keeps and that logged any metric."""
-    from mlflow.exceptions import MlflowException
+def _reachable(uri: str, timeout: float) -> None:
+    """An http(s) server that does not accept a connection within ``timeout`` is refused at once:
+    MLflow's own retries would take minutes (7 retries with backoff) to say the same."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise InputError(uri, f"cannot reach the MLflow tracking server within {timeout:g} s ({why}); "
+                              "see --timeout") from None
+
+
+@contextlib.contextmanager
+def _bounded_requests(timeout: float):
+    """MLflow's HTTP settings for this read: each request waits at most ``timeout`` seconds, and
+    a failed one is retried twice, a second apart, unless the environment says otherwise."""
+    settings = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def read_tracking_uri(uri: str, wanted: RunFilter = RunFilter(), pick=None, timeout: float = 30.0) -> list[TrackedRun]:
+    """The active runs on ``uri`` that ``wanted`` keeps and that logged any metric, with the
+    metric histories ``pick`` keeps (metric names -> the names to fetch; all by default).
+    ``timeout``: seconds to wait for the server to answer (see ``_reachable``, ``_bounded_requests``)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
+    _reachable(uri, timeout)
+    with _bounded_requests(timeout):
+        return _read_runs(MlflowClient(tracking_uri=uri), uri, wanted, pick)
+
+
+def _read_runs(client, uri: str, wanted: RunFilter, pick) -> list[TrackedRun]:
+    from mlflow.exceptions import MlflowException
+
     try:
         experiments = [e for e in _pages(lambda t: client.search_experiments(max_results=PAGE, page_token=t))
                        if wanted.experiment in (None, e.experiment_id, e.name)]
@@ -40,7 +88,8 @@ def read_tracking_uri(uri: str, wanted: RunFilter = RunFilter()) -> list[Tracked
                 if not wanted.keeps(experiment.experiment_id, experiment.name, name):
                     continue
                 series = {}
-                for key in sorted(run.data.metrics):
+                keys = sorted(run.data.metrics)
+                for key in sorted(pick(keys)) if pick is not None and keys else keys:
                     history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
                     series[key] = Metric(steps=np.array([m.step for m in history], dtype=np.float64),
                                          values=from_stored(np.array([m.value for m in history], dtype=np.float64)))
@@ -48,7 +97,7 @@ def read_tracking_uri(uri: str, wanted: RunFilter = RunFilter()) -> list[Tracked
                     found.append(TrackedRun(name=name, run_id=run.info.run_id, experiment=experiment.name,
                                             series=series))
     except MlflowException as exc:
-        raise InputError(uri, f"MLflow tracking server: {exc.message}") from None
+        raise InputError(uri, "MLflow tracking server: " + " ".join(str(exc.message).split())[:300]) from None
     except OSError as exc:   # the server cannot be reached
         raise InputError(uri, f"cannot reach the MLflow tracking server: {exc}") from None
     return found
