@@ -80,6 +80,18 @@ def test_a_nan_loss_in_a_frame_is_divergence_and_a_left_out_row_is_not_logged():
     assert siamdiag.analyze(pd.DataFrame({"loss": text})).runs[0].points == 1200
 
 
+def test_a_run_logged_every_k_steps_too_short_to_judge_says_to_log_every_step():
+    """issue #18: insufficient_data passes; a log written every k steps is told how to get k times
+    the points (in the logger's words for a trainer_state.json or a Lightning CSVLogger file,
+    tests/test_callbacks.py)."""
+    loss = 0.3 + 0.02 * np.random.default_rng(4).standard_normal(40)
+    every_10 = siamdiag.analyze(pd.DataFrame({"step": np.arange(10, 410, 10), "loss": loss})).runs[0]
+    assert every_10.verdict.value == "insufficient_data"
+    assert every_10.reasons[0].endswith("; the loss was logged every 10 steps: log it at every step")
+    every_step = siamdiag.analyze(pd.DataFrame({"step": np.arange(40), "loss": loss})).runs[0]
+    assert every_step.verdict.value == "insufficient_data" and "logged every" not in every_step.reasons[0]
+
+
 def test_the_modules_the_readme_names_are_reachable_after_a_plain_import():
     # issue #19: siamdiag.schemas.load_schema and siamdiag.report.render.RENDERERS raised
     # AttributeError after `import siamdiag`; a fresh interpreter, as a user's script starts

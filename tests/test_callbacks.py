@@ -5,6 +5,7 @@ same (frozen) model, which the running means Keras reports must be turned back i
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,60 @@ def test_hf_callback_says_how_to_log_every_step(tmp_path):
         warnings.simplefilter("error", UserWarning)
         _hf_trainer(tmp_path / "again", siamdiag.SiamdiagTrainerCallback(path=tmp_path / "n.csv", every_step=False),
                     steps=20, logging_steps=1)
+
+
+
+def test_a_trainer_state_logged_every_10_steps_says_how_to_log_every_step(tmp_path):
+    """issue #18: logging_steps=10 gave insufficient_data, which passes, with no hint. The
+    trainer_state.json the Trainer itself writes (it carries logging_steps) is the input."""
+    transformers = pytest.importorskip("transformers")
+    trainer = _hf_trainer(tmp_path, transformers.TrainerCallback(), steps=100, logging_steps=10)   # the Trainer alone
+    trainer.save_state()
+    state = tmp_path / "out" / "trainer_state.json"
+    assert json.loads(state.read_text())["logging_steps"] == 10
+    [run] = siamdiag.analyze(str(state)).runs
+    assert run.verdict.value == "insufficient_data" and run.points == 10
+    assert run.reasons[0].endswith("; the loss was logged every 10 steps: set TrainingArguments(logging_steps=1) "
+                                   "or use siamdiag.SiamdiagTrainerCallback")
+
+
+LIGHTNING_SCRIPT = textwrap.dedent("""
+    import sys, torch, lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    class Model(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, index):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.layer(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(2000, 4), torch.randn(2000, 1))
+    trainer = L.Trainer(max_epochs=1, logger=CSVLogger(sys.argv[1]), enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)   # log_every_n_steps: 50
+    trainer.fit(Model(), torch.utils.data.DataLoader(data, batch_size=4))
+""")
+
+
+def test_a_lightning_csv_log_every_50_steps_says_how_to_log_every_step(tmp_path):
+    """issue #18: Lightning's default log_every_n_steps=50 gave insufficient_data with no hint;
+    the CSVLogger's own metrics.csv, in its version_0 directory, is the input."""
+    pytest.importorskip("lightning")
+    (tmp_path / "fit.py").write_text(LIGHTNING_SCRIPT)
+    subprocess.run([sys.executable, str(tmp_path / "fit.py"), str(tmp_path / "logs")], check=True, capture_output=True)
+    log = tmp_path / "logs" / "lightning_logs" / "version_0" / "metrics.csv"
+    [run] = siamdiag.analyze(str(log)).runs
+    assert run.verdict.value == "insufficient_data" and run.points == 10
+    assert run.reasons[0].endswith("; the loss was logged every 50 steps: set Trainer(log_every_n_steps=1) "
+                                   "or use siamdiag.lightning.SiamdiagCallback")
 
 
 KERAS_SCRIPT = textwrap.dedent("""

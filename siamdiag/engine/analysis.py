@@ -436,11 +436,25 @@ def short_run(run: OrderedRun, options: Options, base: dict) -> RunResult:
                                       f"window, but the move leaves no doubt",), **base)
     verdict = Verdict.INSUFFICIENT_DATA if len(window_values) else Verdict.NO_DATA
     return RunResult(verdict=verdict, window=None, window_points=0,
-                     reasons=(insufficient_reason(finite_steps, len(window_values), options),), **base)
+                     reasons=(insufficient_reason(finite_steps, len(window_values), options, run.every_step_setting),),
+                     **base)
 
 
-def insufficient_reason(finite_steps: np.ndarray, window_count: int, options: Options) -> str:
-    """Why there is too little to judge, with the counts that are really there."""
+def logged_every(steps: np.ndarray) -> int | None:
+    """k when nearly every step gap (90 %) is the same whole number k > 1: a logger that writes
+    every k-th step (Hugging Face's logging_steps, Lightning's log_every_n_steps)."""
+    gaps = np.diff(steps)
+    if not len(gaps):
+        return None
+    values, counts = np.unique(gaps, return_counts=True)
+    k = float(values[np.argmax(counts)])
+    return int(k) if k > 1 and k.is_integer() and counts.max() >= 0.9 * len(gaps) else None
+
+
+def insufficient_reason(finite_steps: np.ndarray, window_count: int, options: Options, every_step_setting: str) -> str:
+    """Why there is too little to judge, with the counts that are really there; for a log written
+    every k steps, how to log every step (in the logger's words when the log says which wrote it:
+    ``every_step_setting``), which gives k times the points."""
     need = f"at least {options.min_points} are needed"
     total = len(finite_steps)
     if total and options.burn_in is not None and options.burn_in > finite_steps[-1]:
@@ -448,11 +462,13 @@ def insufficient_reason(finite_steps: np.ndarray, window_count: int, options: Op
                 f"{fmt_step(finite_steps[-1])}: nothing left to judge; {need}")
     if total == 0:
         return "no loss value was logged (a job that stopped before its first log?): nothing to judge"
+    k = logged_every(finite_steps)
+    hint = f"; the loss was logged every {k:,} steps: {every_step_setting or 'log it at every step'}" if k else ""
     if window_count == total:
-        return f"only {total:,} finite loss values; {need}"
+        return f"only {total:,} finite loss values; {need}{hint}"
     return (f"only {window_count:,} finite loss values in the evaluation window "
             f"(steps {fmt_step(finite_steps[total - window_count])}–{fmt_step(finite_steps[-1])}) of "
-            f"{total:,} in the run; {need}")
+            f"{total:,} in the run; {need}{hint}")
 
 
 def window_tests(prepared: PreparedSeries, sigma: float, alpha: float) -> WindowTests:

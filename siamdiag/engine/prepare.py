@@ -88,6 +88,7 @@ class OrderedRun:
     grad_norm: np.ndarray | None
     extras: dict[str, np.ndarray]
     notes: tuple[str, ...]
+    every_step_setting: str = ""   # RawRun's: how its logger logs every step, when known
 
 
 def last_per_step(metric: Metric) -> tuple[np.ndarray, np.ndarray, int, bool]:
@@ -135,7 +136,7 @@ def order_run(raw: RawRun) -> OrderedRun:
     extras = {k: align(steps, m) for k, m in raw.metrics.items() if k not in ("loss", "grad_norm")}
     return OrderedRun(name=raw.name, source=raw.source, steps=steps, loss=loss,
                       grad_norm=align(steps, raw.metrics.get("grad_norm")), extras=extras,
-                      notes=tuple(notes))
+                      notes=tuple(notes), every_step_setting=raw.every_step_setting)
 
 
 @dataclass(frozen=True)

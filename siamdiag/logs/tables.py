@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import ColumnMap, ColumnOverrides, detect_columns
+from .loggers import every_step_setting
 from ..errors import InputError
 
 NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
@@ -27,12 +28,15 @@ class Metric:
 
 @dataclass(frozen=True)
 class RawRun:
-    """One run as logged: 'loss' always, 'grad_norm' and Siamese extras when present."""
+    """One run as logged: 'loss' always, 'grad_norm' and Siamese extras when present.
+    ``every_step_setting``: how to make the library that wrote it log the loss at every step,
+    when the log says which library that was (see ``loggers``)."""
 
     name: str
     source: str
     metrics: dict[str, Metric]
     notes: tuple[str, ...] = ()
+    every_step_setting: str = ""
 
 
 def no_location(row: int, column: str) -> tuple[int | None, int | None]:
@@ -132,6 +136,7 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
         hint = several_runs_hint(table.frame, step_values, {cmap.step, *metric_roles(cmap).values()})
         notes += (hint,) if hint else ()
     runs = []
+    setting = every_step_setting(source)
     for label, rows in groups:
         if label is None:
             name = source
@@ -146,7 +151,7 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
             mine = values if whole else values[rows]
             metrics[role] = (Metric(steps=steps, values=mine) if keep.all()
                              else Metric(steps=steps[keep], values=mine[keep]))
-        runs.append(RawRun(name=name, source=source, metrics=metrics, notes=notes))
+        runs.append(RawRun(name=name, source=source, metrics=metrics, notes=notes, every_step_setting=setting))
     return runs
 
 
