@@ -23,7 +23,9 @@ from ..train.metrics_file import BufferedRows
 
 class SiamdiagTrainerCallback(TrainerCallback):
     """Writes ``path`` (default ``<output_dir>/siamdiag_metrics.csv``) on the main process;
-    judge it with ``siamdiag analyze`` or follow it with ``siamdiag watch``."""
+    judge it with ``siamdiag analyze`` or follow it with ``siamdiag watch``. A resume from a
+    checkpoint continues the file; a new training into the same directory moves the old file
+    aside (``siamdiag_metrics.1.csv``) rather than append to it."""
 
     def __init__(self, path: str | os.PathLike | None = None, every_step: bool = True, flush_every: int = 100,
                  stop: StopWhenStationary | None = None):
@@ -34,7 +36,8 @@ class SiamdiagTrainerCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         path = os.fspath(self.path) if self.path else os.path.join(args.output_dir, "siamdiag_metrics.csv")
-        self.rows = BufferedRows(path, self.flush_every)
+        resumed = state.global_step if state.global_step > 0 else None   # resuming from a checkpoint
+        self.rows = BufferedRows(path, self.flush_every, resume_from=resumed)
         if self.stop is not None and self.stop.max_steps is None and state.max_steps and state.max_steps > 0:
             self.stop.max_steps = state.max_steps   # the budget spends alpha best
         if not self.every_step and args.logging_steps != 1:

@@ -95,7 +95,45 @@ def _walk(directory: str, input_format: str) -> tuple[list[LogInput], list[str]]
                     input_format not in ("auto", "tensorboard", "mlflow") and format_from_name(f) == input_format):
                 found.append(LogInput(os.path.join(root, f)))
     found, skipped = writer_directories(found)
-    return newest_checkpoints_only(found), skipped
+    return newest_checkpoints_only(own_log_first(found)), skipped
+
+
+OWN_LOG = "siamdiag_metrics.csv"   # what the Hugging Face and Lightning callbacks write by default
+
+
+def own_log_first(found: list[LogInput]) -> list[LogInput]:
+    """One directory written by one training is one run. Beside the callbacks' own per-step log
+    (``siamdiag_metrics.csv``), the training library's logs of the same training (the Trainer's
+    ``trainer_state.json``, there and in its ``checkpoint-<step>/``; Lightning's CSVLogger
+    ``metrics.csv`` and TensorBoardLogger event files in the same version directory) are not
+    read again: the callback's file is, and its run names the others."""
+    own = {os.path.dirname(log.path) for log in found if os.path.basename(log.path) == OWN_LOG}
+    if not own:
+        return found
+    others: dict[str, list[str]] = {}
+    kept = []
+    for log in found:
+        directory = _written_beside(log, own)
+        if directory is None:
+            kept.append(log)
+        else:
+            others.setdefault(directory, []).append(
+                "its TensorBoard event files" if log.format == "tensorboard" else os.path.relpath(log.path, directory))
+    return [replace(log, notes=log.notes + (
+                f"read {OWN_LOG}, the callback's log of every step; the same training's "
+                f"{', '.join(others[os.path.dirname(log.path)])} in {os.path.dirname(log.path)} not read again",))
+            if os.path.basename(log.path) == OWN_LOG and os.path.dirname(log.path) in others else log for log in kept]
+
+
+def _written_beside(log: LogInput, own: set[str]) -> str | None:
+    """The directory of a callback's own log that ``log`` was written beside by the same
+    training, if it was (see ``own_log_first``)."""
+    directory, name = os.path.split(log.path)
+    if log.format == "tensorboard":
+        return log.path if log.path in own else None
+    if name == "trainer_state.json" and CHECKPOINT_DIR.fullmatch(os.path.basename(directory)):
+        directory = os.path.dirname(directory)
+    return directory if name in ("trainer_state.json", "metrics.csv") and directory in own else None
 
 
 def writer_directories(found: list[LogInput]) -> tuple[list[LogInput], list[str]]:

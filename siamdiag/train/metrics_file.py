@@ -1,9 +1,10 @@
 """siamdiag's own log, metrics.csv: its columns, an appending writer that keeps every row written
-so far through a crash, and the trim a resumed run needs. No torch: the Keras and Hugging Face
-callbacks write it too."""
+so far through a crash and never mixes two runs in one file, and the trim a resumed run needs. No
+torch: the Keras and Hugging Face callbacks write it too."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -24,37 +25,101 @@ def format_cell(value) -> str:
 
 class MetricsFile:
     """metrics.csv (its directory created when missing): one row per step, appended, flushed and
-    fsynced on every write so a crash or Ctrl-C keeps every step written so far."""
+    fsynced on every write so a crash or Ctrl-C keeps every step written so far.
 
-    def __init__(self, path: str):
+    A file already there is continued only by the run that wrote it: when the first row written
+    carries on from its last step (a resume). Steps that start over (another run, or the same job
+    run again into the same directory) or other columns move the old file aside, to
+    ``metrics.1.csv`` (the next free number), with a warning: two runs are never mixed in one
+    file, and nothing written is lost. ``resume_from``: the step a resumed run's checkpoint
+    holds; the rows after it, which the run will log again, are dropped first."""
+
+    def __init__(self, path: str, resume_from: int | None = None):
         self.path = path
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
-        self.handle = open(path, "a", encoding="utf-8", newline="")
-        if fresh:
-            self.handle.write(",".join(COLUMNS) + "\n")
-            self.sync()
+        self.handle = None
+        self.moved_to: str | None = None   # where an earlier run's file went
+        if not os.path.exists(path) or os.path.getsize(path) == 0:
+            self.continuable, self.last_step = True, None
+            self._start()
+            return
+        self.continuable, self.last_step = _last_step(path)
+        if self.continuable and resume_from is not None and (self.last_step or 0) > resume_from:
+            keep_steps_through(path, resume_from)
+            self.last_step = resume_from
+
+    def _start(self) -> None:
+        self.handle = open(self.path, "w", encoding="utf-8", newline="")
+        self.handle.write(",".join(COLUMNS) + "\n")
+        self.sync()
+
+    def _open_for(self, first_step) -> None:
+        """Continue the file there, or move it aside and start a new one (see the class)."""
+        if self.continuable and (self.last_step is None or first_step is None or int(first_step) > self.last_step):
+            self.handle = open(self.path, "a", encoding="utf-8", newline="")
+            return
+        self.moved_to = set_aside(self.path)
+        why = (f"its steps reach {self.last_step} and this run starts at step {first_step}"
+               if self.continuable else "its columns are not siamdiag's")
+        warnings.warn(f"siamdiag: {self.path} holds another run ({why}): moved it to {self.moved_to}, "
+                      "and this run is written to a new file", stacklevel=3)
+        self._start()
 
     def append(self, rows: list[dict]) -> None:
-        if rows:
-            self.handle.write("".join(",".join(format_cell(r[c]) for c in COLUMNS) + "\n" for r in rows))
-            self.sync()
+        if not rows:
+            return
+        if self.handle is None:
+            self._open_for(rows[0]["step"])
+        self.handle.write("".join(",".join(format_cell(r[c]) for c in COLUMNS) + "\n" for r in rows))
+        self.sync()
 
     def sync(self) -> None:
         self.handle.flush()
         os.fsync(self.handle.fileno())
 
     def close(self) -> None:
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _last_step(path: str) -> tuple[bool, int | None]:
+    """Whether a file has siamdiag's header, and the step of its last complete row (None: no row)."""
+    with open(path, "rb") as fh:
+        header = fh.readline().decode("utf-8", "replace").rstrip("\r\n").lstrip("\ufeff")
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 65536))
+        tail = fh.read().decode("utf-8", "replace")
+    if header.split(",") != list(COLUMNS):
+        return False, None
+    for line in reversed(tail[:tail.rfind("\n") + 1].splitlines()):
+        cell = line.split(",", 1)[0].strip()
+        if cell.lstrip("-").isdigit():
+            return True, int(cell)
+    return True, None
+
+
+def set_aside(path: str) -> str:
+    """Move ``path`` to ``<stem>.<n><suffix>`` with the first free n; never over another file."""
+    stem, suffix = os.path.splitext(path)
+    n = 1
+    while True:
+        target = f"{stem}.{n}{suffix}"
+        try:
+            os.link(path, target)   # fails when target exists: no file is ever replaced
+        except FileExistsError:
+            n += 1
+            continue
+        os.unlink(path)
+        return target
 
 
 class BufferedRows:
     """Rows from a callback that sees one step at a time, written ``every`` rows at once (and at
     close): one fsync per block, not per step. A crash loses at most the rows not yet written."""
 
-    def __init__(self, path: str, every: int = 100):
-        self.file, self.every, self.rows = MetricsFile(path), every, []
+    def __init__(self, path: str, every: int = 100, resume_from: int | None = None):
+        self.file, self.every, self.rows = MetricsFile(path, resume_from), every, []
 
     def add(self, **cells) -> None:
         """One row; the columns not given are empty."""
