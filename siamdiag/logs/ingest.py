@@ -6,13 +6,14 @@ directory (one run). Every failure becomes an InputError naming file, line and c
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import os
 import re
 import urllib.parse
 from dataclasses import dataclass, replace
 
-from .columns import ColumnOverrides
+from .columns import ColumnOverrides, detect_columns
 from ..errors import InputError, SiamdiagError, UsageError
 from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS, textfile
 from .readers import TEXT_READERS, detect_format, format_from_name
@@ -21,7 +22,6 @@ from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import find_run_dirs, holds_runs, is_run_dir, read_file_store
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
 from .readers.tensorboard import is_empty_event_file, is_event_file, read_writer_directory
-from .columns import detect_columns
 from .tables import RawRun, Table, metric_roles, series_to_run, table_to_runs
 
 # Files a directory walk picks up; anything else is read when named explicitly.
@@ -325,7 +325,7 @@ def read_delimited_in_blocks(path: str, source: str, fmt: str) -> Table | None:
 def read_mlflow_store(path: str, options: ReadOptions) -> list[RawRun]:
     """The runs of an MLflow store on disk, a database file or a file store's directory (a
     store, an experiment or a run), that the run filter keeps."""
-    pick = lambda names: needed_metrics(names, options, path)  # noqa: E731
+    pick = functools.partial(needed_metrics, options=options, source=path)
     if os.path.isfile(path):
         return tracked_to_runs(read_mlflow_db(path, options.mlflow_runs, pick), path, options)
     if not (is_run_dir(path) or holds_runs(path) or find_run_dirs(path)):
@@ -370,7 +370,7 @@ def read_tracking(uri: str, options: ReadOptions) -> list[RawRun]:
         return read_mlflow_store(path, options)
     from .readers.mlflow_tracking import read_tracking_uri
 
-    pick = lambda names: needed_metrics(names, options, uri)  # noqa: E731
+    pick = functools.partial(needed_metrics, options=options, source=uri)
     return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs, pick, options.tracking_timeout), uri, options)
 
 

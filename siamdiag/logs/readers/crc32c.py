@@ -30,7 +30,7 @@ for _d in range(1, _VECTOR_MAX):
     _SHIFTED[_d] = _SHIFTED[0][_SHIFTED[_d - 1] & 0xFF] ^ (_SHIFTED[_d - 1] >> np.uint32(8))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pair_table(d: int) -> np.ndarray:
     """Raw CRC of the little-endian byte pair w followed by d zero bytes, for every w."""
     return (_SHIFTED[d + 1][None, :] ^ _SHIFTED[d][:, None]).ravel()
