@@ -589,8 +589,8 @@ class Coupling:
 def _prewhitened(x: np.ndarray) -> np.ndarray:
     """Residuals of x after a line, its best single step (a shared lr decay moves both series
     at once) and an AR fit, winsorised: a shared transient must not pass for coupling."""
-    t = np.arange(len(x), dtype=float)
-    detrended = x - np.polyval(np.polyfit(t, x, 1), t)
+    t = np.arange(len(x), dtype=float) - (len(x) - 1) / 2.0
+    detrended = x - x.mean() - ols_slope(t, x) * t          # the least-squares line, in closed form
     detrended = detrended - best_step_fit(detrended)[1]
     return winsorize(ar_residuals(detrended)[0], COUPLING_WINSOR)
 

@@ -103,16 +103,17 @@ def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def nested_rss(y: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Residual sums of squares of y on the first k columns of X, for k = 1..K, from one QR.
+    """Residual sums of squares of y on the first k columns of X, for k = 1..K, from the R of
+    one QR of [X | y] (n > K rows): its last column holds Qᵀy and its corner the full fit's
+    residual norm, so Q itself is never formed.
 
     Column order defines the nesting, so lag-order searches cost one factorisation instead of
     one fit per candidate order.
     """
-    q, r = np.linalg.qr(X, mode="reduced")
-    qty = q.T @ y
-    rss_full = float(y @ y - qty @ qty)
+    r = np.linalg.qr(np.column_stack([X, y]), mode="r")
+    qty = r[:-1, -1]
     tail = np.cumsum((qty * qty)[::-1])[::-1]  # tail[k] = sum_{j>=k} qty_j^2
-    return np.maximum(rss_full + np.append(tail[1:], 0.0), 0.0)
+    return r[-1, -1] ** 2 + np.append(tail[1:], 0.0)
 
 
 def lag_matrix(x: np.ndarray, max_lag: int) -> np.ndarray:
