@@ -9,7 +9,6 @@ a socket, a block device) is refused."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import stat
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ def replacing(path: str, mode: str = "w", **open_args):
     file gets the umask's — and on an exception it is removed and ``path`` stays as it was."""
     target = os.path.realpath(path)
     directory, name = os.path.split(target)
-    tmp = os.path.join(directory, f"{TEMP_PREFIX}{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(directory, f"{TEMP_PREFIX}{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, mode.replace("w", "x"), **open_args) as fh:
             yield fh

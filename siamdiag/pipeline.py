@@ -1,21 +1,24 @@
 """The whole flow for a set of paths: ingest -> order -> analyse -> report. No I/O beyond
 reading the inputs. With ``jobs`` > 1 the inputs are read and judged in a pool of processes,
 each input whole in one worker; results come back in input order, so the report is the same
-byte for byte whatever the number of jobs."""
+byte for byte whatever the number of jobs. The process pool's modules load only when a pool is
+asked for."""
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .engine.analysis import RunResult, analyze_run
 from .logs.ingest import LogInput, ReadOptions, inputs_of, read_input, read_runs, require_runs, tracked_runs
 from .logs.tables import RawRun
 from .engine.prepare import Options, OrderedRun, order_run
 from .report.model import GatePolicy, Report
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 Judged = list[tuple[OrderedRun | None, RunResult]]
 
@@ -42,6 +45,8 @@ def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOpt
 
 
 def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Judged:
+    from concurrent.futures import ProcessPoolExecutor
+
     judged: Judged = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_leave_signals_to_the_parent) as pool:
         try:
@@ -85,6 +90,8 @@ def _judge_input(log: LogInput, several: bool, options: Options, read: ReadOptio
 def _context():
     """fork where it is safe and fast (Linux: the workers start with siamdiag already imported),
     spawn elsewhere."""
+    import multiprocessing
+
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 
 import click
 
@@ -247,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def internal_error() -> None:
     """A bug: the traceback for the report, exit 3 (never 1, which means a failed gate)."""
+    import traceback
+
     click.echo("siamdiag: internal error (please report this with the log that caused it):", err=True)
     click.echo(traceback.format_exc(), err=True)
     sys.exit(EXIT_INTERNAL)

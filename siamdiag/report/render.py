@@ -1,6 +1,7 @@
 """Renderers: one report, several formats. Registry keyed by the --format name; each takes a
 Report and returns the text to write. They never print. The HTML page has its own module
-(html.py)."""
+(html.py). rich and ElementTree load only for the formats that need them: a CI gate asking for
+JSON or GitHub annotations does not pay for them."""
 from __future__ import annotations
 
 import hashlib
@@ -8,18 +9,17 @@ import io
 import json
 import re
 import shutil
-import xml.etree.ElementTree as ET
-from typing import Callable
-
-from rich.console import Console
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Callable
 
 from .. import __version__
 from ..engine.analysis import RunResult, fmt_step
 from ..engine.decide import Verdict
 from .model import Report, report_to_dict
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 # Verdicts that pass the gate but deserve a look (they fail under --strict).
 WARNING_VERDICTS = frozenset({Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA})
@@ -49,6 +49,8 @@ def output_width() -> int:
 def render_table(report: Report, color: bool = False, width: int | None = None) -> str:
     """The verdict table fitted to `width` columns (default: the terminal's): a table with the
     reasons wrapped in their column, or, on a narrow terminal, one block per run."""
+    from rich.console import Console
+
     width = output_width() if width is None else width
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
@@ -70,6 +72,8 @@ def why_text(r: RunResult) -> str:
 
 
 def gate_text(report: Report, r: RunResult) -> Text:
+    from rich.text import Text
+
     gate = report.run_gate(r)
     return Text(gate, style="green" if gate == "pass" else "bold red")
 
@@ -81,6 +85,9 @@ FIXED_COLUMNS = 70
 def wide_table(report: Report, width: int) -> Table:
     """Six columns; the run name (at most 2/5 of what the fixed columns leave) and the reasons
     wrap, the rest keep their natural width."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table()
     table.add_column("run", overflow="fold", max_width=max(12, (width - FIXED_COLUMNS) * 2 // 5))
     table.add_column("verdict", no_wrap=True)
@@ -96,6 +103,9 @@ def wide_table(report: Report, width: int) -> Table:
 
 def print_run_block(console: Console, report: Report, r: RunResult) -> None:
     """Narrow layout: `gate verdict run (window) sparkline`, then the reasons indented and wrapped."""
+    from rich.padding import Padding
+    from rich.text import Text
+
     heading = Text.assemble(gate_text(report, r), " ", (r.verdict.value, VERDICT_STYLE[r.verdict.value]),
                             f"  {sparkline(r.profile)}  steps {window_text(r)}  ", visible(r.run), overflow="fold")
     console.print(heading)
@@ -167,6 +177,8 @@ def xml_text(text: str) -> str:
 def render_junit(report: Report, color: bool = False) -> str:
     """JUnit XML for CI test reports: one test case per run; a failing verdict is a <failure>,
     a warning verdict keeps its reasons in <system-out>."""
+    import xml.etree.ElementTree as ET
+
     failing = [r for r in report.runs if report.run_gate(r) == "fail"]
     counts = {"tests": str(len(report.runs)), "failures": str(len(failing)), "errors": "0", "skipped": "0"}
     suites = ET.Element("testsuites", name="siamdiag", **counts)
