@@ -121,44 +121,95 @@ def test_a_lightning_csv_log_every_50_steps_says_how_to_log_every_step(tmp_path)
 
 KERAS_SCRIPT = textwrap.dedent("""
     import os, sys
-    os.environ["KERAS_BACKEND"] = "torch"
+    os.environ["KERAS_BACKEND"] = sys.argv[1]   # before keras is imported
     import numpy as np, keras, pandas as pd
     from siamdiag.integrations.keras import SiamdiagKerasCallback
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).standard_normal((640, 4)).astype("float32")
-    y = (x @ np.array([1.0, -2.0, 0.5, 0.0], dtype="float32"))[:, None] + 0.3
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=float(sys.argv[2])), loss="mse")
-    model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=[SiamdiagKerasCallback(sys.argv[1])])
-    if float(sys.argv[2]) == 0:   # frozen: each batch's loss is the model's loss on that batch alone
-        own = [float(model.evaluate(x[i:i + 32], y[i:i + 32], verbose=0)) for i in range(0, 640, 32)] * 3
-        pd.DataFrame({"own": own}).to_csv(sys.argv[1] + ".own.csv", index=False)
+    out = sys.argv[2]
+
+    def fit(name, k, lr, x, y, batch_size, epochs, shuffle):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse", steps_per_execution=k)
+        try:
+            model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0,
+                      callbacks=[SiamdiagKerasCallback(f"{out}/{name}_{k}.csv")])
+        except ValueError as refused:   # Keras on torch: steps_per_execution must be 1
+            open(f"{out}/{name}_{k}.refused", "w").write(str(refused))
+        return model
+
+    rng = np.random.default_rng(0)
+    w = np.array([1.0, -2.0, 0.5, 0.0], dtype="float32")
+    x = rng.standard_normal((20 * 32 + 16, 4)).astype("float32")   # 20 batches of 32 and one of 16
+    y = (x @ w)[:, None] + 0.3
+    model = fit("frozen", 1, 0.0, x, y, 32, 3, False)   # frozen: each batch's loss is its own, evaluated alone
+    fit("frozen", 4, 0.0, x, y, 32, 3, False)
+    own = [float(model.evaluate(x[i:i + 32], y[i:i + 32], verbose=0)) for i in range(0, len(x), 32)]
+    pd.DataFrame({"own": own, "samples": [32] * 20 + [16]}).to_csv(f"{out}/own.csv", index=False)
+    x = rng.standard_normal((4096, 4)).astype("float32")   # a run that settles at its noise floor
+    y = (x @ w)[:, None] + 0.3 + 0.5 * rng.standard_normal((4096, 1)).astype("float32")
+    for k in (1, 4):
+        fit("settled", k, 0.02, x, y, 8, 4, True)
 """)
 
 
-def _keras(tmp_path, lr):
-    if importlib.util.find_spec("keras") is None:   # (imported in the child, on its torch backend)
-        pytest.skip("keras is not installed")
-    log = tmp_path / f"keras_{lr}.csv"
-    done = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(log), str(lr)], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": "torch"})
+@pytest.fixture(scope="module", params=["torch", "jax"])
+def keras_runs(request, tmp_path_factory):
+    """The logs Keras wrote on one backend (in a child: the backend is chosen before keras is
+    imported), with steps_per_execution 1 and 4: a frozen model on 21 batches (the last short) for
+    3 epochs, with each batch's own loss; a model that settles, trained on 2,048 batches."""
+    for module in ("keras", request.param):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed")
+    out = tmp_path_factory.mktemp(f"keras_{request.param}")
+    done = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, request.param, str(out)], capture_output=True,
+                          text=True, env={**os.environ, "KERAS_BACKEND": request.param})
     assert done.returncode == 0, done.stderr[-2000:]
-    return log
+    return request.param, out, done.stderr
 
 
-def test_keras_callback_logs_each_batch_not_the_running_mean(tmp_path):
-    log = _keras(tmp_path, 0.0)
-    frame = pd.read_csv(log)
-    own = pd.read_csv(str(log) + ".own.csv")["own"].to_numpy()
-    assert frame["step"].tolist() == list(range(1, 61)) and frame["epoch"].tolist() == [0] * 20 + [1] * 20 + [2] * 20
-    np.testing.assert_allclose(frame["loss"], own, rtol=1e-4)
-    running = np.concatenate([np.cumsum(own[k:k + 20]) / np.arange(1, 21) for k in (0, 20, 40)])
-    assert np.abs(frame["loss"].to_numpy() - running).max() > 0.1   # what Keras reported is not what was logged
+def test_keras_callback_logs_each_batch_not_the_running_mean(keras_runs):
+    _backend, out, _stderr = keras_runs
+    frame = pd.read_csv(out / "frozen_1.csv")
+    own = pd.read_csv(out / "own.csv")
+    assert frame["step"].tolist() == list(range(1, 64)) and frame["epoch"].tolist() == [0] * 21 + [1] * 21 + [2] * 21
+    np.testing.assert_allclose(frame["loss"], np.tile(own["own"], 3), rtol=1e-4)   # the short batch too
+    running = np.cumsum(own["own"] * own["samples"]) / np.cumsum(own["samples"])
+    assert np.abs(frame["loss"].to_numpy()[:21] - running).max() > 0.1   # what Keras reported is not what was logged
     assert (frame["lr"] == 0).all()
 
 
-def test_keras_callback_log_is_judged_without_a_running_mean_note(tmp_path):
-    log = _keras(tmp_path, 0.05)
-    report = siamdiag.analyze(str(log))
-    assert report.runs[0].points == 60
-    assert not any("running means" in n for n in report.runs[0].notes)
+def test_keras_steps_per_execution_logs_each_groups_mean_once(keras_runs):
+    """issue #18: on JAX with steps_per_execution=4 Keras reports one running mean per 4 batches;
+    the rows were 4x the loss, then negative. Each row is the mean loss of its 4 batches (weighted
+    by their samples, as Keras weighs them), every batch in exactly one row; on torch Keras itself
+    refuses steps_per_execution > 1, before the callback writes anything."""
+    backend, out, stderr = keras_runs
+    if backend == "torch":
+        assert "steps_per_execution` must be 1" in (out / "frozen_4.refused").read_text()
+        assert not (out / "frozen_4.csv").exists()
+        return
+    frame = pd.read_csv(out / "frozen_4.csv")
+    own = pd.read_csv(out / "own.csv")
+    ends = [4, 8, 12, 16, 20, 21]   # the epoch's last group holds one batch
+    assert frame["step"].tolist() == [21 * epoch + end for epoch in range(3) for end in ends]
+    assert frame["epoch"].tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    means = [np.average(own["own"][a:b], weights=own["samples"][a:b]) for a, b in zip([0] + ends[:-1], ends)]
+    np.testing.assert_allclose(frame["loss"], np.tile(means, 3), rtol=1e-4)
+    assert "steps_per_execution=4: Keras reports the loss once every 4 batches, so each row of" in stderr
+
+
+def test_keras_steps_per_execution_is_judged_as_every_batch(keras_runs):
+    """A settled run logged with steps_per_execution=4 gets the verdict of the same run logged
+    batch by batch: its rows are the means of 4 consecutive rows of that log, and no row is read
+    as a running mean."""
+    backend, out, _stderr = keras_runs
+    every = pd.read_csv(out / "settled_1.csv")
+    runs = [siamdiag.analyze(str(out / "settled_1.csv")).runs[0]]
+    if backend == "jax":
+        groups = pd.read_csv(out / "settled_4.csv")
+        assert groups["step"].tolist() == list(range(4, 2049, 4))
+        np.testing.assert_allclose(groups["loss"], every["loss"].to_numpy().reshape(-1, 4).mean(axis=1), rtol=1e-5)
+        runs.append(siamdiag.analyze(str(out / "settled_4.csv")).runs[0])
+    assert [run.points for run in runs] == [2048, 512][:len(runs)]
+    assert {run.verdict.value for run in runs} == {"stationary"}
+    assert not any("running means" in note for run in runs for note in run.notes)
