@@ -11,6 +11,14 @@ SAMPLES = os.path.join(ROOT, "sample_runs")
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
+def interruptible():
+    """preexec_fn for a child a test sends Ctrl-C (SIGINT): a test run started in the background
+    (`&`, nohup) ignores SIGINT, its children inherit that, and Python then installs no handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_csv(path, header, rows, newline="\n"):
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(newline.join([",".join(header)] + [",".join(str(v) for v in r) for r in rows]) + newline)

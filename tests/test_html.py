@@ -202,6 +202,7 @@ def shown_rows(browser):
     return [row for row in browser.find_elements(By.CSS_SELECTOR, "#verdicts tbody tr") if row.is_displayed()]
 
 
+@pytest.mark.browser
 def test_in_a_browser_no_errors_sorting_filtering_and_a_screenshot(report, html, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -131,6 +131,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow   # starts an MLflow server
 def test_tracking_server_through_mlflow_client(store, tmp_path):
     """A real `mlflow server` on 127.0.0.1 serving the store: read through MlflowClient, the
     same runs and values as the database read directly."""

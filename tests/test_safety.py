@@ -17,7 +17,7 @@ import pytest
 from siamdiag.cli import main as cli
 from siamdiag.cli import terminal
 
-from .conftest import SAMPLES, write_csv
+from .conftest import SAMPLES, interruptible, write_csv
 
 STATIONARY = os.path.join(SAMPLES, "stationary.csv")
 
@@ -186,7 +186,7 @@ def wait_until_sleeping_on_read(proc: subprocess.Popen, timeout: float = 60) -> 
 def test_ctrl_c_during_analyze_exits_130():
     # found: exit 2 ("aborted"); a shell reports Ctrl-C as 128 + SIGINT
     proc = subprocess.Popen([sys.executable, "-m", "siamdiag", "analyze", "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         proc.stdin.write("step,loss\n0,0.5\n")
         proc.stdin.flush()

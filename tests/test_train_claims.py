@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+pytestmark = pytest.mark.slow   # minutes of training: the full run (-m 'not gpu') only
+
 from siamdiag.cli.main import main  # noqa: E402
 
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow   # two torchrun processes: the full run (-m 'not gpu') only
 
 ARGS = ["train", "--data", "synthetic", "--synthetic-samples", "400", "--synthetic-dim", "8", "--hidden", "32",
         "--embedding-dim", "8", "--batch-size", "32", "--steps", "80", "--no-gate", "--device", "cpu"]

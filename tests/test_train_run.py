@@ -18,6 +18,7 @@ from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import Placement  # noqa: E402
 from siamdiag.train.loop import Trainer  # noqa: E402
 from siamdiag.train.metrics_file import COLUMNS  # noqa: E402
+from .conftest import interruptible  # noqa: E402
 
 FAST = dict(data="synthetic", synthetic_samples=400, synthetic_dim=8, hidden=32, embedding_dim=8,
             batch_size=32, steps=240, checkpoint_every=100)
@@ -180,6 +181,7 @@ def test_cli_bad_options_exit_2_with_a_message(tmp_path, capsys, args, fragment)
     assert not (tmp_path / "r" / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_grid_trains_every_combination_and_reports_them_together(tmp_path, capsys):
     code, out = cli(["train", *SMALL, "--steps", "40", "--grid", "lr=0.001,0.003", "--grid", "loss=contrastive,triplet",
                      "--jobs", "2", "--out", str(tmp_path / "sweep"), "--format", "json", "--no-gate"], capsys)
@@ -191,12 +193,13 @@ def test_grid_trains_every_combination_and_reports_them_together(tmp_path, capsy
         assert len(rows(tmp_path / "sweep" / name)) == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_keeps_the_log_and_a_checkpoint(tmp_path, stop_signal, code):
     # found: SIGTERM (schedulers, CI, docker stop) killed the run at once, losing unflushed rows
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "siamdiag", "train", *SMALL, "--steps", "1000000", "--out", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.time() + 60
     while time.time() < deadline and not (run / "metrics.csv").exists():
         time.sleep(0.2)

@@ -197,7 +197,7 @@ def test_short_logs_with_a_strong_trend_are_not_converged():
 
 def test_burn_in_after_the_last_step_says_so():
     run = judge(white(500, np.random.default_rng(5)), burn_in=900.0)
-    assert run.verdict is Verdict.INSUFFICIENT_DATA and "after the last logged step 499" in run.reasons[0]
+    assert run.verdict is Verdict.NO_DATA and "after the last logged step 499" in run.reasons[0]
 
 
 def test_quantised_logs_do_not_report_huge_variance_changes():

@@ -15,7 +15,7 @@ import pytest
 from siamdiag.errors import UsageError
 from siamdiag.cli.watch import LogFollower
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, interruptible
 
 
 def test_follower_counts_only_complete_rows(tmp_path):
@@ -42,7 +42,8 @@ def test_watch_follows_a_growing_log_and_stops_cleanly(tmp_path, stop_signal):
     env = dict(os.environ, NO_COLOR="1")
     proc = subprocess.Popen([sys.executable, "-m", "siamdiag", "watch", str(path), "--every", "300",
                              "--interval", "0.05", "--format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=interruptible)
     stderr_chunks: list[bytes] = []  # read as it comes: the live panel's last line has no newline yet
     reader = threading.Thread(target=lambda: stderr_chunks.extend(iter(lambda: os.read(proc.stderr.fileno(), 4096), b"")),
                               daemon=True)

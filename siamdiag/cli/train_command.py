@@ -227,6 +227,8 @@ def resumed_config(run_dir: str, changes: dict) -> TrainConfig:
 
 
 def train_single(cfg: TrainConfig, run_dir: str, resume: bool, output: Output) -> int:
+    import torch  # noqa: F401  (without torch: one error line, before anything else is said)
+
     from ..train.sweep import RunSpec, StopFlag, train_one
 
     output.refuse_reports_over([run_dir])
@@ -246,6 +248,8 @@ def train_single(cfg: TrainConfig, run_dir: str, resume: bool, output: Output) -
 
 
 def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, output: Output) -> int:
+    import torch  # noqa: F401  (without torch: one error line, before anything else is said)
+
     from ..train.sweep import RunSpec, StopFlag, run_grid
 
     specs = [RunSpec(label, cfg, os.path.join(sweep_dir, label)) for label, cfg in expand_grid(base, axes)]
