@@ -20,7 +20,8 @@ from ..errors import SiamdiagError
 from .exit_codes import EXIT_TERMINATED, ExitCodesGroup, Terminated, raise_terminated
 from .options import (gate_options, judging, judging_options, many_runs_flags, read_options_flags, reading,
                       report_flags, resolve_settings)
-from .outputs import refuse_overwriting_inputs, rendered, report_targets, write_github_files, write_report
+from .outputs import (refuse_overwriting_inputs, rendered, report_targets, write_github_files, write_report,
+                      write_verdicts_back)
 from .terminal import colour_for, drawing_progress, input_progress, stderr_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -64,10 +65,14 @@ def cli() -> None:
 @click.option("--plot", "plot_target", metavar="DIR|FILE",
               help="Also draw the runs: one PNG per run into DIR, or, when one run is judged, into FILE "
                    "ending in .png, .svg or .pdf (needs the 'plot' extra).")
+@click.option("--write-back", is_flag=True,
+              help="Once the report is out, also record each run's verdict, gate and reasons in the tracker that "
+                   "keeps it: MLflow tags, a TensorBoard text summary, DVCLive's metrics.json, the W&B run summary. "
+                   "A tracker that refuses is exit 2, naming the run.")
 @gate_options
 @read_options_flags
 @many_runs_flags
-def analyze(paths, output, reports, quiet, github_summary, plot_target, config_file, **params):
+def analyze(paths, output, reports, quiet, github_summary, plot_target, write_back, config_file, **params):
     """Judge every run in PATHS: files, directories, globs, '-' for stdin. Reads CSV/TSV
     (Lightning, Keras, W&B), JSON/JSONL (Hugging Face trainer_state.json), TensorBoard event
     files, MLflow stores (mlflow.db, mlruns/), DVCLive directories and plain-text logs; gzip ok.
@@ -102,7 +107,10 @@ def analyze(paths, output, reports, quiet, github_summary, plot_target, config_f
         write_report(path, rendered(fmt, report, False, runs), f"--report {fmt}={path}")
     if github_summary:
         write_github_files(report, os.environ)
-    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+    failures = write_verdicts_back(report, quiet) if write_back else []
+    for failure in failures:
+        click.echo(f"siamdiag: error: {failure}", err=True)
+    sys.exit(EXIT_USAGE if failures else EXIT_PASS if report.passed else EXIT_FAIL)
 
 
 @cli.command()

@@ -7,6 +7,8 @@ import os
 import stat
 from collections.abc import Mapping
 
+import click
+
 from ..atomic import output_file
 from ..errors import OutputError, UsageError
 from ..report import FORMATS
@@ -98,3 +100,28 @@ def write_github_files(report, environ: Mapping[str, str]) -> None:
                 fh.write(text)
         except OSError as exc:
             raise OutputError(f"{path} (${variable})", exc) from None
+
+
+def write_verdicts_back(report, quiet: bool) -> list[str]:
+    """``--write-back``: each run's verdict, gate and reasons into the tracker that keeps it
+    (``logs.writeback``), once the report is out. Every run is tried; the failures come back as
+    one line each, naming the run (the CLI then exits 2: the verdicts were asked for there)."""
+    from ..logs.writeback import Judgement, WriteBackError, write_back
+
+    failures, written = [], 0
+    for run in report.runs:
+        if run.tracker is None:
+            continue
+        last_step = run.window.last_step if run.window is not None else 0
+        try:
+            write_back(run.tracker, Judgement(run.verdict.value, report.run_gate(run), run.reasons, int(last_step)))
+            written += 1
+        except WriteBackError as exc:
+            failures.append(f"write-back to {run.run}: {exc}")
+    untracked = sum(run.tracker is None for run in report.runs)
+    if not quiet and (written or untracked):
+        runs = lambda n: f"{n} run{'s' if n != 1 else ''}"  # noqa: E731
+        click.echo(f"siamdiag: --write-back: verdicts written to the trackers of {runs(written)}"
+                   + (f"; {runs(untracked)} read from plain log files (no tracker) left as they are" if untracked else ""),
+                   err=True)
+    return failures

@@ -10,7 +10,7 @@ import numpy as np
 from . import checks, magnitude, running_mean, siamese, smoothing
 from .decide import Verdict, WindowTests, decide_tests, move_verdict
 from .magnitude import Wander
-from ..logs.tables import Metric, RawRun
+from ..logs.tables import Metric, RawRun, Tracker
 from .numerics import HUGE, block_means, robust_sigma
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
 
@@ -40,6 +40,7 @@ class RunResult:
     level_drop: float | None = None  # step of a drop of the loss (no lr logged) the window starts after
     tolerance: float | None = None   # the practical tolerance in loss units, when one was given
     findings: tuple[siamese.Finding, ...] = ()   # Siamese-specific observations, with advice
+    tracker: Tracker | None = None   # where the run's tracker keeps it (for --write-back); not in the JSON
 
 
 def fmt_step(step: float) -> str:
@@ -223,7 +224,7 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
 def judge_run(run: OrderedRun, options: Options) -> RunResult:
     """analyze_run's work, for a loss of any magnitude below the float64 limit."""
     base = dict(run=run.name, source=run.source, notes=run.notes, points=len(run.loss),
-                profile=loss_profile(run.loss))
+                profile=loss_profile(run.loss), tracker=run.tracker)
     steps, loss = run.steps, run.loss
     epochs = running_mean.epoch_length(loss) if np.isfinite(loss).all() else None
     recovered = None if epochs is None else running_mean.undo_running_mean(loss, *epochs)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..logs.tables import Metric, RawRun
+from ..logs.tables import Metric, RawRun, Tracker
 from .numerics import (block_means, block_variances, median, mser_truncation, power_of_two_near, robust_sigma,
                        winsorize)
 
@@ -89,6 +89,7 @@ class OrderedRun:
     extras: dict[str, np.ndarray]
     notes: tuple[str, ...]
     every_step_setting: str = ""   # RawRun's: how its logger logs every step, when known
+    tracker: Tracker | None = None  # RawRun's: where its verdict can be written back
 
 
 def last_per_step(metric: Metric) -> tuple[np.ndarray, np.ndarray, int, bool]:
@@ -136,7 +137,7 @@ def order_run(raw: RawRun) -> OrderedRun:
     extras = {k: align(steps, m) for k, m in raw.metrics.items() if k not in ("loss", "grad_norm")}
     return OrderedRun(name=raw.name, source=raw.source, steps=steps, loss=loss,
                       grad_norm=align(steps, raw.metrics.get("grad_norm")), extras=extras,
-                      notes=tuple(notes), every_step_setting=raw.every_step_setting)
+                      notes=tuple(notes), every_step_setting=raw.every_step_setting, tracker=raw.tracker)
 
 
 @dataclass(frozen=True)

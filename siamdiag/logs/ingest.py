@@ -9,6 +9,7 @@ import errno
 import functools
 import glob
 import os
+import pathlib
 import re
 import urllib.parse
 from dataclasses import dataclass, replace
@@ -22,7 +23,8 @@ from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import find_run_dirs, holds_runs, is_run_dir, read_file_store
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
 from .readers.tensorboard import is_empty_event_file, is_event_file, read_writer_directory
-from .tables import RawRun, Table, metric_roles, series_to_run, table_to_runs
+from .readers.wandb_run import EXTRA as WANDB_EXTRA, read_wandb_run, run_key, run_log, wandb_installed
+from .tables import RawRun, Table, Tracker, metric_roles, series_to_run, table_to_runs
 
 # Files a directory walk picks up; anything else is read when named explicitly.
 WALKED_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".jsonl", ".ndjson", ".jsonl.gz")
@@ -70,12 +72,18 @@ def _walk(directory: str, input_format: str) -> tuple[list[LogInput], list[str]]
     """Logs under a directory, sorted: MLflow runs, directories of event files, log files; and
     notes on the directories of event files passed over."""
     found: list[LogInput] = []
+    wandb_runs: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
 
     def refuse(exc: OSError) -> None:
         raise InputError(exc.filename or directory, f"cannot list directory: {exc.strerror}")
 
     for root, subdirs, files in os.walk(directory, onerror=refuse):
         subdirs.sort()
+        if input_format in ("auto", "wandb") and run_log(root):
+            folder, run_id, started = run_key(root)   # its files/ (synced TensorBoard files too) are not runs
+            wandb_runs.setdefault((folder, run_id), []).append((started, root, run_log(root)))
+            subdirs[:] = []
+            continue
         if input_format in ("auto", "mlflow") and (is_run_dir(root) or holds_runs(root)):
             found.append(LogInput(root, "mlflow"))   # a store is read whole: its runs are named together
             subdirs[:] = []
@@ -95,7 +103,20 @@ def _walk(directory: str, input_format: str) -> tuple[list[LogInput], list[str]]
                     input_format not in ("auto", "tensorboard", "mlflow") and format_from_name(f) == input_format):
                 found.append(LogInput(os.path.join(root, f)))
     found, skipped = writer_directories(found)
-    return newest_checkpoints_only(own_log_first(found)), skipped
+    found, wandb_skipped = wandb_run_inputs(found, wandb_runs)
+    return newest_checkpoints_only(own_log_first(found)), skipped + wandb_skipped
+
+
+def wandb_run_inputs(found: list[LogInput], runs: dict) -> tuple[list[LogInput], list[str]]:
+    """One input per W&B run: its directories (several when it was resumed, or written back to)
+    read together in start order, named after the first. Without the wandb package they are
+    passed over, with a note naming the extra."""
+    if runs and not wandb_installed():
+        return found, [f"skipped {directories[0][1]}: {WANDB_EXTRA}" for directories in runs.values()]
+    for directories in runs.values():
+        directories.sort()
+        found.append(LogInput(directories[0][1], "wandb-run", tuple(log for _started, _root, log in directories)))
+    return found, []
 
 
 OWN_LOG = "siamdiag_metrics.csv"   # what the Hugging Face and Lightning callbacks write by default
@@ -209,6 +230,8 @@ def expand_paths(paths, input_format: str = "auto") -> list[LogInput]:
         elif os.path.exists(p):
             if is_event_file(p) and input_format in ("auto", "tensorboard"):
                 found.append(LogInput(p, "tensorboard", (p,)))
+            elif p.endswith(".wandb") and input_format in ("auto", "wandb") and run_log(os.path.dirname(p) or "."):
+                found.append(LogInput(os.path.dirname(p) or ".", "wandb-run", (p,)))
             elif input_format in ("auto", "mlflow") and is_mlflow_db(p):
                 found.append(LogInput(p, "mlflow"))
             else:
@@ -284,14 +307,21 @@ def _read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool)
         runs = read_writer_directory(log.path, log.files or (log.path,), log.children)
         if not runs and not log.children:
             raise InputError(log.path, "no scalar summaries in these TensorBoard event files")
-        return [series_to_run(run.path, run.path, run.series, options.overrides, run.notes) for run in runs]
+        return [series_to_run(run.path, run.path, run.series, options.overrides, run.notes,
+                              Tracker("tensorboard", run.path)) for run in runs]
     if fmt == "dvclive":
         if not is_dvclive_dir(log.path):
             raise InputError(log.path, "not a DVCLive directory (no plots/metrics/)")
         series, notes = read_dvclive(log.path)
         if not series:
             raise InputError(log.path, "no metric files (.tsv) in this DVCLive directory's plots/metrics/")
-        return [series_to_run(log.path, log.path, series, options.overrides, notes)]
+        return [series_to_run(log.path, log.path, series, options.overrides, notes, Tracker("dvclive", log.path))]
+    if fmt == "wandb-run":
+        series, info, notes = read_wandb_run(list(log.files))
+        if not series:
+            raise InputError(log.files[0], "no numeric history in this W&B run")
+        return [series_to_run(log.path, log.path, series, options.overrides, notes,
+                              Tracker("wandb", log.path, info.run_id if info else ""))]
     source = "<stdin>" if log.path == "-" else log.path
     table = read_delimited_in_blocks(log.path, source, fmt)
     if table is None:
@@ -327,7 +357,8 @@ def read_mlflow_store(path: str, options: ReadOptions) -> list[RawRun]:
     store, an experiment or a run), that the run filter keeps."""
     pick = functools.partial(needed_metrics, options=options, source=path)
     if os.path.isfile(path):
-        return tracked_to_runs(read_mlflow_db(path, options.mlflow_runs, pick), path, options)
+        return tracked_to_runs(read_mlflow_db(path, options.mlflow_runs, pick), path, options,
+                               "sqlite:///" + os.path.abspath(path))
     if not (is_run_dir(path) or holds_runs(path) or find_run_dirs(path)):
         raise InputError(path, "not an MLflow store (no run directory with meta.yaml and metrics/, "
                          "nor an MLflow SQLite database)")
@@ -344,9 +375,12 @@ def needed_metrics(names: list[str], options: ReadOptions, source: str) -> list[
         return names
 
 
-def tracked_to_runs(tracked: list[TrackedRun], source: str, options: ReadOptions) -> list[RawRun]:
-    """Runs named alike whichever of the three MLflow sources they come from (``unique_names``)."""
-    return [series_to_run(name, run.source or source, run.series, options.overrides, run.notes)
+def tracked_to_runs(tracked: list[TrackedRun], source: str, options: ReadOptions, uri: str | None = None) -> list[RawRun]:
+    """Runs named alike whichever of the three MLflow sources they come from (``unique_names``),
+    each with its tracking URI and run id (a file store's URI is its root's, two levels above the
+    run directory)."""
+    return [series_to_run(name, run.source or source, run.series, options.overrides, run.notes,
+                          Tracker("mlflow", uri or pathlib.Path(run.source).absolute().parent.parent.as_uri(), run.run_id))
             for name, run in zip(unique_names(tracked), tracked)]
 
 
@@ -371,7 +405,7 @@ def read_tracking(uri: str, options: ReadOptions) -> list[RawRun]:
     from .readers.mlflow_tracking import read_tracking_uri
 
     pick = functools.partial(needed_metrics, options=options, source=uri)
-    return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs, pick, options.tracking_timeout), uri, options)
+    return tracked_to_runs(read_tracking_uri(uri, options.mlflow_runs, pick, options.tracking_timeout), uri, options, uri)
 
 
 def inputs_of(paths, options: ReadOptions = ReadOptions()) -> list[LogInput]:

@@ -27,16 +27,30 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Tracker:
+    """Where the run's own tracker keeps it, so that its verdict can be written back there
+    (``logs.writeback``): ``kind`` 'mlflow' (``location`` a tracking URI, with ``run_id``),
+    'tensorboard' (the writer's directory), 'dvclive' (the DVCLive directory) or 'wandb' (the
+    run's first directory, with ``run_id``). Plain log files have none."""
+
+    kind: str
+    location: str
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
 class RawRun:
     """One run as logged: 'loss' always, 'grad_norm' and Siamese extras when present.
     ``every_step_setting``: how to make the library that wrote it log the loss at every step,
-    when the log says which library that was (see ``loggers``)."""
+    when the log says which library that was (see ``loggers``); ``tracker``: where its verdict
+    can be written back, for a run kept by a tracker."""
 
     name: str
     source: str
     metrics: dict[str, Metric]
     notes: tuple[str, ...] = ()
     every_step_setting: str = ""
+    tracker: Tracker | None = None
 
 
 def no_location(row: int, column: str) -> tuple[int | None, int | None]:
@@ -181,9 +195,9 @@ def several_runs_hint(frame: pd.DataFrame, steps: np.ndarray, taken: set[str]) -
 
 
 def series_to_run(name: str, source: str, series: dict[str, Metric], overrides: ColumnOverrides,
-                  notes: tuple[str, ...] = ()) -> RawRun:
+                  notes: tuple[str, ...] = (), tracker: Tracker | None = None) -> RawRun:
     """One run from named series that each carry their own steps (TensorBoard tags, MLflow
     metrics): the series names play the part of column names."""
     cmap = detect_columns(list(series), overrides, source)
     metrics = {role: series[name_] for role, name_ in metric_roles(cmap).items()}
-    return RawRun(name=name, source=source, metrics=metrics, notes=notes)
+    return RawRun(name=name, source=source, metrics=metrics, notes=notes, tracker=tracker)
