@@ -20,6 +20,14 @@ def _rows(n: int, sep: str = ",") -> str:
     return "".join(f"{i}{sep}{v:.6f}{sep}{g:.4f}\n" for i, v, g in zip(range(n), rng.random(n), rng.random(n)))
 
 
+def _cut_at_the_first_block(cut: str) -> str:
+    """A log whose first 1 MB block (``textfile.BLOCK``) ends inside ``cut`` (a CRLF, a two-byte
+    character), in a note cell of a row after the header and first rows."""
+    start = "step,loss,note\n" + _rows(5)
+    filler = "x" * (textfile.BLOCK - 1 - len(start) - len("9,1,"))
+    return start + "9,1," + filler + cut + "\n" + _rows(10).replace("\n", "\r\n")
+
+
 SHAPES = {
     "plain": "step,loss,grad_norm\n" + _rows(50),
     "bom": "\ufeffstep,loss,grad_norm\n" + _rows(50),
@@ -35,6 +43,12 @@ SHAPES = {
     "tsv": "step\tloss\tgrad_norm\n" + _rows(40, "\t"),
     "longer than a block": "step,loss,grad_norm\n" + _rows(120_000),   # ~3 MB: blocks of 1 MB
     "quoted fields": 'step,"loss",note\n' + "".join(f'{i},{i / 7:.5f},"a, b"\n' for i in range(30)),
+    "quoted line breaks, crlf": ('step,loss,note\n' + "".join(f'{i},{i / 7:.5f},"a\nb\rc"\n' for i in range(30))
+                                 ).replace("\n", "\r\n"),
+    "bom, crlf, semicolons": ("\ufeffstep;loss;grad_norm\n" + _rows(50, ";")).replace("\n", "\r\n"),
+    "empty loss cells": "step,loss,grad_norm\n" + "".join(f"{i},{'' if i % 3 else i / 9},{i}\n" for i in range(60)),
+    "crlf cut by a block": _cut_at_the_first_block("\r\n") + "10,0.5",   # the note counts its lines
+    "non-ascii cut by a block": _cut_at_the_first_block("é"),
 }
 
 
@@ -74,6 +88,16 @@ def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(
     with pytest.raises(InputError) as whole:
         textfile.read_text(str(path), str(path))
     assert needle in str(from_disk.value) and str(from_disk.value) == str(whole.value)
+
+
+def test_a_character_cut_by_the_first_block_and_left_unfinished_is_not_utf8(tmp_path):
+    """A lead byte ending the first block, then ASCII: the check carries the cut character over."""
+    path = tmp_path / "log.csv"
+    path.write_bytes(_cut_at_the_first_block("\xc3").encode("latin-1"))
+    with pytest.raises(textfile.NotPlainText):
+        read_delimited_file(str(path), str(path), ",")
+    with pytest.raises(InputError, match=r":7:1048471: not UTF-8"):
+        read_runs([str(path)])
 
 
 def test_parse_errors_are_located_from_a_second_reading(tmp_path):

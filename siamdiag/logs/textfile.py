@@ -1,10 +1,12 @@
 """A log file as text: UTF-8 with or without a BOM (gzip-compressed or not), universal newlines.
 Read whole (``read_text``, which locates what is wrong by line and column), or, for a large
 uncompressed log on disk, a block at a time so that neither its bytes nor its text are held
-whole (``open_text``); a block reader that meets anything but clean text (a NUL byte, bytes that
-are not UTF-8) raises ``NotPlainText`` and the caller reads the file whole instead."""
+whole (``open_lines``: the bytes pandas' C parser reads, with line breaks made universal); a
+block reader that meets anything but clean text (a NUL byte, bytes that are not UTF-8) raises
+``NotPlainText`` and the caller reads the file whole instead."""
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import os
@@ -59,42 +61,53 @@ class NotPlainText(Exception):
     """The file needs the whole-file decoder (to be read, or to locate what is wrong in it)."""
 
 
-class _Prefix(io.RawIOBase):
-    """The first ``end`` bytes of a file, refusing NUL bytes as they go by."""
+class _Lines(io.RawIOBase):
+    """The first ``end`` bytes of a file, a block at a time, as universal newlines read them
+    (CRLF and CR become LF, so that a parser sees the lines the whole-file decoder sees, quoted
+    fields included), refusing NUL bytes and bytes that are not UTF-8 as they go by. The bytes
+    are handed on undecoded: a block is decoded only to check it, and only when not ASCII."""
 
     def __init__(self, path: str, end: int):
         self.handle, self.left = open(path, "rb"), end
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.block, self.pos, self.after_cr = memoryview(b""), 0, False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.handle.read(min(len(buffer), self.left))
+        while self.pos == len(self.block) and self.left:
+            self.block, self.pos = memoryview(self._next_block()), 0
+        size = min(len(buffer), len(self.block) - self.pos)
+        memoryview(buffer).cast("B")[:size] = self.block[self.pos:self.pos + size]
+        self.pos += size
+        return size
+
+    def _next_block(self) -> bytes:
+        data = self.handle.read(min(BLOCK, self.left))
+        self.left = self.left - len(data) if data else 0
         if b"\x00" in data:
             raise NotPlainText("NUL byte")
-        memoryview(buffer)[:len(data)] = data
-        self.left -= len(data)
-        return len(data)
+        if not data.isascii() or self.utf8.getstate()[0]:   # a character cut by the last block
+            try:
+                self.utf8.decode(data, final=not self.left)
+            except UnicodeDecodeError:
+                raise NotPlainText("not UTF-8") from None
+        if self.after_cr:   # the LF of a CRLF that the last block cut
+            data = data.removeprefix(b"\n")
+        self.after_cr = data.endswith(b"\r")
+        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in data else data
 
     def close(self) -> None:
         self.handle.close()
         super().close()
 
 
-class _Text(io.TextIOWrapper):
-    """Decoding errors become NotPlainText (the whole-file decoder says where they are)."""
-
-    def read(self, size: int = -1) -> str:
-        try:
-            return super().read(size)
-        except UnicodeDecodeError:
-            raise NotPlainText("not UTF-8") from None
-
-
-def open_text(path: str, end: int | None = None) -> io.TextIOBase:
-    """The text of ``path`` (its first ``end`` bytes), decoded a block at a time."""
+def open_lines(path: str, end: int | None = None) -> io.BufferedReader:
+    """The bytes of ``path`` (its first ``end``), checked and with universal newlines, for a
+    parser that reads UTF-8 bytes: no text is decoded and encoded again on the way."""
     end = os.path.getsize(path) if end is None else end
-    return _Text(io.BufferedReader(_Prefix(path, end), BLOCK), encoding="utf-8-sig", newline=None)
+    return io.BufferedReader(_Lines(path, end), BLOCK)
 
 
 def is_gzip(path: str) -> bool:
@@ -144,5 +157,5 @@ def bytes_from(path: str, offset: int) -> bytes:
 
 def count_lines(path: str, end: int | None = None) -> int:
     """Line breaks in the first ``end`` bytes, as universal newlines count them."""
-    with open_text(path, end) as fh:
-        return sum(block.count("\n") for block in iter(lambda: fh.read(BLOCK), ""))
+    with open_lines(path, end) as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(BLOCK), b""))

@@ -54,7 +54,7 @@ class TextChunks:
 
 
 def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str]) -> pd.DataFrame:
-    """The table in ``rows`` (a file-like text), through pandas' C parser, read ``CHUNK_ROWS``
+    """The table in ``rows`` (a file-like text, or UTF-8 bytes), through pandas' C parser, read ``CHUNK_ROWS``
     rows at a time and joined column by column: pandas joining its own chunks holds every column
     twice at once. ``text_of`` gives the whole text, only to locate a parse error."""
     try:
@@ -133,7 +133,8 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None,
 
 def read_delimited_file(path: str, source: str, delimiter: str | None = None) -> Table:
     """A CSV/TSV file on disk, parsed as ``parse_delimited`` parses its text but read a block at a
-    time: neither its bytes nor its text are ever held whole. Raises ``NotPlainText`` when the
+    time, as bytes (pandas parses UTF-8 bytes; text would be encoded again for it): neither the
+    file's bytes nor its text are ever held whole. Raises ``NotPlainText`` when the
     file is not clean UTF-8 text (the whole-file reader locates the problem)."""
     start_text = textfile.head(path)
     size = os.path.getsize(path)
@@ -154,7 +155,7 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
     else:
         body_end = size
     reread = lambda: textfile.read_text(path, source)  # noqa: E731
-    with textfile.open_text(path, body_end) as rows:
+    with textfile.open_lines(path, body_end) as rows:
         frame = _parse(rows, delimiter, source, reread)
     return _with_last_line(frame, header, last, delimiter, source, reread,
                            lambda: textfile.count_lines(path, body_end) + 1)
