@@ -15,7 +15,7 @@ import siamdiag
 from siamdiag.logs.ingest import read_runs
 
 
-def _hf_train(out, steps, resume=None, save_steps=None):
+def _hf_train(out, steps, resume=None, save_steps=None, report_to=()):
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("accelerate")
     torch.manual_seed(0)
@@ -27,7 +27,7 @@ def _hf_train(out, steps, resume=None, save_steps=None):
             for t in tokens]
     args = transformers.TrainingArguments(output_dir=str(out), max_steps=steps, per_device_train_batch_size=16,
                                           learning_rate=5e-3, save_strategy="steps" if save_steps else "no",
-                                          save_steps=save_steps or 500, report_to=[], use_cpu=True, seed=0,
+                                          save_steps=save_steps or 500, report_to=list(report_to), use_cpu=True, seed=0,
                                           disable_tqdm=True)
     trainer = transformers.Trainer(model=transformers.BertForSequenceClassification(config), args=args,
                                    train_dataset=data, callbacks=[siamdiag.SiamdiagTrainerCallback()])
@@ -44,6 +44,22 @@ def test_hf_output_directory_is_one_run_read_from_the_callbacks_log(tmp_path):
     assert run.metrics["loss"].steps.tolist() == list(range(1, 61))
     [note] = [n for n in run.notes if "not read again" in n]
     assert "checkpoint-60/trainer_state.json" in note and "checkpoint-25/trainer_state.json" in note
+    assert len(siamdiag.analyze(str(tmp_path)).runs) == 1
+
+
+def test_hf_tensorboard_reporting_is_not_a_second_run(tmp_path):
+    """report_to="tensorboard" (the Trainer's default where tensorboard is installed, before
+    transformers 5) writes <output_dir>/runs/<stamp>/ beside the callback's log: the same
+    training, judged twice until now. Oracle: those event files hold the same steps' losses."""
+    pytest.importorskip("tensorboard")
+    _hf_train(tmp_path / "out", 30, save_steps=25, report_to=["tensorboard"])
+    [writer] = (tmp_path / "out" / "runs").iterdir()
+    [reported] = read_runs([str(writer)])
+    [run] = read_runs([str(tmp_path)])
+    assert run.source == str(tmp_path / "out" / "siamdiag_metrics.csv")
+    np.testing.assert_allclose(reported.metrics["loss"].values, run.metrics["loss"].values, rtol=1e-6)
+    [note] = [n for n in run.notes if "not read again" in n]
+    assert f"runs/{writer.name} (TensorBoard event files)" in note and "checkpoint-25/trainer_state.json" in note
     assert len(siamdiag.analyze(str(tmp_path)).runs) == 1
 
 

@@ -125,9 +125,10 @@ OWN_LOG = "siamdiag_metrics.csv"   # what the Hugging Face and Lightning callbac
 def own_log_first(found: list[LogInput]) -> list[LogInput]:
     """One directory written by one training is one run. Beside the callbacks' own per-step log
     (``siamdiag_metrics.csv``), the training library's logs of the same training (the Trainer's
-    ``trainer_state.json``, there and in its ``checkpoint-<step>/``; Lightning's CSVLogger
-    ``metrics.csv`` and TensorBoardLogger event files in the same version directory) are not
-    read again: the callback's file is, and its run names the others."""
+    ``trainer_state.json``, there and in its ``checkpoint-<step>/``, and the event files of its
+    ``report_to="tensorboard"`` in ``runs/<stamp>/``; Lightning's CSVLogger ``metrics.csv`` and
+    TensorBoardLogger event files in the same version directory) are not read again: the
+    callback's file is, and its run names the others."""
     own = {os.path.dirname(log.path) for log in found if os.path.basename(log.path) == OWN_LOG}
     if not own:
         return found
@@ -138,8 +139,7 @@ def own_log_first(found: list[LogInput]) -> list[LogInput]:
         if directory is None:
             kept.append(log)
         else:
-            others.setdefault(directory, []).append(
-                "its TensorBoard event files" if log.format == "tensorboard" else os.path.relpath(log.path, directory))
+            others.setdefault(directory, []).append(_named_from(log, directory))
     return [replace(log, notes=log.notes + (
                 f"read {OWN_LOG}, the callback's log of every step; the same training's "
                 f"{', '.join(others[os.path.dirname(log.path)])} in {os.path.dirname(log.path)} not read again",))
@@ -150,11 +150,20 @@ def _written_beside(log: LogInput, own: set[str]) -> str | None:
     """The directory of a callback's own log that ``log`` was written beside by the same
     training, if it was (see ``own_log_first``)."""
     directory, name = os.path.split(log.path)
-    if log.format == "tensorboard":
-        return log.path if log.path in own else None
+    if log.format == "tensorboard":   # Lightning's version directory, or the Trainer's runs/<stamp>
+        written_by = os.path.dirname(directory) if os.path.basename(directory) == "runs" else log.path
+        return written_by if written_by in own else None
     if name == "trainer_state.json" and CHECKPOINT_DIR.fullmatch(os.path.basename(directory)):
         directory = os.path.dirname(directory)
     return directory if name in ("trainer_state.json", "metrics.csv") and directory in own else None
+
+
+def _named_from(log: LogInput, directory: str) -> str:
+    """How a log not read again is named in the note of the callback's run in ``directory``."""
+    if log.format != "tensorboard":
+        return os.path.relpath(log.path, directory)
+    return "TensorBoard event files" if log.path == directory else \
+        f"{os.path.relpath(log.path, directory)} (TensorBoard event files)"
 
 
 def writer_directories(found: list[LogInput]) -> tuple[list[LogInput], list[str]]:
