@@ -19,7 +19,7 @@ import pytest
 import siamdiag
 
 
-def _hf_trainer(tmp_path, callback, steps=240, logging_steps=500):
+def _hf_trainer(tmp_path, callback, steps=240, logging_steps=500, report_to=()):
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     pytest.importorskip("accelerate")
@@ -34,7 +34,7 @@ def _hf_trainer(tmp_path, callback, steps=240, logging_steps=500):
             for t, y in zip(tokens, labels)]
     args = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=steps, per_device_train_batch_size=16,
                                           learning_rate=5e-3, logging_steps=logging_steps, save_strategy="no",
-                                          report_to=[], use_cpu=True, seed=0, disable_tqdm=True)
+                                          report_to=list(report_to), use_cpu=True, seed=0, disable_tqdm=True)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
     trainer.train()
     return trainer

@@ -231,3 +231,37 @@ def test_wandb_run_directory_without_the_package_names_the_extra(wandb_offline, 
         main(["analyze", str(root / "wandb")])
     assert exit_.value.code == 2
     assert "pip install 'siamdiag[wandb]'" in capsys.readouterr().err
+
+
+# --- callbacks --------------------------------------------------------------------------------
+
+def test_hf_callback_writes_the_verdict_to_the_mlflow_run_and_tensorboard_it_reported_to(tmp_path, monkeypatch):
+    """A real Trainer reporting to MLflow (a file store) and TensorBoard: at the end of training the
+    callback judges its own log and both trackers hold the verdict siamdiag analyze gives that log."""
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import siamdiag
+    from tests.test_callbacks import _hf_trainer
+
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")   # the Trainer's own MLflow callback needs it
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "hf")
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    callback = siamdiag.SiamdiagTrainerCallback(write_back=True)
+    _hf_trainer(tmp_path, callback, report_to=["mlflow", "tensorboard"])
+    [expected] = siamdiag.analyze(str(tmp_path / "out" / "siamdiag_metrics.csv")).runs
+    assert callback.verdict.verdict == expected.verdict.value and callback.verdict.reasons == expected.reasons
+    client = mlflow.tracking.MlflowClient(tracking_uri=store.as_uri())
+    [run] = client.search_runs([client.get_experiment_by_name("hf").experiment_id])
+    assert run.data.tags["siamdiag.verdict"] == expected.verdict.value
+    assert run.data.tags["siamdiag.gate"] == callback.verdict.gate
+    assert "loss" in run.data.metrics   # the Trainer's own run, not a new one
+    [tensorboard_dir] = glob.glob(str(tmp_path / "out" / "runs" / "*"))
+    events = EventAccumulator(tensorboard_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    [text] = events.Tensors("siamdiag/verdict")
+    assert text.tensor_proto.string_val[0].decode().startswith(f"**{expected.verdict.value}**")
+    assert text.step == expected.window.last_step
