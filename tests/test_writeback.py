@@ -265,3 +265,46 @@ def test_hf_callback_writes_the_verdict_to_the_mlflow_run_and_tensorboard_it_rep
     [text] = events.Tensors("siamdiag/verdict")
     assert text.tensor_proto.string_val[0].decode().startswith(f"**{expected.verdict.value}**")
     assert text.step == expected.window.last_step
+
+
+def test_lightning_callback_writes_the_verdict_to_its_mlflow_and_tensorboard_loggers(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    pl = pytest.importorskip("lightning.pytorch")
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("tensorboard")
+    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import siamdiag
+    from siamdiag.lightning import SiamdiagCallback
+
+    class Encoder(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    torch.manual_seed(0)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4000, 8), torch.randn(4000, 1)),
+                                       batch_size=16)
+    store = (tmp_path / "mlruns").as_uri()
+    loggers = [TensorBoardLogger(str(tmp_path / "tb")), MLFlowLogger("lt", tracking_uri=store)]
+    callback = SiamdiagCallback(str(tmp_path / "siamdiag_metrics.csv"), write_back=True)
+    trainer = pl.Trainer(max_epochs=1, logger=loggers, callbacks=[callback], enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1)
+    trainer.fit(Encoder(), data)
+    [expected] = siamdiag.analyze(str(tmp_path / "siamdiag_metrics.csv")).runs
+    assert callback.verdict.verdict == expected.verdict.value
+    tags = mlflow.tracking.MlflowClient(tracking_uri=store).get_run(loggers[1].run_id).data.tags
+    assert tags["siamdiag.verdict"] == expected.verdict.value and tags["siamdiag.gate"] == callback.verdict.gate
+    events = EventAccumulator(loggers[0].log_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    [text] = events.Tensors("siamdiag/verdict")
+    assert text.tensor_proto.string_val[0].decode().startswith(f"**{expected.verdict.value}**")

@@ -6,7 +6,10 @@ Lightning clips them); the loss comes from what ``training_step`` returned, and,
 dict, its ``embeddings``, ``pos_dist`` and ``neg_dist`` entries are logged too. With gradient
 accumulation one row covers the micro-batches of one optimizer step: their mean loss, and their
 embeddings and distances pooled. Only the global rank 0 writes. With ``stop=StopWhenStationary()``
-training stops once the loss has settled (``trainer.max_steps`` is its budget when set).
+training stops once the loss has settled (``trainer.max_steps`` is its budget when set). With
+``write_back=True`` the log is judged when training ends and the verdict recorded in the trainer's
+loggers: the MLflow run of an ``MLFlowLogger``, the directory of a ``TensorBoardLogger``, the run
+of a ``WandbLogger``.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ except ImportError:  # the standalone package name
         raise ImportError("siamdiag.lightning needs PyTorch Lightning: pip install 'siamdiag[lightning]'") from None
 
 from ..engine.stopping import StopWhenStationary
+from ..logs.tables import Tracker
 from .recorder import Recorder, gradient_norm
+from .writeback import write_back_from_training
 
 
 class SiamdiagCallback(Callback):
@@ -31,8 +36,9 @@ class SiamdiagCallback(Callback):
     optimisation step; judge it with ``siamdiag analyze`` or follow it with ``siamdiag watch``."""
 
     def __init__(self, path: str | os.PathLike | None = None, flush_every: int = 500,
-                 stop: StopWhenStationary | None = None):
-        self.path, self.flush_every, self.stop = path, flush_every, stop
+                 stop: StopWhenStationary | None = None, write_back: bool = False):
+        self.path, self.flush_every, self.stop, self.write_back = path, flush_every, stop, write_back
+        self.verdict = None   # with write_back: the Judgement written back at the end of training
         self.recorder: Recorder | None = None
         self._window: list[dict] = []  # training_step outputs since the last optimizer step
         self._stepped = False
@@ -84,7 +90,11 @@ class SiamdiagCallback(Callback):
                           neg_dist=_pooled([out.get("neg_dist") for out in self._window]))
 
     def on_train_end(self, trainer, pl_module) -> None:
+        log = self.recorder.path if self.recorder is not None else None
         self._close()
+        if self.write_back and log is not None:
+            kinds = {type(logger).__name__ for logger in trainer.loggers}
+            self.verdict = write_back_from_training(log, logger_trackers(trainer.loggers), "WandbLogger" in kinds)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._close()
@@ -93,6 +103,19 @@ class SiamdiagCallback(Callback):
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
+
+
+def logger_trackers(loggers) -> list[Tracker]:
+    """Where the trainer's MLflow and TensorBoard loggers keep this run (a W&B logger's run is
+    the live ``wandb.run``)."""
+    trackers = []
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "MLFlowLogger" and logger.run_id:
+            trackers.append(Tracker("mlflow", logger.experiment.tracking_uri, logger.run_id))
+        elif kind == "TensorBoardLogger":
+            trackers.append(Tracker("tensorboard", logger.log_dir))
+    return trackers
 
 
 def _pooled(values: list):
