@@ -7,7 +7,8 @@ import click
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report a process it ended
 
 EXIT_CODES = (("0", "the gate passed"), ("1", "the gate failed (a run's verdict is failing)"),
-              ("2", "usage, config, input or environment error (no runs found, a full disk, ...)"),
+              ("2", "usage, config, input or environment error (no runs found, a full disk, a tracker refusing "
+                    "--write-back, ...)"),
               ("3", "internal error (a bug: please report it)"), ("130", "interrupted (Ctrl-C)"),
               ("143", "stopped by SIGTERM: a line on stderr, no report half-written (train: after writing "
                       "its log and a checkpoint)"))
