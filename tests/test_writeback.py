@@ -8,6 +8,7 @@ import glob
 import json
 import math
 import os
+import pathlib
 import shutil
 import subprocess
 
@@ -104,11 +105,11 @@ def test_tensorboard_text_summary_in_a_new_event_file(tmp_path, capsys):
         for step, value in enumerate(losses(kind, seed)):
             writer.add_event(Event(step=step, summary=Summary(value=[Summary.Value(tag="train/loss", simple_value=value)])))
         writer.close()
-    originals = {p: open(p, "rb").read() for p in glob.glob(str(tmp_path / "*" / "*tfevents*"))}
+    originals = {p: pathlib.Path(p).read_bytes() for p in glob.glob(str(tmp_path / "*" / "*tfevents*"))}
     before = analyze_json(capsys, str(tmp_path))[1]
     code, report, _err = analyze_json(capsys, str(tmp_path), "--write-back")
     assert code == 1 and judged(report) == judged(before)
-    assert all(open(p, "rb").read() == data for p, data in originals.items())   # never rewritten
+    assert all(pathlib.Path(p).read_bytes() == data for p, data in originals.items())   # never rewritten
     for run in report["runs"]:
         added = glob.glob(os.path.join(run["run"], "*.siamdiag"))
         assert len(added) == 1
@@ -211,7 +212,7 @@ def test_wandb_offline_runs_read_and_summary_written_back(wandb_offline, capsys)
     verdicts = {os.path.basename(r["run"]).rsplit("-", 1)[1]: r["verdict"] for r in before["runs"]}
     assert verdicts == {ids["settled"]: "stationary", ids["blown"]: "diverged"}
     assert all(r["points"] == STEPS for r in before["runs"])
-    code, report, err = analyze_json(capsys, str(root / "wandb"), "--write-back")
+    code, report, _err = analyze_json(capsys, str(root / "wandb"), "--write-back")
     assert code == 1 and judged(report) == judged(before)
     for run in report["runs"]:
         run_id = run["run"].rsplit("-", 1)[1]
@@ -308,3 +309,16 @@ def test_lightning_callback_writes_the_verdict_to_its_mlflow_and_tensorboard_log
     events.Reload()
     [text] = events.Tensors("siamdiag/verdict")
     assert text.tensor_proto.string_val[0].decode().startswith(f"**{expected.verdict.value}**")
+
+
+def test_a_wandb_continuation_never_lands_in_a_directory_of_the_run(tmp_path):
+    """W&B names a run directory after its start second: a write-back in the second the run
+    started would be written into the run's own directory, so it waits for the next second."""
+    import time
+
+    from siamdiag.logs.writeback import _after_the_runs_last_second
+
+    now = time.strftime("%Y%m%d_%H%M%S")
+    (tmp_path / f"offline-run-{now}-abc123").mkdir()
+    _after_the_runs_last_second(str(tmp_path), "abc123")
+    assert time.strftime("%Y%m%d_%H%M%S") != now

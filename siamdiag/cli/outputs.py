@@ -120,8 +120,11 @@ def write_verdicts_back(report, quiet: bool) -> list[str]:
             failures.append(f"write-back to {run.run}: {exc}")
     untracked = sum(run.tracker is None for run in report.runs)
     if not quiet and (written or untracked):
-        runs = lambda n: f"{n} run{'s' if n != 1 else ''}"  # noqa: E731
-        click.echo(f"siamdiag: --write-back: verdicts written to the trackers of {runs(written)}"
-                   + (f"; {runs(untracked)} read from plain log files (no tracker) left as they are" if untracked else ""),
+        click.echo(f"siamdiag: --write-back: verdicts written to the trackers of {_runs(written)}"
+                   + (f"; {_runs(untracked)} read from plain log files (no tracker) left as they are" if untracked else ""),
                    err=True)
     return failures
+
+
+def _runs(count: int) -> str:
+    return f"{count} run{'s' if count != 1 else ''}"

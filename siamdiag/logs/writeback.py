@@ -148,6 +148,7 @@ def to_wandb(tracker: Tracker, judgement: Judgement) -> None:
     if os.path.basename(folder) not in ("wandb", ".wandb"):
         raise WriteBackError(f"W&B run {tracker.location}: not in a wandb/ folder, so W&B cannot continue it")
     info = run_info(run_log(tracker.location))
+    _after_the_runs_last_second(folder, tracker.run_id)
     settings = wandb.Settings(silent=True, console="off", save_code=False, disable_git=True,
                               x_disable_stats=True, x_disable_meta=True)
     try:
@@ -157,6 +158,15 @@ def to_wandb(tracker: Tracker, judgement: Judgement) -> None:
         run.finish()
     except (wandb.errors.Error, OSError) as exc:
         raise WriteBackError(f"W&B run {tracker.location}: {exc}") from None
+
+
+def _after_the_runs_last_second(folder: str, run_id: str) -> None:
+    """W&B names a run's directory after the second it starts in (local time): a continuation
+    started in the same second as one of the run's directories would be written into it, over its
+    log. So it starts no sooner than the next second."""
+    while any(os.path.isdir(os.path.join(folder, f"{mode}-{time.strftime('%Y%m%d_%H%M%S')}-{run_id}"))
+              for mode in ("offline-run", "run")):
+        time.sleep(1.01 - time.time() % 1)
 
 
 WRITERS = {"mlflow": to_mlflow, "tensorboard": to_tensorboard, "dvclive": to_dvclive, "wandb": to_wandb}

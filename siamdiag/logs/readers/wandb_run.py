@@ -134,8 +134,8 @@ def read_wandb_run(paths: list[str]) -> tuple[dict[str, Metric], RunInfo | None,
                         values.setdefault(key, []).append(value)
         logged += sum(map(len, steps.values())) > before
     series = {key: Metric(steps=np.asarray(steps[key]), values=np.asarray(values[key])) for key in steps}
-    notes = (f"read the history of run {info.run_id if info else '?'} from {logged} W&B run directories "
-             "(a resumed run), in start order",) if logged > 1 else ()
+    notes = ((f"read the history of run {info.run_id if info else '?'} from {logged} W&B run directories "
+              "(a resumed run), in start order"),) if logged > 1 else ()
     return series, info, notes
 
 
