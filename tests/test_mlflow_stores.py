@@ -3,11 +3,13 @@ mlflow; the stores are local files, the server runs on 127.0.0.1). The oracle fo
 what MLflow's own client returns for it, with its NaN/inf encoding undone."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -202,6 +204,23 @@ def test_the_mlflow_sources_name_and_filter_runs_alike(tmp_path, monkeypatch):
     for source in (str(tmp_path / "mlruns"), str(tmp_path / "mlflow.db")):
         assert sorted(r.name for r in read_runs([source], ReadOptions(mlflow_runs=RunFilter(experiment="a")))) \
             == ["blown", "seed-0"]
+
+
+def test_a_store_without_latest_metrics_lists_a_runs_metrics_from_their_history(store, tmp_path):
+    """The metric names come from MLflow's latest_metrics table (one row per run and metric);
+    a store without it gives the same runs, its history scanned for the names."""
+    bare = tmp_path / "bare.db"
+    shutil.copy(store, bare)
+    with contextlib.closing(sqlite3.connect(bare)) as db:
+        db.execute("DROP TABLE latest_metrics")
+        db.commit()
+    got, expected = read_runs([str(bare)]), read_runs([store])
+    assert [r.name for r in got] == [r.name for r in expected] and len(got) == 4
+    for a, b in zip(got, expected):
+        assert a.metrics.keys() == b.metrics.keys()
+        for key in a.metrics:
+            np.testing.assert_array_equal(a.metrics[key].steps, b.metrics[key].steps)
+            np.testing.assert_array_equal(a.metrics[key].values, b.metrics[key].values)
 
 
 def test_only_the_metrics_judged_are_fetched(store, monkeypatch):

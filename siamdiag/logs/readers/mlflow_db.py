@@ -81,6 +81,11 @@ RUNS_QUERY = """
     FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
     WHERE r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active'
     ORDER BY e.experiment_id, r.start_time, r.run_uuid"""
+# The metric names of a run: MLflow keeps one row per run and metric in latest_metrics (what its
+# own client lists as a run's metrics), a lookup where scanning the run's history is not;
+# a store without that table is scanned.
+KEYS_QUERIES = {True: "SELECT key FROM latest_metrics WHERE run_uuid = ? ORDER BY key",
+                False: "SELECT DISTINCT key FROM metrics WHERE run_uuid = ? ORDER BY key"}
 METRIC_QUERY = """
     SELECT step, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp"""
 HISTORY = np.dtype([("step", np.float64), ("value", np.float64), ("is_nan", np.int8)])
@@ -93,13 +98,14 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter(), pick=None) -> lis
     last, as a file store would."""
     try:
         with contextlib.closing(_connect(path)) as db:
+            keys_query = KEYS_QUERIES[bool(db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'latest_metrics'").fetchone())]
             found = []
             for run_id, name, experiment_id, experiment in db.execute(RUNS_QUERY).fetchall():
                 name = name or run_id
                 if not wanted.keeps(experiment_id, experiment, name):
                     continue
-                keys = [k for (k,) in db.execute("SELECT DISTINCT key FROM metrics WHERE run_uuid = ? ORDER BY key",
-                                                 (run_id,))]
+                keys = [k for (k,) in db.execute(keys_query, (run_id,))]
                 keys = sorted(pick(keys)) if pick is not None and keys else keys
                 series = {}
                 for key in keys:
