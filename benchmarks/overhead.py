@@ -1,12 +1,16 @@
-"""What siamdiag train's per-step instrumentation costs, side by side in one process.
+"""What siamdiag train's per-step instrumentation costs, in many short paired blocks in one process.
 
-Instrumented: Trainer.run — every step measures loss, global grad norm, pair statistics, embedding
-norm and non-finite count into the device buffer; rows are drained, formatted and fsynced to
-metrics.csv every ~2 s; a checkpoint at the end. Plain: the same model, sampler, augmentation,
-loss and optimiser in a bare loop (forward, backward, step) that records nothing.
+Instrumented: Trainer.train_step — every step measures loss, global grad norm, pair statistics,
+embedding norm and non-finite count into the device buffer — and, at the end of each block, the
+drain that formats the rows and appends them to metrics.csv (Trainer.run drains every ~2 s; a
+drain per block charges the instrumented side more often than a real run does). Plain: the same
+model, sampler, augmentation, loss and optimiser in a bare loop (forward, backward, step) that
+records nothing, on a second trainer. The one-time costs of a run (config.json, the final
+checkpoint) are timed on their own.
 
-Blocks of each alternate (plain, instrumented, plain, ...) so machine noise hits both alike;
-the figure is the ratio of median steps per second.
+Each pair runs one block of each, in alternating order, so machine noise and slow drifts hit
+both alike; the figure is the median over pairs of (instrumented time / plain time) - 1, with a
+bootstrap 95 % interval of that median: with 40 pairs it resolves about ±1 %.
 
     python benchmarks/overhead.py                       # default run (digits, CNN), CPU
     python benchmarks/overhead.py --model mlp --batch-size 128
@@ -24,11 +28,14 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from siamdiag.train.checkpoint import METRICS_FILE, write_config  # noqa: E402
 from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import resolve_device, Placement  # noqa: E402
 from siamdiag.train.loop import Trainer  # noqa: E402
+from siamdiag.train.metrics_file import MetricsFile  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -40,12 +47,12 @@ def fresh_trainer(cfg: TrainConfig, placement: Placement, steps: int, run_dir: s
     return Trainer(TrainConfig(**{**cfg.to_dict(), "steps": steps}), run_dir, placement)
 
 
-def plain_block(trainer: Trainer, steps: int) -> float:
+def plain_block(trainer: Trainer, first: int, steps: int) -> float:
     """Seconds for ``steps`` bare training steps with the trainer's own parts."""
     margin = trainer.margin.value
     synchronize(trainer.placement.device)
     start = time.perf_counter()
-    for step in range(1, steps + 1):
+    for step in range(first, first + steps):
         out, _, _ = trainer.forward(trainer.sampler.batch(step), margin)
         trainer.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -54,13 +61,22 @@ def plain_block(trainer: Trainer, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def instrumented_block(trainer: Trainer) -> float:
-    """Seconds for a full Trainer.run: every step recorded, the log written, a final checkpoint."""
+def instrumented_block(trainer: Trainer, log: MetricsFile, first: int, steps: int) -> float:
+    """Seconds for ``steps`` recorded steps and the drain that writes them to the log."""
     synchronize(trainer.placement.device)
     start = time.perf_counter()
-    trainer.run()
+    for step in range(first, first + steps):
+        trainer.train_step(step)
+    trainer.write_pending(log, None)
     synchronize(trainer.placement.device)
     return time.perf_counter() - start
+
+
+def bootstrap_median(values: list[float], rounds: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the median of ``values``."""
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(rounds, len(values))), axis=1)
+    return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
 
 
 def main() -> None:
@@ -70,27 +86,47 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=TrainConfig().hidden)
     parser.add_argument("--loss", default="contrastive")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=1500, help="steps per block")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=150, help="steps per block")
+    parser.add_argument("--pairs", type=int, default=40)
     args = parser.parse_args()
     placement = Placement(resolve_device(args.device))
     cfg = TrainConfig(model=args.model, batch_size=args.batch_size, hidden=args.hidden, loss=args.loss, device=args.device,
                       checkpoint_every=10**9).validate()
-    plain_rates, instrumented_rates = [], []
+    total = (args.pairs + 1) * args.steps
+    ratios, plain_rates, instrumented_rates = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
-        plain_block(fresh_trainer(cfg, placement, 100, workdir), 100)  # warm-up: allocator, kernels, caches
-        instrumented_block(fresh_trainer(cfg, placement, 100, os.path.join(workdir, "warm")))
-        for k in range(args.repeats):
-            plain_rates.append(args.steps / plain_block(fresh_trainer(cfg, placement, args.steps, workdir), args.steps))
-            trainer = fresh_trainer(cfg, placement, args.steps, os.path.join(workdir, f"run{k}"))
-            instrumented_rates.append(args.steps / instrumented_block(trainer))
-    plain, instrumented = statistics.median(plain_rates), statistics.median(instrumented_rates)
+        plain = fresh_trainer(cfg, placement, total, os.path.join(workdir, "plain"))
+        recorded = fresh_trainer(cfg, placement, total, os.path.join(workdir, "recorded"))
+        os.makedirs(recorded.run_dir)
+        log = MetricsFile(os.path.join(recorded.run_dir, METRICS_FILE))
+        plain_block(plain, 1, args.steps)   # warm-up: allocator, kernels, caches
+        instrumented_block(recorded, log, 1, args.steps)
+        for k in range(1, args.pairs + 1):
+            first = 1 + k * args.steps
+            if k % 2:
+                p = plain_block(plain, first, args.steps)
+                i = instrumented_block(recorded, log, first, args.steps)
+            else:
+                i = instrumented_block(recorded, log, first, args.steps)
+                p = plain_block(plain, first, args.steps)
+            ratios.append(i / p - 1.0)
+            plain_rates.append(args.steps / p)
+            instrumented_rates.append(args.steps / i)
+        log.close()
+        start = time.perf_counter()
+        write_config(recorded.run_dir, recorded.cfg, recorded.resolved(), str(placement.device), placement.world)
+        recorded.save()
+        once = time.perf_counter() - start
+    low, high = bootstrap_median(ratios)
     print(f"device {placement.device} ({torch.cuda.get_device_name() if placement.device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); model={trainer.model_kind} "
-          f"hidden={args.hidden} loss={args.loss} batch={args.batch_size}; {args.repeats} alternating blocks of {args.steps} steps")
-    print(f"plain loop:    {plain:8.1f} steps/s (blocks: {', '.join(f'{r:.0f}' for r in plain_rates)})")
-    print(f"siamdiag:      {instrumented:8.1f} steps/s (blocks: {', '.join(f'{r:.0f}' for r in instrumented_rates)})")
-    print(f"overhead:      {100 * (1 - instrumented / plain):+.1f} % of steps per second")
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); model={recorded.model_kind} "
+          f"hidden={args.hidden} loss={args.loss} batch={args.batch_size}; {args.pairs} pairs of {args.steps}-step blocks")
+    print(f"plain loop:    {statistics.median(plain_rates):8.1f} steps/s (median block)")
+    print(f"siamdiag:      {statistics.median(instrumented_rates):8.1f} steps/s (median block)")
+    print(f"overhead:      {100 * statistics.median(ratios):+.2f} % of the time per step, median of paired ratios "
+          f"(95 % bootstrap interval {100 * low:+.2f} to {100 * high:+.2f} %; pairs from {100 * min(ratios):+.1f} "
+          f"to {100 * max(ratios):+.1f} %)")
+    print(f"once per run:  {once * 1000:.0f} ms (config.json and the final checkpoint)")
     if placement.device.type == "cuda":
         inside, flushes = count_synchronisations(cfg, placement, args.steps)
         print(f"host synchronisations: {inside} inside {args.steps} recorded steps, "

@@ -1,12 +1,24 @@
-"""Speed and memory of `siamdiag analyze` on long logs, each figure a ratio taken in one run.
+"""Speed and memory of `siamdiag analyze` end to end against its yardsticks, each pair timed
+alternately in one invocation (a burst of load on the shared machine hits both sides alike).
 
 Every timing runs a fresh interpreter (imports included), single-threaded BLAS, and reads its
-peak RSS from the kernel. Usage: python benchmarks/speed.py [--skip-adfuller]
+peak RSS from the kernel. Bytecode is cached, as after `pip install` (this development
+environment sets PYTHONDONTWRITEBYTECODE, which would make every run compile siamdiag's sources);
+each command runs once untimed first. Yardsticks:
+
+- floor: `import pandas; pandas.read_csv(F)`, the least any reader of a CSV pays;
+- peers: what a user would run instead: ADF (lag by AIC) and KPSS on the second half of the loss,
+  with statsmodels and with arch, the file read by pandas.
+
+Prints medians and the median of the paired ratios. Usage:
+python benchmarks/speed.py [--repeats 9] [--peer-repeats 3] [--skip-peers]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -14,7 +26,8 @@ import time
 
 import numpy as np
 
-ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 # The child's own peak resident memory (kB). VmHWM, not ru_maxrss: Linux carries the parent's
@@ -29,6 +42,8 @@ def timed(code: str) -> tuple[float, float]:
     res = subprocess.run([sys.executable, "-c", code + PEAK], env=ENV, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
+    if "PEAK " not in res.stderr:
+        raise SystemExit(f"failed: {code}\n{res.stderr}")
     return wall, int(res.stderr.rsplit("PEAK ", 1)[1]) / 1024.0
 
 
@@ -36,6 +51,40 @@ def analyze_code(path: str) -> str:
     return ("import sys; from siamdiag.cli.main import main; sys.argv=['siamdiag'];"
             f"\ntry:\n    main(['analyze', {path!r}, '--format', 'json'])\nexcept SystemExit as e:\n"
             "    assert e.code in (0, 1), e.code")
+
+
+def floor_code(path: str) -> str:
+    return f"import pandas; pandas.read_csv({path!r})"
+
+
+SECOND_HALF = "x = pandas.read_csv({path!r})['loss'].to_numpy(); h = x[len(x) // 2:]\n"
+PEERS = {
+    "statsmodels": ("import warnings, pandas; from statsmodels.tsa.stattools import adfuller, kpss\n" + SECOND_HALF
+                    + "warnings.simplefilter('ignore'); adfuller(h, autolag='AIC'); kpss(h, nlags='auto')"),
+    "arch": ("import pandas; from arch.unitroot import ADF, KPSS\n" + SECOND_HALF
+             + "ADF(h).pvalue; KPSS(h).pvalue"),
+}
+
+
+def paired(codes: dict[str, str], repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """Each code `repeats` times, alternating (the order reversed every round), after one untimed run each."""
+    for code in codes.values():
+        timed(code)
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name in codes}
+    names = list(codes)
+    for round_ in range(repeats):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            out[name].append(timed(codes[name]))
+    return out
+
+
+def summary(samples: list[tuple[float, float]]) -> str:
+    return f"{statistics.median(w for w, _ in samples):.3f} s, {max(m for _, m in samples):.0f} MB"
+
+
+def ratio(ours: list[tuple[float, float]], other: list[tuple[float, float]]) -> float:
+    """Median of the paired ratios ours / other."""
+    return statistics.median(a[0] / b[0] for a, b in zip(ours, other))
 
 
 def write_log(path: str, n: int, seed: int) -> np.ndarray:
@@ -62,33 +111,28 @@ def write_long(path: str, runs: int, n: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--skip-adfuller", action="store_true", help="skip the ~40 s statsmodels reference call")
+    ap.add_argument("--repeats", type=int, default=9, help="paired runs against the floor")
+    ap.add_argument("--peer-repeats", type=int, default=3, help="paired runs against each peer")
+    ap.add_argument("--skip-peers", action="store_true", help="skip statsmodels and arch (about a minute)")
     args = ap.parse_args(argv)
+    peers = {} if args.skip_peers else {name: code for name, code in PEERS.items() if importlib.util.find_spec(name)}
     with tempfile.TemporaryDirectory() as tmp:
-        big = os.path.join(tmp, "1m.csv")
-        write_log(big, 1_000_000, 0)
-        base_wall, base_rss = timed(f"import pandas, statsmodels.tsa.stattools; pandas.read_csv({big!r})")
-        ours_wall, ours_rss = timed(analyze_code(big))
-        print(f"1,000,000-step log: siamdiag analyze {ours_wall:.2f} s, peak {ours_rss:.0f} MB; "
-              f"import pandas+statsmodels and read_csv {base_wall:.2f} s, peak {base_rss:.0f} MB; "
-              f"ratio {ours_wall / base_wall:.2f}x")
-
-        mid = os.path.join(tmp, "100k.csv")
-        write_log(mid, 100_000, 1)
-        mid_wall, mid_rss = timed(analyze_code(mid))
-        print(f"100,000-step log: siamdiag analyze {mid_wall:.2f} s end to end, peak {mid_rss:.0f} MB")
-        if not args.skip_adfuller:
-            ref = ("import numpy as np, pandas as pd, time, warnings; from statsmodels.tsa.stattools import adfuller;"
-                   "from siamdiag.pipeline import analyze_paths;"
-                   f"t0 = time.perf_counter(); analyze_paths([{mid!r}]); ours = time.perf_counter() - t0;"
-                   f"x = pd.read_csv({mid!r})['loss'].to_numpy(); warnings.simplefilter('ignore');"
-                   "t0 = time.perf_counter(); adfuller(x); print(ours, time.perf_counter() - t0)")
-            out = subprocess.run([sys.executable, "-c", ref], env=ENV, capture_output=True, text=True)
-            ours_s, adf_s = map(float, out.stdout.split())
-            print(f"  statsmodels adfuller(x) with defaults on the same series: {adf_s:.2f} s; "
-                  f"siamdiag is {adf_s / mid_wall:.1f}x faster end to end (imports included), "
-                  f"{adf_s / ours_s:.0f}x faster in-process ({ours_s:.3f} s, reading the file included)")
-
+        print(f"siamdiag analyze --format json against `import pandas; pandas.read_csv(F)`, "
+              f"median of {args.repeats} paired runs:")
+        for n in (2_000, 100_000, 1_000_000):
+            path = os.path.join(tmp, f"{n}.csv")
+            write_log(path, n, n)
+            res = paired({"ours": analyze_code(path), "floor": floor_code(path)}, args.repeats)
+            print(f"  {n:>9,} steps: siamdiag {summary(res['ours'])}; floor {summary(res['floor'])}; "
+                  f"ratio {ratio(res['ours'], res['floor']):.2f}x")
+        for n in (2_000, 100_000) if peers else ():
+            path = os.path.join(tmp, f"{n}.csv")
+            codes = {"ours": analyze_code(path)} | {name: code.format(path=path) for name, code in peers.items()}
+            res = paired(codes, args.peer_repeats)
+            line = "; ".join(f"{name} {summary(res[name])} ({ratio(res[name], res['ours']):.1f}x siamdiag's time)"
+                             for name in peers)
+            print(f"  {n:>9,} steps, ADF+KPSS on the second half, median of {args.peer_repeats}: "
+                  f"siamdiag {summary(res['ours'])}; {line}")
         long_path = os.path.join(tmp, "long.csv")
         write_long(long_path, 1000, 2000)
         long_wall, long_rss = timed(analyze_code(long_path))
