@@ -11,6 +11,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -322,3 +323,45 @@ def test_a_wandb_continuation_never_lands_in_a_directory_of_the_run(tmp_path):
     (tmp_path / f"offline-run-{now}-abc123").mkdir()
     _after_the_runs_last_second(str(tmp_path), "abc123")
     assert time.strftime("%Y%m%d_%H%M%S") != now
+
+
+KERAS_WRITE_BACK = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import keras, mlflow, numpy as np
+from siamdiag.integrations.keras import SiamdiagKerasCallback
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("keras")
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2048, 4)).astype("float32")
+y = (x @ np.array([1.0, -2.0, 0.5, 0.0], dtype="float32"))[:, None] + 0.5 * rng.standard_normal((2048, 1)).astype("float32")
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.02), loss="mse")
+callback = SiamdiagKerasCallback(sys.argv[2], write_back=True)
+with mlflow.start_run():
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+print(callback.verdict.verdict, callback.verdict.gate)
+"""
+
+
+def test_keras_callback_writes_the_verdict_to_the_active_mlflow_run(tmp_path):
+    """Real Keras (torch backend) inside mlflow.start_run() on a SQLite store: the run holds the verdict siamdiag
+    analyze gives the callback's log."""
+    import importlib.util
+
+    mlflow = pytest.importorskip("mlflow")
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip("needs keras and torch")   # (keras is imported in the child, on the torch backend)
+    import siamdiag
+
+    uri, log = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "keras.csv"
+    done = subprocess.run([sys.executable, "-c", KERAS_WRITE_BACK, uri, str(log)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [expected] = siamdiag.analyze(str(log)).runs
+    verdict, gate = done.stdout.split()
+    assert verdict == expected.verdict.value
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("keras").experiment_id])
+    assert (run.data.tags["siamdiag.verdict"], run.data.tags["siamdiag.gate"]) == (verdict, gate)

@@ -12,7 +12,11 @@ With ``compile(steps_per_execution=k)`` (JAX, TensorFlow; Keras refuses it on to
 batches per call and reports only the running mean after the k-th: the batches' own losses are
 gone, and the same recovery over the k batches gives their mean loss, which is what is written,
 one row per k batches (the step of the last), with a warning. Such a series is still judged
-soundly: its points are independent like the batches', with less noise."""
+soundly: its points are independent like the batches', with less noise.
+
+With ``write_back=True`` the log is judged when training ends and the verdict recorded in the MLflow
+run active when training began (``mlflow.start_run()``, ``mlflow.keras.autolog()``) and in the live
+W&B run (``wandb.run``); ``callback.verdict`` holds it."""
 from __future__ import annotations
 
 import os
@@ -21,6 +25,7 @@ import warnings
 import keras
 
 from ..train.metrics_file import BufferedRows
+from .writeback import active_mlflow_run, write_back_from_training
 
 
 class SiamdiagKerasCallback(keras.callbacks.Callback):
@@ -28,9 +33,11 @@ class SiamdiagKerasCallback(keras.callbacks.Callback):
     per k batches with ``steps_per_execution=k``; judge it with ``siamdiag analyze`` or follow
     it with ``siamdiag watch``."""
 
-    def __init__(self, path: str | os.PathLike, flush_every: int = 100):
+    def __init__(self, path: str | os.PathLike, flush_every: int = 100, write_back: bool = False):
         super().__init__()
-        self.path, self.flush_every = os.fspath(path), flush_every
+        self.path, self.flush_every, self.write_back = os.fspath(path), flush_every, write_back
+        self.verdict = None          # with write_back: the Judgement written back at the end of training
+        self._mlflow_run = None      # the MLflow run active when training began
         self.rows: BufferedRows | None = None
         self.step, self.epoch = 0, 0
         self.batches, self.previous_mean = 0, 0.0   # the epoch's so far, at the last row written
@@ -38,6 +45,8 @@ class SiamdiagKerasCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.rows = BufferedRows(self.path, self.flush_every)
+        if self.write_back:
+            self._mlflow_run = active_mlflow_run()
         k = getattr(self.model, "steps_per_execution", 1) or 1
         if k > 1:
             warnings.warn(f"siamdiag: steps_per_execution={k}: Keras reports the loss once every {k} batches, so each "
@@ -89,3 +98,6 @@ class SiamdiagKerasCallback(keras.callbacks.Callback):
         if self.rows is not None:
             self.rows.close()
             self.rows = None
+            if self.write_back:
+                trackers = [self._mlflow_run] if self._mlflow_run is not None else []
+                self.verdict = write_back_from_training(self.path, trackers)
