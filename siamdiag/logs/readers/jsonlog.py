@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import re
 from array import array
+from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
 
 from ...errors import InputError
 from ..tables import Table
-from .lines import Column, line_number, numbered_lines, unterminated_note
+from .lines import Column, line_number, unterminated_note
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
-_DECODER = json.JSONDecoder()
 
 
 def _decode_error(source: str, exc: json.JSONDecodeError, line_offset: int = 0) -> InputError:
@@ -86,37 +86,71 @@ def read_json(text: str, source: str) -> Table:
     return Table(frame=frame, locate=lambda row, column: _key_position(text, column, 0), notes=notes, present=present)
 
 
+BLOCK_CHARS = 1 << 20   # the lines of about 1 MB of text are decoded together
+_MARK = "siamdiag: a line ends here"
+_BETWEEN_LINES = f',\n"{_MARK}",\n'
+
+
+def _records_at_once(block: str, count: int) -> list | None:
+    """The records of the ``count`` lines of ``block`` when every line holds one JSON object and
+    nothing else (JSON's whitespace aside), decoded in one call: the lines as one array, a marker
+    string between each two. A marker at every other place of the array proves the lines apart:
+    it cannot come from a line, since the block does not hold it and cannot spell it (no \\u
+    escape). None otherwise (a blank line, another value, bad JSON): read line by line."""
+    if _MARK in block or "\\u" in block:
+        return None
+    try:
+        values = json.loads("[" + block.replace("\n", _BETWEEN_LINES) + "]")
+    except ValueError:
+        return None
+    records = values[::2]
+    if len(values) != 2 * count - 1 or values[1::2].count(_MARK) != count - 1 or set(map(type, records)) != {dict}:
+        return None
+    return records
+
+
+def _records_by_line(block: str, first_number: int, first_row: int, source: str) -> tuple[list, list[int]]:
+    """The records of ``block``'s lines one line at a time, and their line numbers: blank lines
+    are skipped, a line that is not one JSON object is an error at its line and column."""
+    records, numbers = [], []
+    for number, line in enumerate(block.split("\n"), first_number):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _decode_error(source, exc, number - 1) from None
+        if not isinstance(record, dict):
+            raise InputError(source, f"record {first_row + len(records)} is a {type(record).__name__}, "
+                             "not an object of metrics", number, 1)
+        records.append(record)
+        numbers.append(number)
+    return records, numbers
+
+
 def read_jsonl(text: str, source: str) -> Table:
-    """One row per line, decoded straight into columns (no list of records is kept)."""
+    """One row per line, a block of lines at a time straight into columns (no list of every
+    record is kept). An unterminated last line is set aside with a note."""
     columns: dict[str, Column] = {}
     line_of = array("q")
-    notes = ()
-    scan = _DECODER.scan_once  # the C scanner json.loads ends in, without its per-call wrappers
-    for number, line, terminated in numbered_lines(text):
-        if not terminated:
-            notes = (unterminated_note(number, line),) if line.strip() else ()
-            break
-        try:
-            record, end = scan(line, 0)
-            if end != len(line) and line[end:].strip(" \t\r"):  # JSON's whitespace only
-                raise ValueError("trailing text")
-        except (StopIteration, ValueError):  # blank, indented, malformed: json.loads decides
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _decode_error(source, exc, number - 1) from None
-        row = len(line_of)
-        if not isinstance(record, dict):
-            raise InputError(source, f"record {row} is a {type(record).__name__}, not an object of metrics", number, 1)
-        for key, value in record.items():
-            column = columns.get(key)
-            if column is None:   # in order of first appearance, as pandas orders records' keys
-                column = columns[key] = Column()
-            if value is not None:
-                column.add(row, value)
-        line_of.append(number)
+    body_end = text.rfind("\n") + 1
+    last = text[body_end:]
+    notes = (unterminated_note(text.count("\n", 0, body_end) + 1, last),) if last.strip() else ()
+    start, number = 0, 1
+    while start < body_end:
+        end = text.find("\n", min(start + BLOCK_CHARS, body_end - 1))
+        block = text[start:end]
+        count = block.count("\n") + 1
+        records = _records_at_once(block, count)
+        if records is None:
+            records, numbers = _records_by_line(block, number, len(line_of), source)
+        else:
+            numbers = range(number, number + count)
+        for key in dict.fromkeys(chain.from_iterable(records)):   # in order of first appearance, as pandas orders them
+            column = columns.get(key) or columns.setdefault(key, Column())
+            column.extend(len(line_of), list(map(dict.get, records, repeat(key))))
+        line_of.extend(numbers)
+        start, number = end + 1, number + count
     count = len(line_of)
     if not count:
         raise InputError(source, "empty file: no JSON records")

@@ -2,10 +2,14 @@
 into a list costs about 100 bytes a line before any value is read), into typed columns."""
 from __future__ import annotations
 
+import operator
 from array import array
+from itertools import repeat
 from typing import Iterator
 
 import numpy as np
+
+_NONE = type(None)
 
 
 def numbered_lines(text: str) -> Iterator[tuple[int, str, bool]]:
@@ -70,6 +74,33 @@ class Column:
                     pass
             self.objects = list(self.numbers)
         self.objects.append(value)
+
+    def extend(self, first_row: int, values: list) -> None:
+        """``add`` for the consecutive rows from ``first_row`` on (None: not logged there): a block
+        of numbers into a column of numbers is converted by numpy at once; anything else goes
+        value by value."""
+        kinds = set(map(type, values))
+        missing = _NONE in kinds
+        kinds.discard(_NONE)
+        if self.objects is None and kinds <= {int, float}:
+            try:
+                numbers = np.array(values, dtype=np.float64)   # None -> NaN, left out below
+            except OverflowError:   # an int beyond float range: an object
+                numbers = None
+            if numbers is not None:
+                at = np.flatnonzero(np.fromiter(map(operator.is_not, values, repeat(None)), bool, len(values))) \
+                    if missing else np.arange(len(values))
+                if self.rows is None and (first_row != self.count or (len(at) and at[-1] != len(at) - 1)):
+                    self.rows = array("q", range(self.count))   # the key missed a row: rows are kept from now on
+                if self.rows is not None:
+                    self.rows.frombytes((first_row + at).astype(np.int64).tobytes())
+                self.numbers.frombytes(numbers[at].tobytes())
+                self.count += len(at)
+                self.whole &= float not in kinds
+                return
+        for row, value in enumerate(values, first_row):
+            if value is not None:
+                self.add(row, value)
 
     def row_indices(self) -> np.ndarray | slice:
         return slice(0, self.count) if self.rows is None else np.frombuffer(self.rows, dtype=np.int64)

@@ -1,0 +1,143 @@
+"""The fast reading paths give what the slow ones give (issue #20): JSON lines decoded a block at a
+time against the same lines read one at a time, and every line format on disk against its
+gzip twin (read whole). Tables are compared column by column (values, dtypes, which cells were
+logged), notes and error locations too."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from siamdiag.errors import InputError
+from siamdiag.logs import textfile
+from siamdiag.logs.ingest import read_runs
+from siamdiag.logs.readers import jsonlog
+
+
+def _jsonl_shapes() -> dict[str, str]:
+    rng = np.random.default_rng(7)
+    n = 3000
+    plain = "".join(json.dumps({"step": i, "loss": float(v), "grad_norm": float(g)}) + "\n"
+                    for i, v, g in zip(range(n), rng.random(n), rng.random(n)))
+    sparse = "".join(json.dumps({"step": i, **({"loss": i / 7} if i % 3 else {}), **({"lr": 0.1} if i % 5 == 0 else {}),
+                                 **({"val_loss": None} if i % 2 else {})}) + "\n" for i in range(n))
+    late_object = "".join(json.dumps({"step": i, "loss": 1 / (i + 1), "note": i if i < n - 10 else "late"}) + "\n"
+                          for i in range(n))
+    return {
+        "plain": plain,
+        "crlf": plain.replace("\n", "\r\n"),
+        "bom": "\ufeff" + plain,
+        "nan, infinity, null": '{"step": 1, "loss": NaN}\n{"step": 2, "loss": -Infinity, "grad_norm": null}\n'
+                               '{"step": 3, "loss": Infinity, "grad_norm": 1e3}\n' + plain,
+        "sparse keys": sparse,
+        "ints then floats": '{"step": 1, "loss": 1}\n{"step": 2, "loss": 2}\n{"step": 3, "loss": 2.5}\n',
+        "whole ints": '{"step": 1, "loss": 1}\n{"step": 2, "loss": 2}\n',
+        "a string late": late_object,
+        "bools and nesting": '{"step": 1, "loss": true, "x": [1, 2]}\n{"step": 2, "loss": 0.5, "x": {"a": 1}}\n',
+        "int beyond float": '{"step": 1, "loss": 0.5, "big": 1' + "0" * 400 + '}\n{"step": 2, "loss": 0.25, "big": 3}\n',
+        "duplicate keys": '{"step": 1, "loss": 0.5, "loss": 0.75}\n{"step": 2, "loss": 0.25}\n',
+        "blank and indented lines": "\n  \n" + plain[:plain.index("\n", 2000) + 1].replace("\n", "\n\t ", 3) + "\n\n",
+        "trailing whitespace": plain.replace("}\n", "}  \t\n"),
+        "escaped strings": plain.replace('"loss"', '"lo\\u0073s"', 5) + '{"step": 9, "loss": 1, "s": "a\\"b"}\n',
+        "the marker in a string": '{"step": 1, "loss": 0.5, "n": "siamdiag: a line ends here"}\n' + plain,
+        "unterminated last line": plain + '{"step": 3000, "lo',
+        "unterminated complete record": plain + '{"step": 3000, "loss": 0}',
+    }
+
+
+JSONL = _jsonl_shapes()
+
+
+def _table_of(path) -> list:
+    return [(r.name, {k: (m.steps, m.values) for k, m in r.metrics.items()}, r.notes) for r in read_runs([str(path)])]
+
+
+def _assert_same_runs(got: list, expected: list) -> None:
+    assert len(got) == len(expected)
+    for (name, metrics, notes), (name_e, metrics_e, notes_e) in zip(got, expected):
+        assert name == name_e and notes == notes_e and metrics.keys() == metrics_e.keys()
+        for key in metrics:
+            for a, b in zip(metrics[key], metrics_e[key]):
+                np.testing.assert_array_equal(a, b)
+                assert a.dtype == b.dtype
+
+
+@pytest.mark.parametrize("shape", JSONL)
+def test_jsonl_blocks_decode_as_the_lines_one_at_a_time(shape, tmp_path, monkeypatch):
+    text = textfile.decode(JSONL[shape].encode(), "log.jsonl")
+    at_once = jsonlog.read_jsonl(text, "log.jsonl")
+    monkeypatch.setattr(jsonlog, "BLOCK_CHARS", 700)   # many blocks, cut anywhere
+    small_blocks = jsonlog.read_jsonl(text, "log.jsonl")
+    monkeypatch.setattr(jsonlog, "_records_at_once", lambda block, count: None)
+    by_line = jsonlog.read_jsonl(text, "log.jsonl")
+    for got in (at_once, small_blocks):
+        pd.testing.assert_frame_equal(got.frame, by_line.frame)
+        assert got.notes == by_line.notes and got.present.keys() == by_line.present.keys()
+        for column in by_line.present:
+            np.testing.assert_array_equal(got.present[column], by_line.present[column])
+        last = len(by_line.frame) - 1
+        assert got.locate(last, "loss") == by_line.locate(last, "loss")
+
+
+BAD_JSONL = {   # each line alone is not one JSON object; joined into one array, some would be
+    "two records on a line": '{"step": 1, "loss": 0.5},{"step": 2, "loss": 0.4}\n{"step": 3, "loss": 0.3}\n',
+    "a record over two lines": '{"step": 1, "loss": [1,\n2]}\n{"step": 3, "loss": 0.3}\n',
+    "a string over two lines": '{"step": 1, "loss": "a\n{"step": 2}\n',
+    "one line closes what another opens": '{"a": 1},{"b": [{}\n{}]},{"c": 1}\n',
+    "a line forging the marker": '{"a": [1\n2], "x": 0},"siamdiag: a line ends here",{"b": 1}\n',
+    "a line forging the marker by escapes": '{"a": [1\n2]},"siamdiag\\u003a a line ends here",{"b": 1}\n',
+    "a value that is not an object": '{"step": 1, "loss": 0.5}\n[1, 2]\n',
+    "trailing text": '{"step": 1, "loss": 0.5} 7\n',
+}
+
+
+@pytest.mark.parametrize("shape", BAD_JSONL)
+def test_bad_jsonl_is_the_same_error_at_the_same_place_either_way(shape, monkeypatch):
+    text = BAD_JSONL[shape]
+    with pytest.raises(InputError) as at_once:
+        jsonlog.read_jsonl(text, "log.jsonl")
+    monkeypatch.setattr(jsonlog, "_records_at_once", lambda block, count: None)
+    with pytest.raises(InputError) as by_line:
+        jsonlog.read_jsonl(text, "log.jsonl")
+    assert str(at_once.value) == str(by_line.value)
+
+
+def _line_logs() -> dict[str, tuple[str, str]]:
+    rng = np.random.default_rng(3)
+    n = 2000
+    loss, grad = rng.random(n), rng.random(n)
+    csv = "step,loss,grad_norm\n" + "".join(f"{i},{v:.6f},{g:.6f}\n" for i, v, g in zip(range(n), loss, grad))
+    return {
+        "csv": ("log.csv", csv),
+        "csv, crlf and bom": ("log.csv", "\ufeff" + csv.replace("\n", "\r\n")),
+        "csv, quoted fields and empty loss cells": (
+            "log.csv", 'step,"loss",note\n' + "".join(f'{i},{"" if i % 4 == 0 else f"{v:.5f}"},"a, b"\n'
+                                                    for i, v in zip(range(n), loss))),
+        "csv, semicolons": ("log.csv", csv.replace(",", ";")),
+        "csv, unterminated": ("log.csv", csv + "2000,0.5"),
+        "jsonl": ("log.jsonl", JSONL["plain"]),
+        "jsonl, crlf and bom": ("log.jsonl", "\ufeff" + JSONL["plain"].replace("\n", "\r\n")),
+        "jsonl, sparse": ("log.jsonl", JSONL["sparse keys"]),
+        "text": ("train.log", "".join(f"step {i} | loss: {v:.6f} | grad_norm: {g:.6f}\n"
+                                      for i, v, g in zip(range(n), loss, grad))),
+        "text, crlf and epochs": ("train.log", "".join(f"Epoch {i // 100 + 1}/20\r\n{i}/100 - loss: {v:.4f}\r\n"
+                                                       for i, v in zip(range(n), loss))),
+    }
+
+
+LINE_LOGS = _line_logs()
+
+
+@pytest.mark.parametrize("shape", LINE_LOGS)
+def test_a_log_on_disk_reads_as_its_gzip_twin_read_whole(shape, tmp_path):
+    name, text = LINE_LOGS[shape]
+    plain, packed = tmp_path / name, tmp_path / (name + ".gz")
+    plain.write_bytes(text.encode())
+    packed.write_bytes(gzip.compress(text.encode()))
+    got, expected = _table_of(plain), _table_of(packed)
+    expected = [(str(plain), metrics, tuple(n.replace(str(packed), str(plain)) for n in notes))
+                for _name, metrics, notes in expected]
+    _assert_same_runs(got, expected)
