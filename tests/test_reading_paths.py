@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import struct
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ import pytest
 from siamdiag.errors import InputError
 from siamdiag.logs import textfile
 from siamdiag.logs.ingest import read_runs
-from siamdiag.logs.readers import jsonlog
+from siamdiag.logs.readers import jsonlog, tensorboard
+from siamdiag.logs.readers.crc32c import crc32c, masked
 
 
 def _jsonl_shapes() -> dict[str, str]:
@@ -141,3 +143,80 @@ def test_a_log_on_disk_reads_as_its_gzip_twin_read_whole(shape, tmp_path):
     expected = [(str(plain), metrics, tuple(n.replace(str(packed), str(plain)) for n in notes))
                 for _name, metrics, notes in expected]
     _assert_same_runs(got, expected)
+
+
+def _walk_frames(data: bytes) -> tuple[list[int], list[int], str | None]:
+    """TFRecord frames found one record at a time: the definition _frames' predictions must meet."""
+    starts, lengths, pos = [], [], 0
+    while pos < len(data):
+        if len(data) - pos < 12:
+            return starts, lengths, "trailing"
+        (length,) = struct.unpack_from("<Q", data, pos)
+        if pos + 16 + length > len(data):
+            return starts, lengths, f"past the end at {pos}"
+        starts.append(pos + 12)
+        lengths.append(length)
+        pos += 16 + length
+    return starts, lengths, None
+
+
+def _records(seed: int, n: int, tags: list[str], irregular: bool = False) -> bytes:
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(n):
+        for tag in tags:
+            if irregular and rng.random() < 0.3:
+                tag = tag + "x" * int(rng.integers(1, 9))   # a record of another length
+            out.append(_tfrecord(_event(step, tag, float(rng.random()))))
+    return b"".join(out)
+
+
+def _tfrecord(payload: bytes) -> bytes:
+    length = struct.pack("<Q", len(payload))
+    crc = lambda data: struct.pack("<I", int(masked(np.uint32(crc32c(data)))[0]))  # noqa: E731
+    return length + crc(length) + payload + crc(payload)
+
+
+def _event(step: int, tag: str, value: float) -> bytes:
+    val = b"\x0a" + _varint(len(tag)) + tag.encode() + b"\x15" + struct.pack("<f", value)
+    summary = b"\x0a" + _varint(len(val)) + val
+    return (b"\x10" + _varint(step) if step else b"") + b"\x2a" + _varint(len(summary)) + summary
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _damaged(data: bytes, record: int) -> bytes:
+    """``data`` with a length field too large for the file at the start of the given record."""
+    at = _walk_frames(data)[0][record] - 12
+    return data[:at] + struct.pack("<Q", 10**9) + data[at + 8:]
+
+
+TB_FILES = {   # steps past 128 and 16384 lengthen the records: the cycle changes under the predictions
+    "one tag": lambda: _records(0, 20_000, ["loss"]),
+    "three tags": lambda: _records(1, 17_000, ["train/loss", "grad_norm", "lr"]),
+    "irregular lengths": lambda: _records(2, 3000, ["loss", "grad_norm"], irregular=True),
+    "truncated in a cycle": lambda: _records(3, 5000, ["loss", "grad_norm"])[:-7],
+    "a few trailing bytes": lambda: _records(4, 5000, ["loss", "grad_norm"]) + b"\x01\x02\x03",
+    "a damaged length": lambda: _damaged(_records(5, 5000, ["loss", "grad_norm"]), 3000),
+    "empty": lambda: b"",
+}
+
+
+@pytest.mark.parametrize("shape", TB_FILES)
+def test_tensorboard_frames_predicted_in_runs_are_the_frames_walked_one_at_a_time(shape):
+    data = TB_FILES[shape]()
+    padded = bytearray(data + bytes(32))
+    starts, lengths, note, damaged = tensorboard._frames(padded, len(data), "events.out.tfevents.x")
+    walked_starts, walked_lengths, end = _walk_frames(data)
+    assert starts.tolist() == walked_starts and lengths.tolist() == walked_lengths
+    assert starts.dtype == lengths.dtype == np.int64
+    assert (note is None and damaged is None) == (end is None)
+    if shape == "a damaged length":
+        assert damaged == walked_starts[-1] + walked_lengths[-1] + 4

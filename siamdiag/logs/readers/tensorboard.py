@@ -131,31 +131,78 @@ def _summary_scalars(buf: bytes, plugins: dict[str, str]):
 _WALL_TIME, _STEP, _SUMMARY, _VALUE_OR_TAG, _SIMPLE_VALUE = 0x09, 0x10, 0x2A, 0x0A, 0x15
 _LENGTH = struct.Struct("<Q").unpack_from
 _CRC = struct.Struct("<I").unpack_from
+_FIRST_RUN, _MAX_RUN = 16, 1 << 16   # records predicted together (see _frames)
 CHUNK_RECORDS = 1 << 19   # records decoded together: ~10 arrays of this length live at once
 _PAD = 32  # the layout check reads at most 26 bytes into a record; short ones stay inside the padding
 
 
-def _frames(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray, str | None, int | None]:
+def _cycle(lengths: list[int]) -> list[int] | None:
+    """The lengths the last records repeat (the tags a writer logs at each step, in turn): the
+    shortest period up to 32 seen twice at the end of ``lengths``, None when there is none."""
+    for period in range(1, min(32, len(lengths) // 2) + 1):
+        if lengths[-period:] == lengths[-2 * period:-period]:
+            return lengths[-period:]
+    return None
+
+
+def _frames(padded: bytearray, size: int, path: str) -> tuple[np.ndarray, np.ndarray, str | None, int | None]:
     """Start and length of each complete TFRecord payload, a note when the file ends in a
     truncated record (a writer still running), and the offset of a record that runs past the end
-    with a length field that fails its CRC (a damaged length, not a record being written)."""
-    starts, lengths, note, damaged = array("q"), array("q"), None, None   # 8 bytes a record, not a list's 36
-    pos, end = 0, len(data)
-    while pos < end:
-        if end - pos < 12:
-            note = f"ignored {end - pos} trailing bytes of {os.path.basename(path)} (a truncated record)"
+    with a length field that fails its CRC (a damaged length, not a record being written).
+
+    Frames follow each other, so each start depends on the lengths before it. While the lengths
+    repeat a cycle, the next records are predicted from it and kept as far as the length fields
+    found at the predicted starts agree (what walking them would find), a run of predictions
+    doubling while they hold; any other record is walked one at a time."""
+    data = memoryview(padded)[:size]
+    words = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))   # a uint64 at every offset
+    parts: list[tuple[np.ndarray, np.ndarray]] = []   # (starts, lengths) of records found together
+    walk_starts, walk_lengths = array("q"), array("q")   # records walked since the last part, 8 bytes each
+
+    def flush() -> None:
+        if walk_starts:
+            parts.append((np.array(walk_starts, np.int64), np.array(walk_lengths, np.int64)))
+            del walk_starts[:], walk_lengths[:]
+
+    walked: list[int] = []   # the lengths walked since the last prediction, for _cycle
+    pos, run, note, damaged = 0, _FIRST_RUN, None, None
+    while pos < size:
+        cycle = _cycle(walked)
+        if cycle is not None:
+            predicted = np.resize(np.array(cycle, np.int64), run)
+            at = pos + np.concatenate(([0], np.cumsum(predicted[:-1] + 16)))
+            fits = at + 16 + predicted <= size
+            agree = fits & (words[np.where(fits, at, 0)] == predicted.astype(np.uint64))
+            kept = run if agree.all() else int(np.argmin(agree))
+            if kept:
+                flush()
+                parts.append((at[:kept] + 12, predicted[:kept]))
+                pos = int(at[kept - 1] + 16 + predicted[kept - 1])
+            if kept == run:
+                walked = np.roll(np.array(cycle), -kept).tolist() * 2   # the cycle, from the next record on
+                run = min(2 * run, _MAX_RUN)
+                continue
+            walked, run = [], _FIRST_RUN
+            if pos >= size:
+                break
+        if size - pos < 12:
+            note = f"ignored {size - pos} trailing bytes of {os.path.basename(path)} (a truncated record)"
             break
         (length,) = _LENGTH(data, pos)
-        if pos + 12 + length + 4 > end:
+        if pos + 12 + length + 4 > size:
             if int(masked(crc32c(bytes(data[pos:pos + 8])))[0]) != _CRC(data, pos + 8)[0]:
                 damaged = pos
                 break
             note = f"ignored a truncated record at byte {pos} of {os.path.basename(path)} (still being written?)"
             break
-        starts.append(pos + 12)
-        lengths.append(length)
+        walk_starts.append(pos + 12)
+        walk_lengths.append(length)
+        walked = walked[-63:] + [length]
         pos += 12 + length + 4
-    return np.frombuffer(starts, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64), note, damaged
+    flush()
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), note, damaged
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), note, damaged
 
 
 def _corrupt(path: str, offset: int) -> InputError:
@@ -283,7 +330,7 @@ def _scan_event_file(path: str, plugins: dict[str, str]):
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror}") from None
     data = memoryview(padded)[:size]
-    starts, lengths, note, damaged = _frames(data, path)
+    starts, lengths, note, damaged = _frames(padded, size, path)
     buf = np.frombuffer(padded, np.uint8)
     _check_crcs(padded, buf, starts, lengths, path)   # a damaged record before it is the one to name
     if damaged is not None:
