@@ -1,28 +1,16 @@
-"""Reading a decoded log a line at a time, without a list of its lines (a million-line log split
-into a list costs about 100 bytes a line before any value is read), into typed columns."""
+"""What the line readers share: the note for an unterminated last line, a line found by its number
+(error messages only), and typed columns filled a block of lines at a time. The readers split
+about 1 MB of lines at a time, never the whole log: a million-line log split into one list
+costs about 100 bytes a line before any value is read."""
 from __future__ import annotations
 
 import operator
 from array import array
 from itertools import repeat
-from typing import Iterator
 
 import numpy as np
 
 _NONE = type(None)
-
-
-def numbered_lines(text: str) -> Iterator[tuple[int, str, bool]]:
-    """(1-based line number, the line, whether a newline ends it) for each line of ``text``; a
-    final newline opens no further line."""
-    start, number, size = 0, 1, len(text)
-    while start < size:
-        end = text.find("\n", start)
-        if end < 0:
-            yield number, text[start:], False
-            return
-        yield number, text[start:end], True
-        start, number = end + 1, number + 1
 
 
 def unterminated_note(number: int, line: str) -> str:

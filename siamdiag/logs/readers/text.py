@@ -13,7 +13,7 @@ import pandas as pd
 
 from ...errors import InputError, UsageError
 from ..tables import Table, to_float
-from .lines import numbered_lines, unterminated_note
+from .lines import unterminated_note
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 # The finest step marker on a line wins: a step/iteration counter over an epoch counter.
@@ -38,64 +38,79 @@ def compile_pattern(pattern: str) -> re.Pattern:
     return compiled
 
 
-def _scan_builtin(lines):
-    """(line number, step marker or None, loss, grad norm, loss column) per line that logs a loss.
-    A step marker on a line without a loss sets the step for the loss lines that follow it."""
-    current = None
-    for number, line in lines:
-        marker = None
-        for pattern in STEP_MARKERS:
-            m = pattern.search(line)
-            if m:
-                marker = float(m.group(1))
-                break
+BLOCK_CHARS = 1 << 20   # the lines of about 1 MB of text are searched together
+
+
+def _blocks(text: str, end: int):
+    """(number of the first line, the lines) for blocks of whole lines of ``text[:end]``."""
+    start, number = 0, 1
+    while start < end:
+        stop = text.find("\n", min(start + BLOCK_CHARS, end - 1))
+        lines = text[start:stop].split("\n")
+        yield number, lines
+        start, number = stop + 1, number + len(lines)
+
+
+def _scan_builtin(lines: list[str], current: float | None):
+    """(line offset, step, loss, grad norm, loss column) for each of ``lines`` that logs a loss,
+    and the step in force after them. A step marker on a line without a loss sets the step for
+    the loss lines that follow it (``current`` comes from the lines before); the epoch marker
+    is looked for only where no finer marker is. (A match is dropped as soon as it is read:
+    lists of match objects cost more in allocation than the loop saves.)"""
+    step_search, epoch_search = STEP_MARKERS[0].search, STEP_MARKERS[1].search
+    loss_search, grad_search = LOSS.search, GRAD_NORM.search
+    found = []
+    for offset, line in enumerate(lines):
+        marker = step_search(line) or epoch_search(line)
         if marker is not None:
-            current = marker
-        m = LOSS.search(line)
-        if not m:
-            continue
-        g = GRAD_NORM.search(line)
-        yield number, current, m.group(1), g.group(1) if g else None, m.start(1) + 1
+            current = float(marker.group(1))
+        m = loss_search(line)
+        if m is not None:
+            g = grad_search(line)
+            found.append((offset, current, m.group(1), g and g.group(1), m.start(1) + 1))
+    return found, current
 
 
-def _scan_user(lines, pattern: re.Pattern):
+def _scan_user(lines: list[str], pattern: re.Pattern):
     groups = pattern.groupindex
-    for number, line in lines:
+    found = []
+    for offset, line in enumerate(lines):
         m = pattern.search(line)
-        if not m or m.group("loss") is None:
+        if m is None or m.group("loss") is None:
             continue
         step = m.group("step") if "step" in groups else None
         grad = m.group("grad_norm") if "grad_norm" in groups else None
-        yield number, step, m.group("loss"), grad, m.start("loss") + 1
+        found.append((offset, None if step is None else to_float(str(step)), m.group("loss"), grad, m.start("loss") + 1))
+    return found
 
 
 def read_text(text: str, source: str, pattern: re.Pattern | None = None) -> Table:
-    """One row per line that logs a training loss, read a line at a time into typed columns.
-    When the step markers do not tell lines apart (several losses per epoch, or no marker at
-    all), the order of the lines is the step."""
-    notes = []
-
-    def terminated_lines():
-        for number, line, terminated in numbered_lines(text):
-            if terminated:
-                yield number, line
-            elif line.strip():
-                notes.append(unterminated_note(number, line))
-
-    lines = terminated_lines()
+    """One row per line that logs a training loss, searched a block of lines at a time into
+    typed columns. When the step markers do not tell lines apart (several losses per epoch, or
+    no marker at all), the order of the lines is the step. An unterminated last line is set
+    aside with a note."""
+    body_end = text.rfind("\n") + 1
+    last = text[body_end:]
+    notes = [unterminated_note(text.count("\n", 0, body_end) + 1, last)] if last.strip() else []
     steps, losses, grads, line_of = array("d"), array("d"), array("d"), array("q")
-    unmarked = 0
-    for number, step, loss, grad, column in (_scan_user(lines, pattern) if pattern else _scan_builtin(lines)):
-        value = to_float(loss)
-        if value is None:
-            raise InputError(source, f"{loss[:40]!r} is not a number", number, column)
-        losses.append(value)
-        marker = None if step is None else to_float(str(step))
-        unmarked += marker is None
-        steps.append(np.nan if marker is None else marker)
-        gradient = None if grad is None else to_float(grad)
-        grads.append(np.nan if gradient is None else gradient)
-        line_of.append(number)
+    number_of = float if pattern is None else to_float   # the built-in patterns only match what float() reads
+    current, unmarked = None, 0
+    for first, lines in _blocks(text, body_end):
+        if pattern is None:
+            found, current = _scan_builtin(lines, current)
+        else:
+            found = _scan_user(lines, pattern)
+        values = list(map(number_of, [loss for _o, _s, loss, _g, _c in found]))
+        if None in values:
+            offset, _step, loss, _grad, column = found[values.index(None)]
+            raise InputError(source, f"{loss[:40]!r} is not a number", first + offset, column)
+        losses.extend(values)
+        marked = [step for _o, step, _l, _g, _c in found]
+        unmarked += marked.count(None)
+        steps.extend([np.nan if step is None else step for step in marked])
+        grads.extend([np.nan if grad is None or (value := number_of(grad)) is None else value
+                      for _o, _s, _l, grad, _c in found])
+        line_of.extend([first + offset for offset, _s, _l, _g, _c in found])
     if not losses:
         what = f"--pattern {pattern.pattern!r}" if pattern else "the built-in patterns (e.g. 'Epoch 3 ... loss: 0.41')"
         raise InputError(source, f"no line matches {what}; give --pattern REGEX with a (?P<loss>...) group")
