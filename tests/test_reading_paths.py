@@ -16,6 +16,7 @@ from siamdiag.errors import InputError
 from siamdiag.logs import textfile
 from siamdiag.logs.ingest import read_runs
 from siamdiag.logs.readers import jsonlog, tensorboard
+from siamdiag.logs.readers import text as text_reader
 from siamdiag.logs.readers.crc32c import crc32c, masked
 
 
@@ -220,3 +221,15 @@ def test_tensorboard_frames_predicted_in_runs_are_the_frames_walked_one_at_a_tim
     assert (note is None and damaged is None) == (end is None)
     if shape == "a damaged length":
         assert damaged == walked_starts[-1] + walked_lengths[-1] + 4
+
+
+@pytest.mark.parametrize("shape", ["text", "text, crlf and epochs"])
+def test_text_blocks_cut_anywhere_read_as_one_block(shape, monkeypatch):
+    """A step marker sets the step of the loss lines after it, across blocks too."""
+    text = textfile.decode(LINE_LOGS[shape][1].encode() + b"step 9 | loss: 0.5", "train.log")
+    whole = text_reader.read_text(text, "train.log")
+    monkeypatch.setattr(text_reader, "BLOCK_CHARS", 37)
+    cut = text_reader.read_text(text, "train.log")
+    pd.testing.assert_frame_equal(cut.frame, whole.frame)
+    assert cut.notes == whole.notes and len(cut.notes) >= 1
+    assert cut.locate(len(cut.frame) - 1, "loss") == whole.locate(len(whole.frame) - 1, "loss")
