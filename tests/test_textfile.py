@@ -47,6 +47,8 @@ SHAPES = {
                                  ).replace("\n", "\r\n"),
     "bom, crlf, semicolons": ("\ufeffstep;loss;grad_norm\n" + _rows(50, ";")).replace("\n", "\r\n"),
     "empty loss cells": "step,loss,grad_norm\n" + "".join(f"{i},{'' if i % 3 else i / 9},{i}\n" for i in range(60)),
+    "spaces opening fields": 'step, loss, note\n' + "".join(f' {i}, {i / 7:.5f}, "a, b"\n' for i in range(30)),
+    "a space opening a field deep in the file": "step,loss,run\n" + _rows(120_000) + '5,0.5, "x, y"\n',
     "crlf cut by a block": _cut_at_the_first_block("\r\n") + "10,0.5",   # the note counts its lines
     "non-ascii cut by a block": _cut_at_the_first_block("é"),
 }
@@ -88,6 +90,38 @@ def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(
     with pytest.raises(InputError) as whole:
         textfile.read_text(str(path), str(path))
     assert needle in str(from_disk.value) and str(from_disk.value) == str(whole.value)
+
+
+def test_a_name_is_only_a_name(tmp_path, monkeypatch):
+    """pandas, given the path, would expand '~', read 'file:' as a URL and unzip '.zip': the path
+    handed to it is absolute and no compression is inferred from the name."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("~log.csv", "file:log.csv", "log.csv.zip"):
+        (tmp_path / name).write_text("step,loss\n1,0.5\n2,0.25\n")
+        table = read_delimited_file(name, name, ",")
+        assert table.frame["loss"].tolist() == [0.5, 0.25], name
+
+
+@pytest.mark.parametrize("appended", ["50,0.5,0.25\n51,0", "50,1,2,3\n51,0"])   # rows, then one that does not parse
+def test_a_log_that_grows_while_pandas_reads_it_is_read_as_it_was(appended, tmp_path, monkeypatch):
+    """The path is read by pandas itself, which reads to the end: a writer appending meanwhile
+    (cutting a row) makes the reader read the bytes the file had when it looked."""
+    from siamdiag.logs.readers import delimited
+
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,grad_norm\n" + _rows(50))
+    expected = read_delimited_file(str(path), str(path), ",")
+    real = delimited._parse
+
+    def appending(rows, *args, **kwargs):
+        if isinstance(rows, str):
+            with open(path, "a") as fh:
+                fh.write(appended)
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(delimited, "_parse", appending)
+    got = read_delimited_file(str(path), str(path), ",")
+    pd.testing.assert_frame_equal(got.frame, expected.frame)
 
 
 def test_a_character_cut_by_the_first_block_and_left_unfinished_is_not_utf8(tmp_path):

@@ -1,9 +1,11 @@
 """A log file as text: UTF-8 with or without a BOM (gzip-compressed or not), universal newlines.
 Read whole (``read_text``, which locates what is wrong by line and column), or, for a large
 uncompressed log on disk, a block at a time so that neither its bytes nor its text are held
-whole (``open_lines``: the bytes pandas' C parser reads, with line breaks made universal); a
-block reader that meets anything but clean text (a NUL byte, bytes that are not UTF-8) raises
-``NotPlainText`` and the caller reads the file whole instead."""
+whole: ``inspect`` checks a file's bytes (and says whether a parser reading them itself would
+meet carriage returns), ``open_lines`` hands them to a parser checked and with line breaks made
+universal. Either raises ``NotPlainText`` at anything but clean text (a NUL byte, bytes that are
+not UTF-8), and the caller reads the file whole instead.
+"""
 from __future__ import annotations
 
 import codecs
@@ -153,6 +155,35 @@ def bytes_from(path: str, offset: int) -> bytes:
     with open(path, "rb") as fh:
         fh.seek(offset)
         return fh.read()
+
+
+def inspect(path: str, end: int, *needles: bytes) -> tuple[bool, bool]:
+    """Whether the first ``end`` bytes hold a carriage return, and any of ``needles`` (two bytes
+    each), read a block at a time; raises ``NotPlainText`` at a NUL byte or bytes that are not
+    UTF-8. Most blocks are settled by memchr and an ASCII check; a block is decoded only when not
+    ASCII, and searched for the needles only when it holds their last byte."""
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    lasts = {needle[-1:] for needle in needles}
+    carriage, found, previous, left = False, False, b"", end
+    with open(path, "rb") as fh:
+        while left > 0:
+            block = fh.read(min(BLOCK, left))
+            if not block:
+                break
+            left -= len(block)
+            if b"\x00" in block:
+                raise NotPlainText("NUL byte")
+            if not block.isascii() or utf8.getstate()[0]:
+                try:
+                    utf8.decode(block, final=left <= 0)
+                except UnicodeDecodeError:
+                    raise NotPlainText("not UTF-8") from None
+            carriage = carriage or b"\r" in block
+            if not found and any(last in block for last in lasts):
+                joined = previous + block
+                found = any(needle in joined for needle in needles)
+            previous = block[-1:]
+    return carriage, found
 
 
 def count_lines(path: str, end: int | None = None) -> int:
