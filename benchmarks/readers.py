@@ -1,24 +1,34 @@
 """Reading speed of each log format on a long run: the same N-step loss (and grad norm) written
-as CSV, JSON lines, a TensorBoard event file, an MLflow run and a plain-text log, then
-`siamdiag analyze` end to end on each in a fresh interpreter (imports included). Figures are
-seconds and the ratio to the CSV run, peak memory, and peak memory against the size of the log
-(issue #12's bar: at most 3x), all from one invocation. The import floor is the peak of the same
-interpreter analysing a 2,000-step CSV.
-Usage: python benchmarks/readers.py [--steps 1000000]
+as CSV, JSON lines, a TensorBoard event file, an MLflow run, an MLflow SQLite store (when mlflow
+is installed: its schema is MLflow's) and a plain-text log, plus siamdiag train's twelve-column
+log sized like issue #12's. Two measures, each paired in one invocation (the formats alternate,
+the order reversed every round; medians of the rounds, ratios the medians of paired ratios):
+
+- reading alone, in one interpreter after its imports: ``read_runs`` on each log against a plain
+  ``pandas.read_csv`` of the CSV (issue #18's bar: within 1.5x);
+- ``siamdiag analyze`` end to end in a fresh interpreter each (imports included), against the
+  CSV (issue #20's bar: every format within 2x), with its peak memory against the log's size
+  (issue #12's bar: at most 3x). The import floor is the peak analysing a 2,000-step CSV.
+
+Usage: python benchmarks/readers.py [--steps 1000000] [--repeats 5] [--formats csv,jsonl,...]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import sqlite3
+import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from speed import analyze_code, timed  # noqa: E402
+from speed import ENV, analyze_code, paired, timed  # noqa: E402
 
 
 def varint(n: int) -> bytes:
@@ -81,7 +91,34 @@ def write_all(directory: str, n: int) -> dict[str, str]:
     paths["text"] = os.path.join(directory, "train.log")
     with open(paths["text"], "w") as fh:
         fh.writelines(f"step {s} | loss: {v:.6f} | grad_norm: {g:.6f}\n" for s, v, g in zip(steps, loss, grad))
+    if importlib.util.find_spec("mlflow"):
+        paths["mlflow sqlite"] = write_mlflow_db(os.path.join(directory, "mlflow.db"), {"loss": loss, "grad_norm": grad})
     return paths
+
+
+def write_mlflow_db(path: str, metrics: dict[str, np.ndarray]) -> str:
+    """An MLflow SQLite store with one run logging ``metrics`` at every step: MLflow creates the
+    store and the run (its schema and indexes), the rows are inserted directly (logging millions of
+    values through MLflow's client takes minutes), latest_metrics kept as MLflow keeps it."""
+    import logging
+
+    import mlflow
+
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{path}")
+    run = client.create_run(client.create_experiment("readers"), run_name="long").info.run_id
+    client.log_metric(run, next(iter(metrics)), 0.0, step=0)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM metrics")
+        db.execute("DELETE FROM latest_metrics")
+        for key, values in metrics.items():
+            n = len(values)
+            db.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
+                           ((key, round(float(v), 6), 1_700_000_000_000 + s, run, s) for s, v in enumerate(values)))
+            db.execute("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, 0, ?)",
+                       (key, round(float(values[-1]), 6), 1_700_000_000_000 + n - 1, n - 1, run))
+    return path
 
 
 def write_training_log(path: str, target_mb: float) -> str:
@@ -111,24 +148,62 @@ def size_mb(path: str) -> float:
     return sum(os.path.getsize(os.path.join(root, f)) for root, _dirs, files in os.walk(path) for f in files) / 2**20
 
 
+READ_CODE = """
+import gc, json, sys, time
+import pandas
+from siamdiag.logs.ingest import read_runs
+paths, csv, repeats = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+read_runs([csv]), pandas.read_csv(csv)
+names = ["read_csv", *paths]
+times = {name: [] for name in names}
+for round_ in range(repeats):
+    for name in (names if round_ % 2 == 0 else names[::-1]):
+        gc.collect()
+        t0 = time.perf_counter()
+        pandas.read_csv(csv) if name == "read_csv" else read_runs([paths[name]])
+        times[name].append(time.perf_counter() - t0)
+print(json.dumps(times))
+"""
+
+
+def reading_times(paths: dict[str, str], csv: str, repeats: int) -> dict[str, list[float]]:
+    """Seconds ``read_runs`` takes on each log, and plain ``pandas.read_csv`` on the CSV, each
+    round in one interpreter after its imports."""
+    out = subprocess.run([sys.executable, "-c", READ_CODE, json.dumps(paths), csv, str(repeats)], env=ENV,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def paired_ratio(ours: list[float], other: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(ours, other))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--formats", help="comma-separated: only these (csv is always measured)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         floor = timed(analyze_code(write_all(os.path.join(directory, "small"), 2000)["csv"]))[1]
         paths = write_all(directory, args.steps)
         paths["csv, 12 columns, 169 MB"] = write_training_log(os.path.join(directory, "metrics.csv"), 169)
+        if args.formats:
+            paths = {fmt: path for fmt, path in paths.items() if fmt == "csv" or fmt in args.formats.split(",")}
         sizes = {fmt: size_mb(path) for fmt, path in paths.items()}
-        results = {fmt: timed(analyze_code(path)) for fmt, path in paths.items()}
-    base = results["csv"][0]
-    print(f"analyze end to end, {args.steps:,} steps (loss + grad norm), fresh interpreter each; "
-          f"import floor {floor:.0f} MB:")
-    print(f"{'format':<26} {'seconds':>8} {'x csv':>7} {'file MB':>8} {'peak MB':>8} {'peak/file':>10} "
-          f"{'(peak-floor)/file':>18}")
-    for fmt, (wall, peak) in results.items():
-        print(f"{fmt:<26} {wall:8.2f} {wall / base:7.2f} {sizes[fmt]:8.0f} {peak:8.0f} {peak / sizes[fmt]:10.2f} "
-              f"{(peak - floor) / sizes[fmt]:18.2f}")
+        reads = reading_times(paths, paths["csv"], args.repeats)
+        runs = paired({fmt: analyze_code(path) for fmt, path in paths.items()}, args.repeats)
+    print(f"{args.steps:,} steps (loss + grad norm); medians of {args.repeats} alternating rounds. Reading in-process "
+          f"(read_runs) against plain pandas.read_csv of the CSV: {statistics.median(reads['read_csv']) * 1000:.0f} ms. "
+          f"analyze end to end, fresh interpreter each; import floor {floor:.0f} MB:")
+    print(f"{'format':<26} {'read ms':>8} {'x read_csv':>10} {'analyze s':>10} {'x csv':>6} {'file MB':>8} {'peak MB':>8} "
+          f"{'peak/file':>10} {'(peak-floor)/file':>18}")
+    for fmt, samples in runs.items():
+        wall = statistics.median(w for w, _ in samples)
+        peak = max(m for _, m in samples)
+        print(f"{fmt:<26} {statistics.median(reads[fmt]) * 1000:8.0f} {paired_ratio(reads[fmt], reads['read_csv']):10.2f} "
+              f"{wall:10.2f} {paired_ratio([w for w, _ in samples], [w for w, _ in runs['csv']]):6.2f} "
+              f"{sizes[fmt]:8.0f} {peak:8.0f} {peak / sizes[fmt]:10.2f} {(peak - floor) / sizes[fmt]:18.2f}")
 
 
 if __name__ == "__main__":

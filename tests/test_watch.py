@@ -95,3 +95,30 @@ def test_a_timeout_stops_watch_off_a_terminal_with_one_report_and_whole_lines(tm
     assert lines and all(line.endswith("\n") and line.startswith("siamdiag watch: ") for line in lines)
     assert "judged at row 2,001: " in lines[0] and f"({flag})" in lines[-1]
     assert not any(c in done.stderr for c in "┃│━─")  # no table on stderr
+
+
+def test_a_log_that_stops_growing_is_judged_with_all_its_rows(tmp_path):
+    # found: with --every 300, rows that arrived after the last judgement (the end of a run, a
+    # pause) stayed unjudged until Ctrl-C; oracle: the rows written, counted by hand
+    from siamdiag.cli.watch import follow
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss\n" + "".join(f"{s},0.5\n" for s in range(100)))
+    judged = []
+
+    class Display:
+        def judged(self, report, rows):
+            judged.append(rows)
+
+        def not_yet(self, rows, reason):
+            raise AssertionError(reason)
+
+    def judge():
+        if not judged:   # the run logs 50 more rows after the first judgement, then stops
+            with open(path, "a") as fh:
+                fh.write("".join(f"{s},0.5\n" for s in range(100, 150)))
+        return object()
+
+    follower = LogFollower(str(path))
+    follow(follower, judge, every=1000, interval=0.05, display=Display(), idle_timeout=4)
+    assert judged == [101, 151]   # the header and 100 rows; then every row, once the log paused

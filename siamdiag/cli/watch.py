@@ -110,10 +110,15 @@ class LogLines:
             self.last = line
 
 
+# A log that has not grown for this long is judged with the rows it has: training paused or ended,
+# and the last judgement should show where the run stands.
+PAUSE_SECONDS = 2.0
+
+
 def follow(follower: LogFollower, judge: Callable, every: int, interval: float, display,
            timeout: float | None = None, idle_timeout: float | None = None):
-    """Look at the log every ``interval`` seconds and re-judge it every ``every`` new rows (and as
-    soon as it first has any), showing each judgement on ``display``, until Ctrl-C, SIGTERM or a
+    """Look at the log every ``interval`` seconds and re-judge it every ``every`` new rows (as soon
+    as it first has any, and when it stops growing with rows not yet judged), showing each judgement on ``display``, until Ctrl-C, SIGTERM or a
     timeout: ``timeout`` seconds in all, or ``idle_timeout`` seconds without the file growing.
     Returns the last report (None before the first), the rows it covered, and which timeout
     stopped the watch ('' for a signal)."""
@@ -122,7 +127,8 @@ def follow(follower: LogFollower, judge: Callable, every: int, interval: float, 
     try:
         while True:
             pending += follower.poll()
-            if pending >= every or (report is None and pending):
+            paused = time.monotonic() - follower.changed_at >= PAUSE_SECONDS
+            if pending >= every or (pending and (report is None or paused)):
                 try:
                     report = judge()
                     judged_rows, pending = follower.rows, 0
