@@ -167,6 +167,7 @@ def keras_runs(request, tmp_path_factory):
     return request.param, out, done.stderr
 
 
+@pytest.mark.slow   # Keras trains in a child process per backend
 def test_keras_callback_logs_each_batch_not_the_running_mean(keras_runs):
     _backend, out, _stderr = keras_runs
     frame = pd.read_csv(out / "frozen_1.csv")
@@ -178,6 +179,7 @@ def test_keras_callback_logs_each_batch_not_the_running_mean(keras_runs):
     assert (frame["lr"] == 0).all()
 
 
+@pytest.mark.slow   # Keras trains in a child process per backend
 def test_keras_steps_per_execution_logs_each_groups_mean_once(keras_runs):
     """issue #18: on JAX with steps_per_execution=4 Keras reports one running mean per 4 batches;
     the rows were 4x the loss, then negative. Each row is the mean loss of its 4 batches (weighted
@@ -198,6 +200,7 @@ def test_keras_steps_per_execution_logs_each_groups_mean_once(keras_runs):
     assert "steps_per_execution=4: Keras reports the loss once every 4 batches, so each row of" in stderr
 
 
+@pytest.mark.slow   # Keras trains in a child process per backend
 def test_keras_steps_per_execution_is_judged_as_every_batch(keras_runs):
     """A settled run logged with steps_per_execution=4 gets the verdict of the same run logged
     batch by batch: its rows are the means of 4 consecutive rows of that log, and no row is read

@@ -345,6 +345,7 @@ print(callback.verdict.verdict, callback.verdict.gate)
 """
 
 
+@pytest.mark.slow   # Keras trains in a child process
 def test_keras_callback_writes_the_verdict_to_the_active_mlflow_run(tmp_path):
     """Real Keras (torch backend) inside mlflow.start_run() on a SQLite store: the run holds the verdict siamdiag
     analyze gives the callback's log."""
