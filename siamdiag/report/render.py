@@ -67,8 +67,13 @@ def render_table(report: Report, color: bool = False, width: int | None = None) 
     return buffer.getvalue()
 
 
+def why_lines(r: RunResult) -> list[str]:
+    """A run's reasons, then its notes marked as such: the "why" every format shows."""
+    return list(r.reasons) + [f"note: {n}" for n in r.notes]
+
+
 def why_text(r: RunResult) -> str:
-    return "\n".join(list(r.reasons) + [f"note: {n}" for n in r.notes])
+    return "\n".join(why_lines(r))
 
 
 def gate_text(report: Report, r: RunResult) -> Text:
@@ -102,7 +107,7 @@ def wide_table(report: Report, width: int) -> Table:
 
 
 def print_run_block(console: Console, report: Report, r: RunResult) -> None:
-    """Narrow layout: `gate verdict run (window) sparkline`, then the reasons indented and wrapped."""
+    """Narrow layout: `gate verdict sparkline window run`, then the reasons indented and wrapped."""
     from rich.padding import Padding
     from rich.text import Text
 
@@ -185,8 +190,7 @@ def render_junit(report: Report, color: bool = False) -> str:
     suite = ET.SubElement(suites, "testsuite", name="siamdiag", **counts)
     for r in report.runs:
         case = ET.SubElement(suite, "testcase", classname=xml_text(f"siamdiag.{r.source}"), name=xml_text(r.run))
-        text = xml_text("\n".join([f"verdict: {r.verdict.value}", f"window (steps): {window_text(r)}"]
-                                   + list(r.reasons) + [f"note: {n}" for n in r.notes]))
+        text = xml_text("\n".join([f"verdict: {r.verdict.value}", f"window (steps): {window_text(r)}"] + why_lines(r)))
         if report.run_gate(r) == "fail":
             first = r.reasons[0] if r.reasons else r.verdict.value
             failure = ET.SubElement(case, "failure", type=r.verdict.value, message=xml_text(f"{r.verdict.value}: {first}"))
@@ -217,8 +221,7 @@ def render_github(report: Report, color: bool = False) -> str:
             level = "warning"
         else:
             level = "notice"
-        message = "\n".join([f"{r.verdict.value} (window {window_text(r)} steps)"] + list(r.reasons)
-                            + [f"note: {n}" for n in r.notes])
+        message = "\n".join([f"{r.verdict.value} (window {window_text(r)} steps)"] + why_lines(r))
         props = f"title={github_property(f'siamdiag: {r.run}: {r.verdict.value}')}"
         if r.source != "<stdin>":
             props = f"file={github_property(r.source)}," + props
