@@ -122,3 +122,28 @@ def test_a_log_that_stops_growing_is_judged_with_all_its_rows(tmp_path):
     follower = LogFollower(str(path))
     follow(follower, judge, every=1000, interval=0.05, display=Display(), idle_timeout=4)
     assert judged == [101, 151]   # the header and 100 rows; then every row, once the log paused
+
+
+def test_a_log_that_cannot_be_judged_yet_is_tried_again_only_when_it_grows(tmp_path):
+    # found in review: a log that failed to judge was judged again at every look (every
+    # --interval) while nothing changed; oracle: one attempt per state of the file
+    from siamdiag.cli.watch import follow
+    from siamdiag.errors import InputError
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss\n0,abc\n")
+    attempts, reasons = [], []
+
+    class Display:
+        def judged(self, report, rows):
+            raise AssertionError("nothing here can be judged")
+
+        def not_yet(self, rows, reason):
+            reasons.append(reason)
+
+    def judge():
+        attempts.append(1)
+        raise InputError(str(path), "'abc' is not a number")
+
+    follow(LogFollower(str(path)), judge, every=1000, interval=0.02, display=Display(), idle_timeout=2.5)
+    assert len(attempts) == 1 and len(reasons) == 1

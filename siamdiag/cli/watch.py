@@ -118,10 +118,11 @@ PAUSE_SECONDS = 2.0
 def follow(follower: LogFollower, judge: Callable, every: int, interval: float, display,
            timeout: float | None = None, idle_timeout: float | None = None):
     """Look at the log every ``interval`` seconds and re-judge it every ``every`` new rows (as soon
-    as it first has any, and when it stops growing with rows not yet judged), showing each judgement on ``display``, until Ctrl-C, SIGTERM or a
-    timeout: ``timeout`` seconds in all, or ``idle_timeout`` seconds without the file growing.
-    Returns the last report (None before the first), the rows it covered, and which timeout
-    stopped the watch ('' for a signal)."""
+    as it first has any, and when it stops growing with rows not yet judged), showing each
+    judgement on ``display``, until Ctrl-C, SIGTERM or a timeout: ``timeout`` seconds in all, or
+    ``idle_timeout`` seconds without the file growing. A log that cannot be judged yet is tried
+    again only once more rows arrive. Returns the last report (None before the first), the rows it
+    covered, and which timeout stopped the watch ('' for a signal)."""
     started = time.monotonic()
     report, judged_rows, pending = None, 0, 0
     try:
@@ -135,6 +136,7 @@ def follow(follower: LogFollower, judge: Callable, every: int, interval: float, 
                     display.judged(report, judged_rows)
                 except SiamdiagError as exc:  # a header still being written, too few rows, ...
                     display.not_yet(follower.rows, str(exc))
+                    pending = 0   # the same rows would fail the same way: wait for more
             now = time.monotonic()
             if timeout is not None and now - started >= timeout:
                 return report, judged_rows, f"stopped after {timeout:g} s (--timeout)"
