@@ -17,7 +17,8 @@ from siamdiag.logs import textfile
 from siamdiag.logs.ingest import read_runs
 from siamdiag.logs.readers import jsonlog, tensorboard
 from siamdiag.logs.readers import text as text_reader
-from siamdiag.logs.readers.crc32c import crc32c, masked
+
+from .test_readers import _event   # a scalar event framed as TFRecord, with its CRCs
 
 
 def _jsonl_shapes() -> dict[str, str]:
@@ -168,29 +169,8 @@ def _records(seed: int, n: int, tags: list[str], irregular: bool = False) -> byt
         for tag in tags:
             if irregular and rng.random() < 0.3:
                 tag = tag + "x" * int(rng.integers(1, 9))   # a record of another length
-            out.append(_tfrecord(_event(step, tag, float(rng.random()))))
+            out.append(_event(step, tag, float(rng.random())))
     return b"".join(out)
-
-
-def _tfrecord(payload: bytes) -> bytes:
-    length = struct.pack("<Q", len(payload))
-    crc = lambda data: struct.pack("<I", int(masked(np.uint32(crc32c(data)))[0]))  # noqa: E731
-    return length + crc(length) + payload + crc(payload)
-
-
-def _event(step: int, tag: str, value: float) -> bytes:
-    val = b"\x0a" + _varint(len(tag)) + tag.encode() + b"\x15" + struct.pack("<f", value)
-    summary = b"\x0a" + _varint(len(val)) + val
-    return (b"\x10" + _varint(step) if step else b"") + b"\x2a" + _varint(len(summary)) + summary
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _damaged(data: bytes, record: int) -> bytes:
