@@ -131,3 +131,21 @@ def test_recorder_never_appends_another_run(tmp_path):
         record(range(10))   # and again: the next free number, nothing replaced
     assert [len(pd.read_csv(tmp_path / name)) for name in ("metrics.1.csv", "metrics.2.csv", "metrics.csv")] \
         == [80, 20, 10]
+
+
+@pytest.mark.parametrize("resume_from", [None, 5])
+def test_rows_never_join_a_last_row_cut_short(tmp_path, resume_from):
+    # found in review: after a crash mid-row, the next run's first row was appended onto the cut
+    # one (`3,0.36,,0.2,...`); oracle: the complete rows written, each step once
+    from siamdiag.train.metrics_file import COLUMNS, MetricsFile
+
+    path = tmp_path / "metrics.csv"
+    cells = {"step": "{}", "loss": "0.3"}
+    rows = [",".join(cells.get(column, "") for column in COLUMNS).format(step) for step in (1, 2, 3)]
+    path.write_text(",".join(COLUMNS) + "\n" + "\n".join(rows)[:-6])   # a crash cut step 3's row
+    log = MetricsFile(str(path), resume_from=resume_from)
+    log.append([{column: None for column in COLUMNS} | {"step": 3, "loss": 0.4}])
+    log.close()
+    frame = pd.read_csv(path)
+    assert frame["step"].tolist() == [1, 2, 3] and frame["loss"].tolist() == [0.3, 0.3, 0.4]
+    assert path.read_text().endswith("\n") and not (tmp_path / "metrics.1.csv").exists()

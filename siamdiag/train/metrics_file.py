@@ -44,10 +44,12 @@ class MetricsFile:
             self.continuable, self.last_step = True, None
             self._start()
             return
-        self.continuable, self.last_step = _last_step(path)
+        self.continuable, self.last_step, whole = _last_step(path)
         if self.continuable and resume_from is not None and (self.last_step or 0) > resume_from:
             keep_steps_through(path, resume_from)
             self.last_step = resume_from
+        elif self.continuable and not whole:   # a last row cut short by a crash is not a row: rows never join it
+            keep_steps_through(path, self.last_step or 0)
 
     def _start(self) -> None:
         self.handle = open(self.path, "w", encoding="utf-8", newline="")
@@ -83,20 +85,22 @@ class MetricsFile:
             self.handle.close()
 
 
-def _last_step(path: str) -> tuple[bool, int | None]:
-    """Whether a file has siamdiag's header, and the step of its last complete row (None: no row)."""
+def _last_step(path: str) -> tuple[bool, int | None, bool]:
+    """Whether a file has siamdiag's header, the step of its last complete row (None: no row), and
+    whether the file ends with its line break (False: a last row cut short)."""
     with open(path, "rb") as fh:
         header = fh.readline().decode("utf-8", "replace").rstrip("\r\n").lstrip("\ufeff")
         fh.seek(0, os.SEEK_END)
         fh.seek(max(0, fh.tell() - 65536))
         tail = fh.read().decode("utf-8", "replace")
     if header.split(",") != list(COLUMNS):
-        return False, None
+        return False, None, True
+    whole = tail.endswith("\n")
     for line in reversed(tail[:tail.rfind("\n") + 1].splitlines()):
         cell = line.split(",", 1)[0].strip()
         if cell.lstrip("-").isdigit():
-            return True, int(cell)
-    return True, None
+            return True, int(cell), whole
+    return True, None, whole
 
 
 def set_aside(path: str) -> str:
