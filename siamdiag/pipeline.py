@@ -32,7 +32,7 @@ def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOpt
     logs = inputs_of(paths, read)
     several = len(logs) > 1
     judged: Judged = []
-    with (progress or _no_progress)([log.path for log in logs]) as advance:
+    with progress([log.path for log in logs]) if progress else contextlib.nullcontext(lambda: None) as advance:
         if jobs <= 1:
             for log in logs:
                 judged += _judge_input(log, several, options, read, keep_runs)
@@ -70,11 +70,6 @@ def _end_workers(pool: ProcessPoolExecutor) -> None:
     for process in list((pool._processes or {}).values()):
         process.terminate()
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _no_progress(_paths):
-    yield lambda: None
 
 
 def _judged(raw: RawRun, options: Options, keep_run: bool) -> tuple[OrderedRun | None, RunResult]:

@@ -231,10 +231,9 @@ def charts(run: OrderedRun | None, result: RunResult) -> str:
     """The run's two figures (whole run, window), or a line saying why there are none."""
     if run is None:
         return '<p class="note">No chart: the series was not kept (charts come with <code>siamdiag analyze</code>).</p>'
-    steps, loss = finite_loss(run)
+    steps, loss, nonfinite = finite_loss(run)
     if len(loss) < 2:
         return '<p class="note">No chart: fewer than two finite loss values.</p>'
-    nonfinite = run.steps[~np.isfinite(run.loss)]
     name = visible(result.run)
     whole = (float(run.steps[0]), float(run.steps[-1]))
     figures = [(svg_chart(steps, loss, result, f"loss of {name}, whole run", whole, nonfinite, True),

@@ -124,11 +124,10 @@ def draw_run(axes, run: OrderedRun, result: RunResult) -> None:
     """Four stacked panels on ``axes``: the whole loss, the window zoomed, the rolling variance and
     the grad norm."""
     loss_ax, window_ax, var_ax, grad_ax = axes
-    steps, loss = finite_loss(run)
+    steps, loss, bad = finite_loss(run)
     if wants_log_scale(loss):
         loss_ax.set_yscale("log")
     draw_series(loss_ax, steps, loss, "0.6", means=True)
-    bad = run.steps[~np.isfinite(run.loss)]
     if len(bad):
         loss_ax.plot(bad, np.full(len(bad), loss.min() if len(loss) else 0.0), "x", color="darkred",
                      label="non-finite loss (drawn at the bottom)")
@@ -193,11 +192,6 @@ def page_paths(path: str, pages: int) -> list[str]:
     return [f"{stem}-{k}{extension}" for k in range(1, pages + 1)]
 
 
-@contextlib.contextmanager
-def _no_progress(_total):
-    yield lambda: None
-
-
 def plot_runs(judged: list[tuple[OrderedRun, RunResult]], path: str, progress=None) -> list[str]:
     """Every run, COLUMNS × ROWS to a page, in the format ``path``'s extension names: a PDF holds
     every page; PNG and SVG write one file per page (``page_paths``). ``progress(total)``, a
@@ -206,7 +200,7 @@ def plot_runs(judged: list[tuple[OrderedRun, RunResult]], path: str, progress=No
     fmt = image_format(path, "-o")
     per_page = COLUMNS * ROWS
     pages = [judged[k:k + per_page] for k in range(0, len(judged), per_page)]
-    with (progress or _no_progress)(len(judged)) as advance:
+    with progress(len(judged)) if progress else contextlib.nullcontext(lambda: None) as advance:
         if fmt == "pdf":
             from matplotlib.backends.backend_pdf import PdfPages
 

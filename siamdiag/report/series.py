@@ -48,10 +48,11 @@ def wants_log_scale(values: np.ndarray) -> bool:
     return bool(np.log10(values.max()) - np.log10(values.min()) >= LOG_DECADES)
 
 
-def finite_loss(run) -> tuple[np.ndarray, np.ndarray]:
-    """The run's steps and loss where the loss is finite."""
+def finite_loss(run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run's steps and loss where the loss is finite, and the steps where it is not (charts
+    mark them)."""
     finite = np.isfinite(run.loss)
-    return run.steps[finite], run.loss[finite]
+    return run.steps[finite], run.loss[finite], run.steps[~finite]
 
 
 def in_window(steps: np.ndarray, values: np.ndarray, result: RunResult) -> tuple[np.ndarray, np.ndarray]:
