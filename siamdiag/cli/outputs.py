@@ -112,9 +112,8 @@ def write_verdicts_back(report, quiet: bool) -> list[str]:
     for run in report.runs:
         if run.tracker is None:
             continue
-        last_step = run.window.last_step if run.window is not None else 0
         try:
-            write_back(run.tracker, Judgement(run.verdict.value, report.run_gate(run), run.reasons, int(last_step)))
+            write_back(run.tracker, Judgement.of(run, report.run_gate(run)))
             written += 1
         except WriteBackError as exc:
             failures.append(f"write-back to {run.run}: {exc}")

@@ -22,8 +22,7 @@ def judge_log(path: str) -> Judgement:
     """The verdict on a callback's own log, gated as ``siamdiag analyze``'s defaults gate it."""
     [raw] = read_runs([path])
     result = analyze_run(order_run(raw), Options())
-    return Judgement(result.verdict.value, "fail" if result.verdict in DEFAULT_FAILING else "pass", result.reasons,
-                     int(result.window.last_step) if result.window is not None else 0)
+    return Judgement.of(result, "fail" if result.verdict in DEFAULT_FAILING else "pass")
 
 
 def active_mlflow_run() -> Tracker | None:

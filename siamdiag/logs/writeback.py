@@ -36,6 +36,12 @@ class Judgement:
     reasons: tuple[str, ...] = ()
     step: int = 0
 
+    @classmethod
+    def of(cls, result, gate: str) -> "Judgement":
+        """A judged run's (an engine RunResult's) judgement under ``gate`` ('pass' or 'fail')."""
+        last_step = int(result.window.last_step) if result.window is not None else 0
+        return cls(result.verdict.value, gate, tuple(result.reasons), last_step)
+
     @property
     def reason(self) -> str:
         return "; ".join(self.reasons)
