@@ -15,7 +15,7 @@ import pytest
 from siamdiag.errors import InputError
 from siamdiag.logs import textfile
 from siamdiag.logs.ingest import read_runs
-from siamdiag.logs.readers import jsonlog, tensorboard
+from siamdiag.logs.readers import jsonlog, lines, tensorboard
 from siamdiag.logs.readers import text as text_reader
 
 from .test_readers import _event   # a scalar event framed as TFRecord, with its CRCs
@@ -73,7 +73,7 @@ def _assert_same_runs(got: list, expected: list) -> None:
 def test_jsonl_blocks_decode_as_the_lines_one_at_a_time(shape, tmp_path, monkeypatch):
     text = textfile.decode(JSONL[shape].encode(), "log.jsonl")
     at_once = jsonlog.read_jsonl(text, "log.jsonl")
-    monkeypatch.setattr(jsonlog, "BLOCK_CHARS", 700)   # many blocks, cut anywhere
+    monkeypatch.setattr(lines, "BLOCK_CHARS", 700)   # many blocks, cut anywhere
     small_blocks = jsonlog.read_jsonl(text, "log.jsonl")
     monkeypatch.setattr(jsonlog, "_records_at_once", lambda block, count: None)
     by_line = jsonlog.read_jsonl(text, "log.jsonl")
@@ -208,7 +208,7 @@ def test_text_blocks_cut_anywhere_read_as_one_block(shape, monkeypatch):
     """A step marker sets the step of the loss lines after it, across blocks too."""
     text = textfile.decode(LINE_LOGS[shape][1].encode() + b"step 9 | loss: 0.5", "train.log")
     whole = text_reader.read_text(text, "train.log")
-    monkeypatch.setattr(text_reader, "BLOCK_CHARS", 37)
+    monkeypatch.setattr(lines, "BLOCK_CHARS", 37)
     cut = text_reader.read_text(text, "train.log")
     pd.testing.assert_frame_equal(cut.frame, whole.frame)
     assert cut.notes == whole.notes and len(cut.notes) >= 1

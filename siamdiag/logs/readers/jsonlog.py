@@ -14,7 +14,7 @@ import pandas as pd
 
 from ...errors import InputError
 from ..tables import Table
-from .lines import Column, line_number, unterminated_note
+from .lines import Column, line_blocks, line_number, whole_lines
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
 
@@ -86,7 +86,6 @@ def read_json(text: str, source: str) -> Table:
     return Table(frame=frame, locate=lambda row, column: _key_position(text, column, 0), notes=notes, present=present)
 
 
-BLOCK_CHARS = 1 << 20   # the lines of about 1 MB of text are decoded together
 _MARK = "siamdiag: a line ends here"
 _BETWEEN_LINES = f',\n"{_MARK}",\n'
 
@@ -133,13 +132,8 @@ def read_jsonl(text: str, source: str) -> Table:
     record is kept). An unterminated last line is set aside with a note."""
     columns: dict[str, Column] = {}
     line_of = array("q")
-    body_end = text.rfind("\n") + 1
-    last = text[body_end:]
-    notes = (unterminated_note(text.count("\n", 0, body_end) + 1, last),) if last.strip() else ()
-    start, number = 0, 1
-    while start < body_end:
-        end = text.find("\n", min(start + BLOCK_CHARS, body_end - 1))
-        block = text[start:end]
+    body_end, notes = whole_lines(text)
+    for number, block in line_blocks(text, body_end):
         count = block.count("\n") + 1
         records = _records_at_once(block, count)
         if records is None:
@@ -150,7 +144,6 @@ def read_jsonl(text: str, source: str) -> Table:
             column = columns.get(key) or columns.setdefault(key, Column())
             column.extend(len(line_of), list(map(dict.get, records, repeat(key))))
         line_of.extend(numbers)
-        start, number = end + 1, number + count
     count = len(line_of)
     if not count:
         raise InputError(source, "empty file: no JSON records")

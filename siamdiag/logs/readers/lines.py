@@ -1,5 +1,5 @@
-"""What the line readers share: the note for an unterminated last line, a line found by its number
-(error messages only), and typed columns filled a block of lines at a time. The readers split
+"""What the line readers share: blocks of whole lines, the note for an unterminated last line, a
+line found by its number (error messages only), and typed columns filled a block of lines at a time. The readers split
 about 1 MB of lines at a time, never the whole log: a million-line log split into one list
 costs about 100 bytes a line before any value is read."""
 from __future__ import annotations
@@ -19,6 +19,28 @@ def unterminated_note(number: int, line: str) -> str:
     shown = line if len(line) <= 40 else line[:37] + "..."
     return (f"set aside the unterminated last line {number} ({shown!r}): a log still being written "
             "ends mid-line, and a complete row ends with a newline")
+
+
+BLOCK_CHARS = 1 << 20   # the lines of about 1 MB of text are read together
+
+
+def whole_lines(text: str) -> tuple[int, tuple[str, ...]]:
+    """Where ``text``'s newline-terminated lines end, and the note when an unterminated last line
+    after them is set aside."""
+    end = text.rfind("\n") + 1
+    last = text[end:]
+    return end, ((unterminated_note(text.count("\n", 0, end) + 1, last),) if last.strip() else ())
+
+
+def line_blocks(text: str, end: int):
+    """(number of the first line, the block) for blocks of about BLOCK_CHARS of whole lines of
+    ``text[:end]`` (``end`` just after a line break), each without its last line break."""
+    start, number = 0, 1
+    while start < end:
+        stop = text.find("\n", min(start + BLOCK_CHARS, end - 1))
+        block = text[start:stop]
+        yield number, block
+        start, number = stop + 1, number + block.count("\n") + 1
 
 
 def line_number(text: str, number: int) -> str:

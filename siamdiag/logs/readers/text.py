@@ -13,7 +13,7 @@ import pandas as pd
 
 from ...errors import InputError, UsageError
 from ..tables import Table, to_float
-from .lines import unterminated_note
+from .lines import line_blocks, whole_lines
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 # The finest step marker on a line wins: a step/iteration counter over an epoch counter.
@@ -36,19 +36,6 @@ def compile_pattern(pattern: str) -> re.Pattern:
         raise UsageError(f"--pattern {pattern!r}: name the loss with a group (?P<loss>...); "
                          "optional groups: step, grad_norm")
     return compiled
-
-
-BLOCK_CHARS = 1 << 20   # the lines of about 1 MB of text are searched together
-
-
-def _blocks(text: str, end: int):
-    """(number of the first line, the lines) for blocks of whole lines of ``text[:end]``."""
-    start, number = 0, 1
-    while start < end:
-        stop = text.find("\n", min(start + BLOCK_CHARS, end - 1))
-        lines = text[start:stop].split("\n")
-        yield number, lines
-        start, number = stop + 1, number + len(lines)
 
 
 def _scan_builtin(lines: list[str], current: float | None):
@@ -89,13 +76,13 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None) -> Tabl
     typed columns. When the step markers do not tell lines apart (several losses per epoch, or
     no marker at all), the order of the lines is the step. An unterminated last line is set
     aside with a note."""
-    body_end = text.rfind("\n") + 1
-    last = text[body_end:]
-    notes = [unterminated_note(text.count("\n", 0, body_end) + 1, last)] if last.strip() else []
+    body_end, set_aside = whole_lines(text)
+    notes = list(set_aside)
     steps, losses, grads, line_of = array("d"), array("d"), array("d"), array("q")
     number_of = float if pattern is None else to_float   # the built-in patterns only match what float() reads
     current, unmarked = None, 0
-    for first, lines in _blocks(text, body_end):
+    for first, block in line_blocks(text, body_end):
+        lines = block.split("\n")
         if pattern is None:
             found, current = _scan_builtin(lines, current)
         else:
