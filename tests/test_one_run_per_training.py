@@ -149,3 +149,40 @@ def test_rows_never_join_a_last_row_cut_short(tmp_path, resume_from):
     frame = pd.read_csv(path)
     assert frame["step"].tolist() == [1, 2, 3] and frame["loss"].tolist() == [0.3, 0.3, 0.4]
     assert path.read_text().endswith("\n") and not (tmp_path / "metrics.1.csv").exists()
+
+
+def test_lightning_resume_from_a_checkpoint_continues_the_file(tmp_path):
+    # found in review: the Lightning callback did not tell its file where the checkpoint was, so a
+    # resume whose file ran past it (a crash after the checkpoint) moved the file aside: one run in
+    # two files. Oracle: each step once, in one file, as with the Hugging Face callback.
+    pl = pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from siamdiag.lightning import SiamdiagCallback
+
+    class Model(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def fit(ckpt_path=None):
+        torch.manual_seed(0)
+        data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(320, 4)), batch_size=8)
+        checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=20, save_top_k=-1)
+        trainer = pl.Trainer(max_steps=40, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                             callbacks=[checkpoints, SiamdiagCallback(path=log, flush_every=10)])
+        trainer.fit(Model(), data, ckpt_path=ckpt_path)
+
+    log = tmp_path / "siamdiag_metrics.csv"
+    fit()   # then training "dies" after step 40; the last checkpoint it can resume from is step 20's
+    [step_20] = (tmp_path / "ckpt").glob("*step=20*.ckpt")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="siamdiag", category=UserWarning)   # no file moved aside
+        fit(str(step_20))
+    assert pd.read_csv(log)["step"].tolist() == list(range(1, 41))   # each step once
+    assert not (tmp_path / "siamdiag_metrics.1.csv").exists()

@@ -49,7 +49,8 @@ class SiamdiagCallback(Callback):
             path = self.path or os.path.join(trainer.log_dir or trainer.default_root_dir, "siamdiag_metrics.csv")
             if self.stop is not None and self.stop.max_steps is None and trainer.max_steps and trainer.max_steps > 0:
                 self.stop.max_steps = trainer.max_steps   # the budget spends alpha best
-            self.recorder = Recorder(path, flush_every=self.flush_every, stop=self.stop)
+            resumed = trainer.global_step if trainer.global_step > 0 else None   # from a checkpoint: its rows after it go
+            self.recorder = Recorder(path, flush_every=self.flush_every, stop=self.stop, resume_from=resumed)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if self.recorder is not None:

@@ -46,15 +46,18 @@ class Recorder:
     ``model``, so the gradient norm is the step's (before any clipping that follows). With
     ``stop=StopWhenStationary(...)``, ``should_stop`` turns True once the loss has settled (looked
     at when a flush brings the values to the host: every ``max(flush_every, check_every)`` steps).
+    ``resume_from``: the step of the checkpoint a resumed run starts from; the file's rows after
+    it, which the run logs again, are dropped first (see MetricsFile).
     """
 
-    def __init__(self, path: str | os.PathLike, flush_every: int = 500, stop: StopWhenStationary | None = None):
+    def __init__(self, path: str | os.PathLike, flush_every: int = 500, stop: StopWhenStationary | None = None,
+                 resume_from: int | None = None):
         if flush_every < 1:
             raise ValueError("flush_every must be >= 1")
         self.stop = stop   # judged at each flush, when the steps' values reach the host anyway
         self.path = os.fspath(path)
         self.flush_every = flush_every
-        self.file = MetricsFile(self.path)
+        self.file = MetricsFile(self.path, resume_from)   # resume_from: a resumed run's checkpoint step
         self.pending: list[tuple[dict, dict[str, torch.Tensor]]] = []
 
     def log(self, step: int, loss, *, grad_norm=None, model: torch.nn.Module | None = None, embeddings=None,
