@@ -186,3 +186,22 @@ def test_lightning_resume_from_a_checkpoint_continues_the_file(tmp_path):
         fit(str(step_20))
     assert pd.read_csv(log)["step"].tolist() == list(range(1, 41))   # each step once
     assert not (tmp_path / "siamdiag_metrics.1.csv").exists()
+
+
+def test_a_file_is_set_aside_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    # found in review: set_aside needed os.link, which exFAT and some network mounts refuse: the
+    # callback would crash at its first write. Oracle: the old file moved whole, to the next free name.
+    import os
+
+    from siamdiag.train.metrics_file import set_aside
+
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    path = tmp_path / "metrics.csv"
+    (tmp_path / "metrics.1.csv").write_text("taken\n")
+    path.write_text("step,loss\n1,0.5\n")
+    monkeypatch.setattr(os, "link", no_links)
+    assert set_aside(str(path)) == str(tmp_path / "metrics.2.csv")
+    assert (tmp_path / "metrics.2.csv").read_text() == "step,loss\n1,0.5\n" and not path.exists()
+    assert (tmp_path / "metrics.1.csv").read_text() == "taken\n"

@@ -104,18 +104,34 @@ def _last_step(path: str) -> tuple[bool, int | None, bool]:
 
 
 def set_aside(path: str) -> str:
-    """Move ``path`` to ``<stem>.<n><suffix>`` with the first free n; never over another file."""
+    """Move ``path`` to ``<stem>.<n><suffix>`` with the first free n; never over another file (the
+    name is claimed atomically first, see _claim)."""
     stem, suffix = os.path.splitext(path)
     n = 1
     while True:
         target = f"{stem}.{n}{suffix}"
         try:
-            os.link(path, target)   # fails when target exists: no file is ever replaced
+            if _claim(path, target):
+                os.unlink(path)         # linked: the old name goes
+            else:
+                os.replace(path, target)
+            return target
         except FileExistsError:
             n += 1
-            continue
-        os.unlink(path)
-        return target
+
+
+def _claim(path: str, target: str) -> bool:
+    """Claim the name ``target`` for ``path``'s file, or raise FileExistsError: a hard link (True),
+    or, where the file system has none (exFAT, some network and FUSE mounts), an empty file
+    created exclusively, for the move to replace (False)."""
+    try:
+        os.link(path, target)
+        return True
+    except FileExistsError:
+        raise
+    except OSError:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return False
 
 
 class BufferedRows:
