@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import stattests
-from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, integrated_autocorrelation_time,
-                       ols_slope, winsorize)
+from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, exact_median,
+                       integrated_autocorrelation_time, ols_slope, winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
 MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
@@ -116,8 +116,8 @@ def end_stretch(values: np.ndarray) -> tuple[int, float] | None:
     if len(values) < 4 * tail:
         return None
     body = values[:-tail]
-    level = float(np.median(body))
-    sigma = max(MAD_TO_SIGMA * float(np.median(np.abs(body - level))), PINNED_RTOL * abs(level))
+    level = float(exact_median(body))
+    sigma = max(MAD_TO_SIGMA * float(exact_median(np.abs(body - level))), PINNED_RTOL * abs(level))
     below = np.flatnonzero(values - level <= EXCESS_SIGMAS * sigma)
     return (int(below[-1]) + 1 if len(below) else 0), level
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import stattests
-from .numerics import integrated_autocorrelation_time, nested_rss, robust_sigma
+from .numerics import exact_median, integrated_autocorrelation_time, nested_rss, robust_sigma
 
 PRACTICAL_MOVE = 0.02     # a smoothed path moving over 2 % of the level (peak to peak) is moving
 MAX_COMPONENTS = 8        # components of the smooth path: a line, then wanders down to a period of 1/4 window
@@ -139,7 +139,7 @@ def has_level(window_loss: np.ndarray) -> bool:
     if not (np.all(means > 0) or np.all(means < 0)):
         return False
     step_noise = robust_sigma(np.diff(window_loss[-NOISE_POINTS:])) / np.sqrt(2.0)
-    return bool(abs(np.median(window_loss)) >= LEVEL_NOISES * step_noise)
+    return bool(abs(exact_median(window_loss)) >= LEVEL_NOISES * step_noise)
 
 
 def gates(level: float, persistent: bool, drift_margin: float) -> bool:

@@ -37,14 +37,40 @@ def power_of_two_near(spread: float) -> float:
 HUGE = 2.0 ** 1000   # beyond this, sums and differences of two values can overflow
 
 
-def robust_sigma(x: np.ndarray) -> float:
+SELECT_MIN_POINTS = 50_000   # below this np.median's own partition is as fast
+SELECT_SAMPLE = 4096          # evenly strided values that bracket the middle of a long array
+
+
+def exact_median(x: np.ndarray) -> np.floating:
+    """np.median(x), bit for bit, in about a third of its time on a long 1-D float array: a
+    strided sample brackets the middle order statistics, one pass counts the values below and
+    above the bracket, and only the values inside it are partitioned. Whenever the bracket
+    misses the middle (or x holds NaN, which no comparison counts) np.median decides."""
+    if x.ndim != 1 or x.dtype != np.float64 or len(x) < SELECT_MIN_POINTS:
+        return np.median(x)
+    n = len(x)
+    middle = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    sample = np.sort(x[::n // SELECT_SAMPLE])
+    centre, reach = len(sample) // 2, 3 * int(np.sqrt(len(sample))) + 2
+    low, high = sample[max(centre - reach, 0)], sample[min(centre + reach, len(sample) - 1)]
+    below = np.count_nonzero(x < low)
+    inside = x[(x >= low) & (x <= high)]
+    ranks = [k - below for k in middle]
+    if (ranks[0] < 0 or ranks[-1] >= len(inside)
+            or below + len(inside) + np.count_nonzero(x > high) != n):
+        return np.median(x)
+    return np.mean(np.partition(inside, ranks)[ranks])
+
+
+def robust_sigma(x: np.ndarray, center: float | None = None) -> float:
     """Spread of ``x`` that one outlier or a few spikes cannot inflate: 1.4826·MAD, falling
     back to sqrt(pi/2) times the mean absolute deviation (both equal sigma for normal data)
     when more than half the values are tied; no squares, and near the float limit (where a
-    median, averaging two values, overflows) computed on halved values: finite for any finite x."""
-    med = np.median(x)
+    median, averaging two values, overflows) computed on halved values: finite for any finite x.
+    ``center``, when the caller already has x's median, saves computing it again."""
+    med = exact_median(x) if center is None else center
     deviation = np.abs(x - med)
-    mad = np.median(deviation)
+    mad = exact_median(deviation)
     sigma = float(MAD_TO_SIGMA * mad) if mad > 0 else float(np.sqrt(np.pi / 2) * np.mean(deviation))
     if not np.isfinite(sigma) and len(x) and np.isfinite(x).all():
         return 2.0 * robust_sigma(x / 2.0)
@@ -53,17 +79,17 @@ def robust_sigma(x: np.ndarray) -> float:
 
 def median(x: np.ndarray) -> float:
     """np.median, which averages the two middle values, without overflowing near the float limit."""
-    value = float(np.median(x))
+    value = float(exact_median(x))
     if not np.isfinite(value) and len(x) and np.isfinite(x).all():
-        return 2.0 * float(np.median(x / 2.0))
+        return 2.0 * float(exact_median(x / 2.0))
     return value
 
 
 def winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:
     """Clip ``x`` to median ± k robust sigmas, so isolated loss spikes (bad batches) cannot
     masquerade as level or variance changes. Normal data is untouched (P(|z|>5) ≈ 6e-7)."""
-    med = float(np.median(x))
-    s = robust_sigma(x)
+    med = float(exact_median(x))
+    s = robust_sigma(x, med)
     if s == 0:
         return x.copy()
     return np.clip(x, med - k * s, med + k * s)

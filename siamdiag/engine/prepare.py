@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..logs.tables import Metric, RawRun, Tracker
-from .numerics import (block_means, block_variances, median, mser_truncation, power_of_two_near, robust_sigma,
-                       winsorize)
+from .numerics import (HUGE, block_means, block_variances, median, mser_truncation, power_of_two_near,
+                       robust_sigma, winsorize)
 
 MAX_BLOCKS = 2000          # judge at most this many block means per run (research §6.1)
 DEFAULT_WINDOW = 0.5       # the second half of the run's steps
@@ -358,7 +358,7 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
         start = segment_start + min(cut, len(segment) - options.min_points)
     window_loss = loss[start:]
     level = median(window_loss)
-    spread = robust_sigma(window_loss)
+    spread = robust_sigma(window_loss, level if abs(level) < HUGE else None)   # below HUGE it is np.median's
     scale = power_of_two_near(spread)
     # At most MAX_BLOCKS blocks over the run, and at least min_points blocks in the window.
     block = max(1, min(-(-len(loss) // MAX_BLOCKS), (len(loss) - start) // options.min_points))
