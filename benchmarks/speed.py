@@ -11,7 +11,7 @@ each command runs once untimed first. Yardsticks:
   with statsmodels and with arch, the file read by pandas.
 
 Prints medians and the median of the paired ratios. Usage:
-python benchmarks/speed.py [--repeats 9] [--peer-repeats 3] [--skip-peers]
+python benchmarks/speed.py [--repeats 9] [--peer-repeats 3] [--skip-peers] [--steps 2000,100000,1000000,3000000]
 """
 from __future__ import annotations
 
@@ -114,12 +114,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=9, help="paired runs against the floor")
     ap.add_argument("--peer-repeats", type=int, default=3, help="paired runs against each peer")
     ap.add_argument("--skip-peers", action="store_true", help="skip statsmodels and arch (about a minute)")
+    ap.add_argument("--steps", default="2000,100000,1000000,3000000", help="log lengths paired with the floor")
     args = ap.parse_args(argv)
     peers = {} if args.skip_peers else {name: code for name, code in PEERS.items() if importlib.util.find_spec(name)}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"siamdiag analyze --format json against `import pandas; pandas.read_csv(F)`, "
               f"median of {args.repeats} paired runs:")
-        for n in (2_000, 100_000, 1_000_000):
+        for n in map(int, args.steps.split(",")):
             path = os.path.join(tmp, f"{n}.csv")
             write_log(path, n, n)
             res = paired({"ours": analyze_code(path), "floor": floor_code(path)}, args.repeats)
@@ -127,6 +128,8 @@ def main(argv=None) -> int:
                   f"ratio {ratio(res['ours'], res['floor']):.2f}x")
         for n in (2_000, 100_000) if peers else ():
             path = os.path.join(tmp, f"{n}.csv")
+            if not os.path.exists(path):
+                write_log(path, n, n)
             codes = {"ours": analyze_code(path)} | {name: code.format(path=path) for name, code in peers.items()}
             res = paired(codes, args.peer_repeats)
             line = "; ".join(f"{name} {summary(res[name])} ({ratio(res[name], res['ours']):.1f}x siamdiag's time)"

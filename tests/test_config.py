@@ -86,6 +86,24 @@ def test_bad_keys_and_values_name_file_key_and_allowed(project, capsys, body, me
     assert code == 2 and str(project / "pyproject.toml") in err and message in err
 
 
+def test_a_pyproject_without_our_table_is_not_parsed(project):
+    """Another tool's pyproject.toml is no concern of ours: one that never mentions siamdiag is
+    not even parsed (a broken one does not stop the gate); ours, broken or not UTF-8, is an error
+    naming the file."""
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text('[project]\nname = = "broken"\n')
+    s = resolve({})
+    assert (s["alpha"], s.sources["alpha"]) == (0.01, "default")
+    pyproject.write_text('[project]\nname = = "broken"\n[tool.siamdiag]\nalpha = 0.02\n')
+    with pytest.raises(InputError) as exc:
+        resolve({})
+    assert exc.value.source == str(pyproject) and exc.value.line == 2
+    pyproject.write_bytes(b'[tool.siamdiag]\nalpha = 0.02\nname = "\xff"\n')
+    with pytest.raises(InputError, match="not UTF-8") as exc:
+        resolve({})
+    assert (exc.value.line, exc.value.column) == (3, 9)
+
+
 def test_bad_toml_and_bad_environment(project, monkeypatch, capsys):
     (project / "pyproject.toml").write_text("[tool.siamdiag]\nalpha = = 1\n")
     with pytest.raises(InputError) as exc:

@@ -140,7 +140,6 @@ def reading(settings, paths):
     from ..logs.columns import ColumnOverrides
     from ..logs.ingest import ReadOptions
     from ..logs.readers.mlflow_db import RunFilter
-    from ..logs.readers.text import compile_pattern
 
     pattern = settings["pattern"]
     overrides = ColumnOverrides(step=settings["step_col"], loss=settings["loss_col"],
@@ -155,5 +154,7 @@ def reading(settings, paths):
     if pattern:  # a pattern makes every input a plain-text log
         if read.input_format not in ("auto", "text"):
             raise UsageError(f"--pattern reads plain-text logs; it cannot be used with --input-format {read.input_format}")
+        from ..logs.readers.text import compile_pattern
+
         read = replace(read, input_format="text", pattern=compile_pattern(pattern))
     return read

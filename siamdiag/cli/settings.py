@@ -5,7 +5,6 @@ value is checked when it is read; a bad key or value names its file (or variable
 what is allowed."""
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -15,11 +14,6 @@ from typing import Callable, Mapping
 from ..errors import InputError, UsageError
 from ..report import FORMATS
 from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 VERDICT_NAMES = ("stationary", "not_converged", "nonstationary", "diverged", "degenerate", "inconclusive",
                  "insufficient_data", "no_data")
@@ -180,12 +174,26 @@ def find_pyproject(start: str) -> str | None:
         directory = parent
 
 
-def _load_toml(path: str) -> dict:
+def _load_toml(path: str, only_ours: bool = False) -> dict:
+    """The TOML document at ``path``; with ``only_ours``, {} for a file that never mentions
+    siamdiag (a project's pyproject.toml without our table is not parsed: no parser to import)."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            content = fh.read()
     except OSError as exc:
         raise UsageError(f"--config {path}: cannot read: {exc.strerror}") from None
+    if only_ours and b"siamdiag" not in content:
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line_start = content.rfind(b"\n", 0, exc.start) + 1
+        raise InputError(path, f"invalid TOML: not UTF-8 ({exc.reason})", content.count(b"\n", 0, exc.start) + 1,
+                         exc.start - line_start + 1) from None
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
@@ -221,7 +229,7 @@ def resolve(flags: Mapping[str, object] | None = None, config_file: str | None =
     layers: list[tuple[str, dict]] = []
     pyproject = find_pyproject(cwd or os.getcwd())
     if pyproject:
-        table, name = _table(pyproject, _load_toml(pyproject), allow_top_level=False)
+        table, name = _table(pyproject, _load_toml(pyproject, only_ours=True), allow_top_level=False)
         layers.append((f"{pyproject} {name}".strip(), table))
     if config_file:
         table, name = _table(config_file, _load_toml(config_file), allow_top_level=True)
@@ -251,6 +259,8 @@ def resolve(flags: Mapping[str, object] | None = None, config_file: str | None =
 
 def unknown_variable(var: str, key: str) -> str:
     """The warning for a SIAMDIAG_* variable that names no setting, with the nearest name."""
+    import difflib
+
     near = difflib.get_close_matches(key, list(SETTINGS), n=1)
     hint = f" (did you mean {ENV_PREFIX}{near[0].upper()}?)" if near else ""
     return f"ignored environment variable {var}: not a setting{hint}"

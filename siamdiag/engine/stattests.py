@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 
@@ -175,6 +174,8 @@ def normal_sf(z: float) -> float:
 
 def normal_quantile(p: float) -> float:
     """z with P(Z <= z) = p (Wichura's AS 241, accurate to about 1e-16)."""
+    from statistics import NormalDist   # rarely needed: not imported with the engine
+
     return NormalDist().inv_cdf(p)
 
 

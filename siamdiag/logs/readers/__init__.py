@@ -2,15 +2,21 @@
 pick a format from a file's name and first bytes when the user does not name one."""
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from typing import Callable
 
 from ..tables import Table, to_float
 from .delimited import parse_delimited, sniff_delimiter
-from .jsonlog import read_json, read_jsonl
-from .text import LOSS, read_text
 from .wandb import is_chart_export, read_wandb
+
+
+def _lazy(module: str, name: str):
+    """``name`` from a reader module loaded with the first log that needs it (a CSV run never
+    loads the JSON or text readers, nor compiles their patterns)."""
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 # Formats read from decoded text into a table. TensorBoard, MLflow and DVCLive read stores
 # (directories, a database) into series; ingest handles them by name.
@@ -20,9 +26,9 @@ TEXT_READERS: dict[str, Callable[..., Table]] = {
     "csv": lambda text, source, pattern, reread=None: parse_delimited(text, source, None, reread),
     "tsv": lambda text, source, pattern, reread=None: parse_delimited(text, source, "\t", reread),
     "wandb": lambda text, source, pattern, reread=None: read_wandb(text, source),
-    "json": lambda text, source, pattern, reread=None: read_json(text, source),
-    "jsonl": lambda text, source, pattern, reread=None: read_jsonl(text, source),
-    "text": lambda text, source, pattern, reread=None: read_text(text, source, pattern),
+    "json": lambda text, source, pattern, reread=None: _lazy("jsonlog", "read_json")(text, source),
+    "jsonl": lambda text, source, pattern, reread=None: _lazy("jsonlog", "read_jsonl")(text, source),
+    "text": lambda text, source, pattern, reread=None: _lazy("text", "read_text")(text, source, pattern),
 }
 TREE_FORMATS = ("tensorboard", "mlflow", "dvclive")
 
@@ -75,6 +81,7 @@ def detect_format(path: str, text: str) -> str:
         return "jsonl" if _first_line_is_record(lines) else "json"
     if _looks_delimited(lines):
         return "wandb" if is_chart_export(_header_names(lines[0])) else "csv"
-    if any(LOSS.search(line) for line in text.split("\n", 200)[:200]):
+    loss = _lazy("text", "LOSS")
+    if any(loss.search(line) for line in text.split("\n", 200)[:200]):
         return "text"
     return "csv"

@@ -24,21 +24,27 @@ def _byte_table() -> np.ndarray:
     return table.astype(np.uint32)
 
 
-_SHIFTED = np.empty((_VECTOR_MAX, 256), np.uint32)   # [d][b]: raw CRC of byte b followed by d zero bytes
-_SHIFTED[0] = _byte_table()
-for _d in range(1, _VECTOR_MAX):
-    _SHIFTED[_d] = _SHIFTED[0][_SHIFTED[_d - 1] & 0xFF] ^ (_SHIFTED[_d - 1] >> np.uint32(8))
+@functools.cache
+def _shifted() -> np.ndarray:
+    """[d][b]: raw CRC of byte b followed by d zero bytes. Built on first use, not on import:
+    only TensorBoard logs need it."""
+    table = np.empty((_VECTOR_MAX, 256), np.uint32)
+    table[0] = _byte_table()
+    for d in range(1, _VECTOR_MAX):
+        table[d] = table[0][table[d - 1] & 0xFF] ^ (table[d - 1] >> np.uint32(8))
+    return table
 
 
 @functools.cache
 def _pair_table(d: int) -> np.ndarray:
     """Raw CRC of the little-endian byte pair w followed by d zero bytes, for every w."""
-    return (_SHIFTED[d + 1][None, :] ^ _SHIFTED[d][:, None]).ravel()
+    shifted = _shifted()
+    return (shifted[d + 1][None, :] ^ shifted[d][:, None]).ravel()
 
 
 def crc32c(data: bytes) -> int:
     """The CRC-32C of one byte string (a few bytes: record headers, and the zeros correction)."""
-    crc, table = 0xFFFFFFFF, _SHIFTED[0]
+    crc, table = 0xFFFFFFFF, _shifted()[0]
     for byte in data:
         crc = int(table[(crc ^ byte) & 0xFF]) ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
@@ -70,7 +76,7 @@ def _raw_long(record: np.ndarray) -> int:
     register past a row of zeros, add the next row's CRC)."""
     pad = -len(record) % _ROW
     rows = np.concatenate([np.zeros(pad, np.uint8), record]).reshape(-1, _ROW)
-    shift = [_SHIFTED[_ROW - 1 - k] for k in range(4)]   # a register moved on by _ROW zero bytes
+    shift = [_shifted()[_ROW - 1 - k] for k in range(4)]   # a register moved on by _ROW zero bytes
     crc = 0
     for part in _raw_rows(rows).tolist():
         crc = int(shift[0][crc & 0xFF] ^ shift[1][(crc >> 8) & 0xFF] ^ shift[2][(crc >> 16) & 0xFF]
