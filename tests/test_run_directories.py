@@ -12,6 +12,7 @@ import pytest
 
 from siamdiag import analyze
 from siamdiag.cli.main import main
+from siamdiag.errors import InputError
 from siamdiag.logs.ingest import ReadOptions, read_runs
 
 STEPS = 300
@@ -101,8 +102,9 @@ def test_hf_checkpoints_are_one_run_read_from_the_newest(tmp_path, capsys):
 def test_tensorboard_writer_layouts_are_one_run_each(tmp_path, capsys):
     """torch's SummaryWriter: add_scalars writes each series to a subdirectory of its own
     (`<main_tag>_<key>/`), add_hparams a timestamp subdirectory, and a writer that logs nothing
-    an event file with no scalar. One run per writer, its add_scalars series with it, the
-    hparams folder never judged, the empty writer passed over with a note."""
+    an event file with no scalar, as does one that logs only histograms and text. One run per
+    writer, its add_scalars series with it, the hparams folder never judged, the writers without
+    scalars passed over with a note."""
     tensorboard = pytest.importorskip("torch.utils.tensorboard")
     loss, val = _settled(6), 1.0 + _settled(7)
     writer = tensorboard.SummaryWriter(str(tmp_path / "runs" / "exp"))
@@ -112,6 +114,11 @@ def test_tensorboard_writer_layouts_are_one_run_each(tmp_path, capsys):
     writer.add_hparams({"lr": 0.1}, {"hparam/final_loss": float(loss[-1])})
     writer.close()
     tensorboard.SummaryWriter(str(tmp_path / "runs" / "empty")).close()
+    pictures = tensorboard.SummaryWriter(str(tmp_path / "runs" / "pictures"))   # records, but no scalar
+    for step in range(3):
+        pictures.add_histogram("weights", np.arange(10.0) * step, step)
+        pictures.add_text("notes", f"step {step}", step)
+    pictures.close()
     assert sorted(p.name for p in (tmp_path / "runs" / "exp").iterdir() if p.is_dir())[1:] == ["Loss_train", "Loss_val"]
     [run] = read_runs([str(tmp_path / "runs")])
     assert run.name == str(tmp_path / "runs" / "exp")
@@ -120,7 +127,32 @@ def test_tensorboard_writer_layouts_are_one_run_each(tmp_path, capsys):
     assert any("Loss_train/ as Loss/train, Loss_val/ as Loss/val" in n for n in run.notes)
     assert any("add_hparams" in n for n in run.notes)
     assert any(f"skipped {tmp_path / 'runs' / 'empty'}" in n for n in run.notes)
+    assert any(f"skipped {tmp_path / 'runs' / 'pictures'}" in n and "only histograms" in n for n in run.notes)
     assert [r.verdict for r in analyze([str(tmp_path / "runs")]).runs] == ["stationary"]
     with pytest.raises(SystemExit) as exc:   # nothing but an empty writer: nothing to judge, said why
         main(["analyze", str(tmp_path / "runs" / "empty")])
     assert exc.value.code == 2 and "logged nothing" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(tmp_path / "runs" / "pictures")])
+    assert exc.value.code == 2 and "hold no scalars" in capsys.readouterr().err
+
+
+def test_a_writer_is_judged_when_any_record_holds_a_scalar_and_a_damaged_one_is_reported(tmp_path):
+    """The walk passes over a writer only when none of its records holds a scalar: a scalar after
+    many histograms keeps the run, and a damaged length field is left to the reader, which names
+    the file and the offset (the directory is not quietly skipped)."""
+    tensorboard = pytest.importorskip("torch.utils.tensorboard")
+    writer = tensorboard.SummaryWriter(str(tmp_path / "late"))
+    for step in range(50):
+        writer.add_histogram("weights", np.arange(10.0) * step, step)
+    for step in range(STEPS):
+        writer.add_scalar("loss", float(_settled(3)[step]), 50 + step)
+    writer.close()
+    [run] = read_runs([str(tmp_path)])
+    assert run.name == str(tmp_path / "late") and len(run.metrics["loss"].values) == STEPS
+    [event_file] = (tmp_path / "late").iterdir()
+    damaged = bytearray(event_file.read_bytes())
+    damaged[3] ^= 0x40   # the first record's length field: its checksum no longer matches
+    event_file.write_bytes(bytes(damaged))
+    with pytest.raises(InputError, match="corrupt TensorBoard record at byte 0"):
+        read_runs([str(tmp_path)])

@@ -22,7 +22,7 @@ from .readers.delimited import DELIMITERS, read_delimited_file
 from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import find_run_dirs, holds_runs, is_run_dir, read_file_store
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
-from .readers.tensorboard import is_empty_event_file, is_event_file, read_writer_directory
+from .readers.tensorboard import holds_scalars, is_event_file, read_writer_directory
 from .readers.wandb_run import EXTRA as WANDB_EXTRA, read_wandb_run, run_key, run_log, wandb_installed
 from .tables import RawRun, Table, Tracker, metric_roles, series_to_run, table_to_runs
 
@@ -168,8 +168,9 @@ def _named_from(log: LogInput, directory: str) -> str:
 
 def writer_directories(found: list[LogInput]) -> tuple[list[LogInput], list[str]]:
     """A TensorBoard writer's subdirectories of event files (add_scalars' series, add_hparams'
-    folder) are read with it, as its ``children``, not as runs of their own; a writer that
-    logged nothing (its files hold no record but the first) is passed over, with a note."""
+    folder) are read with it, as its ``children``, not as runs of their own; a writer whose files
+    hold no scalar (it logged nothing, or only histograms, images or a graph) is passed over,
+    with a note."""
     tensorboard = {log.path: log for log in found if log.format == "tensorboard"}
     is_child = {}
     for path in tensorboard:   # parents come first: the walk is top-down
@@ -183,9 +184,9 @@ def writer_directories(found: list[LogInput]) -> tuple[list[LogInput], list[str]
             children = tuple((p, tensorboard[p].files) for p in tensorboard
                              if is_child[p] and os.path.dirname(p) == log.path)
             files = log.files + tuple(f for _p, child_files in children for f in child_files)
-            if all(is_empty_event_file(f) for f in files):
+            if not any(holds_scalars(f) for f in files):
                 skipped.append(f"skipped {log.path}: its TensorBoard event files hold no scalars (a writer that "
-                               "logged nothing)")
+                               "logged nothing, or only histograms, images or a graph)")
             else:
                 kept.append(replace(log, children=children))
     return kept, skipped

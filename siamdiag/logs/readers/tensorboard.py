@@ -398,16 +398,26 @@ def read_tensorboard(paths: list[str], plugins: dict[str, str] | None = None
     return metrics, tuple(notes)
 
 
-def is_empty_event_file(path: str) -> bool:
-    """An event file holding nothing, or only the version record every writer starts with: the
-    file of a writer that logged nothing. Decided from its size and first length field."""
+def holds_scalars(path: str) -> bool:
+    """Whether an event file holds a scalar summary, read record by record up to the first one:
+    a few records of a writer that logs scalars, the whole file of one that logged nothing, or
+    only histograms, images or a graph. A file that cannot be read or parsed, or whose length
+    field fails its checksum, counts as holding scalars: reading it then says what is wrong."""
+    plugins: dict[str, str] = {}
     try:
         with open(path, "rb") as fh:
-            head = fh.read(8)
-            size = os.fstat(fh.fileno()).st_size
-    except OSError:
-        return False   # reading it reports the problem
-    return size == 0 or (len(head) == 8 and size == 12 + _LENGTH(head, 0)[0] + 4)
+            while len(header := fh.read(12)) == 12:
+                if int(masked(crc32c(header[:8]))[0]) != _CRC(header, 8)[0]:
+                    return True
+                (length,) = _LENGTH(header, 0)
+                record = fh.read(length)
+                if len(record) < length or len(fh.read(4)) < 4:
+                    return False   # a last record cut short by a writer still at work
+                if next(_event_scalars(record, plugins), None) is not None:
+                    return True
+    except (OSError, ValueError, IndexError, struct.error):
+        return True
+    return False
 
 
 @dataclass(frozen=True)
