@@ -9,6 +9,7 @@ import io
 import json
 import re
 import shutil
+import sys
 from typing import TYPE_CHECKING, Callable
 
 from .. import __version__
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from .plain_table import TableColumn
 
 # Verdicts that pass the gate but deserve a look (they fail under --strict).
 WARNING_VERDICTS = frozenset({Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_DATA})
@@ -48,10 +51,19 @@ def output_width() -> int:
 
 def render_table(report: Report, color: bool = False, width: int | None = None) -> str:
     """The verdict table fitted to `width` columns (default: the terminal's): a table with the
-    reasons wrapped in their column, or, on a narrow terminal, one block per run."""
+    reasons wrapped in their column, or, on a narrow terminal, one block per run. Without colour
+    the wide table is drawn as plain text (plain_table: the same bytes as rich, about ten times faster
+    for many runs), unless rich's box characters differ on this platform or the columns need
+    rich's squeezing."""
+    width = output_width() if width is None else width
+    if width >= NARROW_COLUMNS and not color and sys.platform != "win32":
+        from .plain_table import draw_table
+
+        table = draw_table(wide_columns(width), [wide_cells(report, r) for r in report.runs], width)
+        if table is not None:   # the gate line, under 90 cells, is never wrapped at these widths
+            return table + gate_line(report) + "\n"
     from rich.console import Console
 
-    width = output_width() if width is None else width
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
                       color_system="standard" if color else None)
@@ -60,11 +72,16 @@ def render_table(report: Report, color: bool = False, width: int | None = None) 
     else:
         for r in report.runs:
             print_run_block(console, report, r)
+    console.print(gate_line(report))
+    return buffer.getvalue()
+
+
+def gate_line(report: Report) -> str:
+    """The table's last line: the gate, how many runs failed, and the family level."""
     summary = "gate: PASS" if report.passed else "gate: FAIL"
     failing = sum(1 for r in report.runs if report.run_gate(r) == "fail")
-    console.print(f"{summary} ({len(report.runs)} run{'s' if len(report.runs) != 1 else ''}, {failing} failing; "
-                  f"family α={report.alpha:g} per run)")
-    return buffer.getvalue()
+    return (f"{summary} ({len(report.runs)} run{'s' if len(report.runs) != 1 else ''}, {failing} failing; "
+            f"family α={report.alpha:g} per run)")
 
 
 def why_lines(r: RunResult) -> list[str]:
@@ -87,23 +104,37 @@ def gate_text(report: Report, r: RunResult) -> Text:
 FIXED_COLUMNS = 70
 
 
-def wide_table(report: Report, width: int) -> Table:
+def wide_columns(width: int) -> list[TableColumn]:
     """Six columns; the run name (at most 2/5 of what the fixed columns leave) and the reasons
     wrap, the rest keep their natural width."""
+    from .plain_table import TableColumn
+
+    return [TableColumn("run", overflow="fold", max_width=max(12, (width - FIXED_COLUMNS) * 2 // 5)),
+            TableColumn("verdict", no_wrap=True), TableColumn("gate", no_wrap=True),
+            TableColumn("window (steps)", justify="right", no_wrap=True), TableColumn("loss", no_wrap=True),
+            TableColumn("why", overflow="fold")]
+
+
+def wide_table(report: Report, width: int) -> Table:
+    """The wide_columns table for rich to draw: with colour, on Windows (whose legacy consoles get
+    other box characters), or when its columns must be squeezed."""
     from rich.table import Table
     from rich.text import Text
 
     table = Table()
-    table.add_column("run", overflow="fold", max_width=max(12, (width - FIXED_COLUMNS) * 2 // 5))
-    table.add_column("verdict", no_wrap=True)
-    table.add_column("gate", no_wrap=True)
-    table.add_column("window (steps)", justify="right", no_wrap=True)
-    table.add_column("loss", no_wrap=True)
-    table.add_column("why", overflow="fold")
+    for c in wide_columns(width):
+        table.add_column(c.header, justify=c.justify, no_wrap=c.no_wrap, overflow=c.overflow, max_width=c.max_width)
     for r in report.runs:
-        table.add_row(Text(visible(r.run)), Text(r.verdict.value, style=VERDICT_STYLE[r.verdict.value]),
-                      gate_text(report, r), window_text(r), sparkline(r.profile), Text(visible(why_text(r))))
+        run, verdict, _gate, window, loss, why = wide_cells(report, r)
+        table.add_row(Text(run), Text(verdict, style=VERDICT_STYLE[verdict]), gate_text(report, r), window, loss,
+                      Text(why))
     return table
+
+
+def wide_cells(report: Report, r: RunResult) -> tuple[str, ...]:
+    """A run's row of wide_columns, as text safe for a terminal."""
+    return (visible(r.run), r.verdict.value, report.run_gate(r), window_text(r), sparkline(r.profile),
+            visible(why_text(r)))
 
 
 def print_run_block(console: Console, report: Report, r: RunResult) -> None:
