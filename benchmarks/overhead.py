@@ -1,26 +1,32 @@
-"""What siamdiag train's per-step instrumentation costs, in many short paired blocks in one process.
+"""What siamdiag train's instrumentation costs per step, from many short paired blocks in one process.
 
-Instrumented: Trainer.train_step — every step measures loss, global grad norm, pair statistics,
-embedding norm and non-finite count into the device buffer — and, at the end of each block, the
-drain that formats the rows and appends them to metrics.csv (Trainer.run drains every ~2 s; a
-drain per block charges the instrumented side more often than a real run does). Plain: the same
-model, sampler, augmentation, loss and optimiser in a bare loop (forward, backward, step) that
-records nothing, on a second trainer. The one-time costs of a run (config.json, the final
-checkpoint) are timed on their own.
+One trainer alternates two kinds of blocks of a few steps, their order swapped every pair, so
+machine noise and slow drifts hit both alike, and both use the same model, optimiser and data in
+memory (two trainers differ in where their tensors lie, which alone moved paired ratios by up
+to 3 %). Plain blocks train as a user's own loop would: the learning-rate schedule, the sampler,
+augmentation, forward, loss, zero_grad, backward, clipping when configured, optimiser step,
+nothing recorded. Instrumented blocks run ``Trainer.train_step`` (grad norm, detached references
+to the step's loss, distances and embedding norms) and the run loop's per-step check whether rows
+are due.
 
-Each pair runs one block of each, in alternating order, so machine noise and slow drifts hit
-both alike; the figure is the median over pairs of (instrumented time / plain time) - 1, with a
-bootstrap 95 % interval of that median: with 40 pairs it resolves about ±1 %.
+Rows are written (drain, formatting, append and fsync of metrics.csv) when ``Trainer.run`` would
+write them: once the rows of about 2 s of training are pending. Each write is timed apart and
+charged per row relative to a plain step, both in wall time (an fsync waits without using the CPU).
+
+The figure: median over pairs of (instrumented block / plain block) - 1, plus the writing's share,
+with a 95 % bootstrap interval (pairs and writes resampled). On the CPU blocks are timed in
+process CPU time, which other processes on a shared machine disturb far less than wall time (wall
+time is shown too); on a GPU in wall time, synchronised at the block ends.
 
     python benchmarks/overhead.py                       # default run (digits, CNN), CPU
+    python benchmarks/overhead.py --pairs 1000 --steps 5     # finer pairing on a busy machine
     python benchmarks/overhead.py --model mlp --batch-size 128
-    python benchmarks/overhead.py --device cuda        # on a GPU, also checks no per-step sync
+    python benchmarks/overhead.py --device cuda        # on a GPU, also counts host synchronisations
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -34,8 +40,9 @@ import torch  # noqa: E402
 from siamdiag.train.checkpoint import METRICS_FILE, write_config  # noqa: E402
 from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import resolve_device, Placement  # noqa: E402
-from siamdiag.train.loop import Trainer  # noqa: E402
+from siamdiag.train.loop import Trainer, rows_per_flush  # noqa: E402
 from siamdiag.train.metrics_file import MetricsFile  # noqa: E402
+from siamdiag.train.schedules import set_lr  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -43,40 +50,106 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def fresh_trainer(cfg: TrainConfig, placement: Placement, steps: int, run_dir: str) -> Trainer:
-    return Trainer(TrainConfig(**{**cfg.to_dict(), "steps": steps}), run_dir, placement)
+def never() -> bool:
+    return False
 
 
-def plain_block(trainer: Trainer, first: int, steps: int) -> float:
-    """Seconds for ``steps`` bare training steps with the trainer's own parts."""
-    margin = trainer.margin.value
-    synchronize(trainer.placement.device)
-    start = time.perf_counter()
+class Clocks:
+    """Wall and process CPU seconds of one timed stretch (the device synchronised at both ends)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self) -> "Clocks":
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def plain_steps(trainer: Trainer, first: int, steps: int) -> None:
+    """``steps`` training steps as a loop without siamdiag would run them, with the trainer's parts."""
+    cfg, placement = trainer.cfg, trainer.placement
     for step in range(first, first + steps):
-        out, _, _ = trainer.forward(trainer.sampler.batch(step), margin)
+        set_lr(trainer.optimizer, cfg, step - 1, trainer.total_steps)
+        batch = trainer.sampler.batch(step).shard(placement.rank, placement.world)
+        out, _, _ = trainer.forward(batch, trainer.margin.value)
         trainer.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        if cfg.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(trainer.params, cfg.clip_grad)
         trainer.optimizer.step()
-    synchronize(trainer.placement.device)
-    return time.perf_counter() - start
 
 
-def instrumented_block(trainer: Trainer, log: MetricsFile, first: int, steps: int) -> float:
-    """Seconds for ``steps`` recorded steps and the drain that writes them to the log."""
-    synchronize(trainer.placement.device)
-    start = time.perf_counter()
+def instrumented_steps(trainer: Trainer, first: int, steps: int, flush_every: int) -> bool:
+    """``steps`` recorded steps with the run loop's per-step check; whether rows are due."""
+    due = False
     for step in range(first, first + steps):
         trainer.train_step(step)
-    trainer.write_pending(log, None)
-    synchronize(trainer.placement.device)
-    return time.perf_counter() - start
+        due = trainer.flush_due(step, flush_every, never) or due
+    return due
 
 
-def bootstrap_median(values: list[float], rounds: int = 4000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of the median of ``values``."""
+def bootstrap(estimate, samples: list[np.ndarray], rounds: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of ``estimate(*samples)``, each sample resampled by rows."""
     rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(values, size=(rounds, len(values))), axis=1)
-    return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
+    values = [estimate(*(s[rng.integers(0, len(s), len(s))] for s in samples)) for _ in range(rounds)]
+    return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))
+
+
+# Columns of the per-pair times: seconds of the plain and the instrumented block, by each clock.
+PLAIN_WALL, RECORDED_WALL, PLAIN_CPU, RECORDED_CPU = range(4)
+
+
+def per_step_overhead(times: np.ndarray, clock: int) -> float:
+    """Median over pairs of instrumented / plain block time, minus 1 (``clock``: PLAIN_WALL or PLAIN_CPU)."""
+    return float(np.median(times[:, clock + 1] / times[:, clock]) - 1.0)
+
+
+def writing_share(times: np.ndarray, writes: np.ndarray, steps: int) -> float:
+    """Wall seconds spent writing per row (``writes``: seconds and rows of each write) over the wall
+    seconds of a plain step (median block)."""
+    return float(writes[:, 0].sum() / writes[:, 1].sum() / (np.median(times[:, PLAIN_WALL]) / steps))
+
+
+def measure(args, placement: Placement, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, int, float, str]:
+    """Paired block times, (seconds, rows) of each write, the rows per write, the one-time cost in
+    seconds, and the model kind."""
+    device = placement.device
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = Trainer(TrainConfig(**{**cfg.to_dict(), "steps": args.warmup + 2 * args.pairs * args.steps}),
+                          workdir, placement)
+        log = MetricsFile(os.path.join(workdir, METRICS_FILE))
+        plain_steps(trainer, 1, args.warmup // 2)   # warm-up: allocator, kernels, caches
+        first = 1 + args.warmup // 2
+        with Clocks(device) as warm:
+            instrumented_steps(trainer, first, args.warmup - args.warmup // 2, 10**9)
+        trainer.write_pending(log, None)
+        flush_every = rows_per_flush(args.warmup - args.warmup // 2, warm.wall, 50)   # what Trainer.run would hold
+        first, times, writes = 1 + args.warmup, [], []
+        for k in range(args.pairs):
+            block = {}
+            for side in (("plain", "recorded") if k % 2 else ("recorded", "plain")):
+                with Clocks(device) as block[side]:
+                    if side == "plain":
+                        plain_steps(trainer, first, args.steps)
+                    else:
+                        due = instrumented_steps(trainer, first, args.steps, flush_every)
+                first += args.steps
+            times.append((block["plain"].wall, block["recorded"].wall, block["plain"].cpu, block["recorded"].cpu))
+            if due:   # the last step always is
+                rows = trainer.recorder.pending
+                with Clocks(device) as write:
+                    trainer.write_pending(log, None)
+                writes.append((write.wall, rows))
+        log.close()
+        with Clocks(device) as once:
+            write_config(workdir, trainer.cfg, trainer.resolved(), str(device), placement.world)
+            trainer.save()
+    return np.array(times), np.array(writes, dtype=float), flush_every, once.wall, trainer.model_kind
 
 
 def main() -> None:
@@ -85,49 +158,51 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--hidden", type=int, default=TrainConfig().hidden)
     parser.add_argument("--loss", default="contrastive")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--clip-grad", type=float, default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=150, help="steps per block")
-    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=10, help="steps per block")
+    parser.add_argument("--pairs", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=200, help="untimed steps on each side first")
     args = parser.parse_args()
     placement = Placement(resolve_device(args.device))
-    cfg = TrainConfig(model=args.model, batch_size=args.batch_size, hidden=args.hidden, loss=args.loss, device=args.device,
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    cfg = TrainConfig(model=args.model, batch_size=args.batch_size, hidden=args.hidden, loss=args.loss,
+                      normalize=args.normalize, clip_grad=args.clip_grad, device=args.device,
                       checkpoint_every=10**9).validate()
-    total = (args.pairs + 1) * args.steps
-    ratios, plain_rates, instrumented_rates = [], [], []
-    with tempfile.TemporaryDirectory() as workdir:
-        plain = fresh_trainer(cfg, placement, total, os.path.join(workdir, "plain"))
-        recorded = fresh_trainer(cfg, placement, total, os.path.join(workdir, "recorded"))
-        os.makedirs(recorded.run_dir)
-        log = MetricsFile(os.path.join(recorded.run_dir, METRICS_FILE))
-        plain_block(plain, 1, args.steps)   # warm-up: allocator, kernels, caches
-        instrumented_block(recorded, log, 1, args.steps)
-        for k in range(1, args.pairs + 1):
-            first = 1 + k * args.steps
-            if k % 2:
-                p = plain_block(plain, first, args.steps)
-                i = instrumented_block(recorded, log, first, args.steps)
-            else:
-                i = instrumented_block(recorded, log, first, args.steps)
-                p = plain_block(plain, first, args.steps)
-            ratios.append(i / p - 1.0)
-            plain_rates.append(args.steps / p)
-            instrumented_rates.append(args.steps / i)
-        log.close()
-        start = time.perf_counter()
-        write_config(recorded.run_dir, recorded.cfg, recorded.resolved(), str(placement.device), placement.world)
-        recorded.save()
-        once = time.perf_counter() - start
-    low, high = bootstrap_median(ratios)
-    print(f"device {placement.device} ({torch.cuda.get_device_name() if placement.device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); model={recorded.model_kind} "
-          f"hidden={args.hidden} loss={args.loss} batch={args.batch_size}; {args.pairs} pairs of {args.steps}-step blocks")
-    print(f"plain loop:    {statistics.median(plain_rates):8.1f} steps/s (median block)")
-    print(f"siamdiag:      {statistics.median(instrumented_rates):8.1f} steps/s (median block)")
-    print(f"overhead:      {100 * statistics.median(ratios):+.2f} % of the time per step, median of paired ratios "
-          f"(95 % bootstrap interval {100 * low:+.2f} to {100 * high:+.2f} %; pairs from {100 * min(ratios):+.1f} "
-          f"to {100 * max(ratios):+.1f} %)")
-    print(f"once per run:  {once * 1000:.0f} ms (config.json and the final checkpoint)")
-    if placement.device.type == "cuda":
+    load_before = os.getloadavg()[0]
+    times, writes, flush_every, once, model_kind = measure(args, placement, cfg)
+    load_after = os.getloadavg()[0]
+    # CPU time leaves out the time other processes hold the CPU; it cannot see a GPU's work
+    clock, clock_name = (PLAIN_CPU, "process CPU time") if placement.device.type == "cpu" else (PLAIN_WALL, "wall time")
+    step_part = per_step_overhead(times, clock)
+    step_interval = bootstrap(lambda t: per_step_overhead(t, clock), [times])
+    wall_part = per_step_overhead(times, PLAIN_WALL)
+    wall_interval = bootstrap(lambda t: per_step_overhead(t, PLAIN_WALL), [times], seed=1)
+    write_part = writing_share(times, writes, args.steps)
+    write_interval = bootstrap(lambda t, w: writing_share(t, w, args.steps), [times, writes], seed=2)
+    interval = bootstrap(lambda t, w: per_step_overhead(t, clock) + writing_share(t, w, args.steps),
+                         [times, writes], seed=3)
+    pct = lambda x: f"{100 * x:+.2f} %"  # noqa: E731
+    between = lambda pair: f"{pct(pair[0])} to {pct(pair[1])}"  # noqa: E731
+    device = placement.device
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+          f"model={model_kind} hidden={args.hidden} loss={args.loss} batch={args.batch_size} "
+          f"normalize={args.normalize} clip_grad={args.clip_grad}")
+    print(f"{args.pairs} pairs of {args.steps}-step blocks after {args.warmup} warm-up steps; "
+          f"load average {load_before:.2f} before, {load_after:.2f} after")
+    for label, wall, cpu in (("plain loop:", PLAIN_WALL, PLAIN_CPU), ("instrumented:", RECORDED_WALL, RECORDED_CPU)):
+        print(f"{label:17s} {args.steps / np.median(times[:, wall]):7.1f} steps/s wall, "
+              f"{1e6 * np.median(times[:, cpu]) / args.steps:7.1f} µs CPU per step (median block)")
+    print(f"per step:         {pct(step_part)} ({clock_name}, median of paired ratios; 95 % interval "
+          f"{between(step_interval)}); in wall time {pct(wall_part)} ({between(wall_interval)})")
+    print(f"writing rows:     {pct(write_part)} ({len(writes)} writes of up to {flush_every} rows, "
+          f"{1e6 * writes[:, 0].sum() / writes[:, 1].sum():.1f} µs per row; 95 % interval {between(write_interval)})")
+    print(f"overhead:         {pct(step_part + write_part)} of the time per step (95 % bootstrap interval "
+          f"{between(interval)})")
+    print(f"once per run:     {once * 1000:.0f} ms (config.json and the final checkpoint)")
+    if device.type == "cuda":
         inside, flushes = count_synchronisations(cfg, placement, args.steps)
         print(f"host synchronisations: {inside} inside {args.steps} recorded steps, "
               f"{flushes} in the one drain that writes them (torch.cuda.set_sync_debug_mode)")
@@ -137,7 +212,7 @@ def count_synchronisations(cfg: TrainConfig, placement: Placement, steps: int) -
     """Synchronising CUDA calls made while recording ``steps`` steps, and while draining them."""
     import warnings
 
-    trainer = fresh_trainer(cfg, placement, steps, "unused")
+    trainer = Trainer(TrainConfig(**{**cfg.to_dict(), "steps": steps + 1}), "unused", placement)
     trainer.train_step(1)
     trainer.recorder.drain()
     counts = []

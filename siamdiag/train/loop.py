@@ -40,6 +40,13 @@ class Outcome:
     stopped: str  # "completed", "interrupted" or "nonfinite"
 
 
+def rows_per_flush(rows: int, seconds: float, previous: int) -> int:
+    """Rows to hold before the next write: about FLUSH_SECONDS of training at the pace of the last
+    ``rows`` steps, which took ``seconds`` (``previous`` rows per second when no time was measured)."""
+    pace = rows / seconds if seconds > 0 else previous
+    return int(max(1, pace * FLUSH_SECONDS))
+
+
 def gradient_norms(parameters) -> tuple[torch.Tensor, ...]:
     """Each parameter's gradient L2 norm, on the device, in one ``_foreach_norm`` call (what
     clip_grad_norm_ itself uses); the recorder combines them into the global norm at drain time."""
@@ -162,23 +169,18 @@ class Trainer:
                 step = self.steps_done + 1
                 self.train_step(step)
                 self.steps_done = step
-                epoch_end = step % self.steps_per_epoch == 0
-                due = (self.recorder.pending >= min(flush_every, self.recorder.capacity)
-                       or step == self.total_steps or step % self.cfg.checkpoint_every == 0
-                       or (epoch_end and self.cfg.margin_schedule == "adaptive")  # it needs the epoch's rows
-                       or (not self.placement.distributed and stop_requested()))
+                due = self.flush_due(step, flush_every, stop_requested)
                 if due:
                     elapsed, last_flush, flushed = time.monotonic() - last_flush, time.monotonic(), self.recorder.pending
                     if not self.write_pending(log, on_rows):
                         stopped = "nonfinite"
                         break
-                if epoch_end:
+                if step % self.steps_per_epoch == 0:
                     self.end_epoch((step - 1) // self.steps_per_epoch)
                 if not due:
                     continue
                 # rank 0 sizes the next batch of rows to ~FLUSH_SECONDS of training, and decides on stops
-                pace = flushed / elapsed if elapsed > 0 else flush_every
-                flush_every = self.placement.broadcast_int(int(max(1, pace * FLUSH_SECONDS)))
+                flush_every = self.placement.broadcast_int(rows_per_flush(flushed, elapsed, flush_every))
                 stop = self.placement.broadcast_int(int(stop_requested()))
                 if step % self.cfg.checkpoint_every == 0 or step == self.total_steps or stop:
                     self.save()
@@ -189,6 +191,15 @@ class Trainer:
             if log is not None:
                 log.close()
         return Outcome(self.run_dir, self.steps_done, self.total_steps, stopped)
+
+    def flush_due(self, step: int, flush_every: int, stop_requested: Callable[[], bool]) -> bool:
+        """Whether the rows recorded through ``step`` are written now: ``flush_every`` of them are
+        pending, the run ends, a checkpoint is due, the adaptive margin needs the epoch's rows, or a
+        single process was asked to stop (under torchrun, rank 0 decides stops at the next flush)."""
+        return (self.recorder.pending >= min(flush_every, self.recorder.capacity)
+                or step == self.total_steps or step % self.cfg.checkpoint_every == 0
+                or (step % self.steps_per_epoch == 0 and self.cfg.margin_schedule == "adaptive")
+                or (not self.placement.distributed and stop_requested()))
 
     def write_pending(self, log: MetricsFile | None, on_rows) -> bool:
         """Drain the recorded steps into the log, up to and including a first non-finite loss.

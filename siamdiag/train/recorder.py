@@ -1,36 +1,26 @@
 """Per-step measurements, kept on the training device and written in batches.
 
-``record`` only keeps references to what the step computed anyway (detached loss, distances,
-per-item terms), each embedding's norm and each parameter's gradient norm;
-the statistics are computed in ``drain``, for all pending steps at once, and read back to the
-host in one transfer (under torchrun, summed across ranks in one collective). Statistics are
-kept as sums and counts so that a distributed run logs exactly what one process would for the
-same global batch. Nothing here synchronises the device inside a step.
+``record`` only keeps references to what the step computed anyway (distances, per-item terms,
+each embedding's norm) and one small tensor of its scalars (the loss and each parameter's
+gradient norm), in one tuple per step; the statistics are computed in ``drain``, for all pending
+steps at once, and read back to the host in one transfer (under torchrun, summed across ranks in
+one collective). Statistics are kept as sums and counts so that a distributed run logs exactly
+what one process would for the same global batch. Nothing here synchronises the device inside a
+step.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
+import numpy as np
 import torch
 
 from .distributed import Placement
 from .losses import LossOutput
+from .metrics_file import COLUMNS
 
 # Per-step sums, in this order, in the block that drain() reads back.
 SUMS = ("loss", "grad_norm", "pos_sum", "pos_n", "neg_sum", "neg_n", "easy_n", "active_n", "norm_sum", "finite_rows")
-
-
-@dataclass
-class PendingStep:
-    step: int
-    epoch: int
-    lr: float
-    margin: float | None
-    grad_norms: tuple[torch.Tensor, ...]  # per-parameter norms (or the global one when clipping)
-    out: LossOutput             # detached; per-item vectors of length B
-    row_norms: torch.Tensor     # each embedding's L2 norm before normalisation
-    neg_reduced: tuple[torch.Tensor, torch.Tensor] | None  # (sum, count) when negatives form a B x B matrix
+# The keys of each drained row: metrics.csv's columns, then what the adaptive margin counts.
+ROW_KEYS = COLUMNS + ("easy_count", "items")
 
 
 def masked_sums(values: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,74 +35,77 @@ class StepRecorder:
 
     def __init__(self, placement: Placement, capacity: int = 4096):
         self.placement, self.capacity = placement, capacity
-        self.steps: list[PendingStep] = []
+        self.host: list[tuple] = []    # (step, epoch, lr, margin) of each pending step
+        self.kept: list[tuple] = []    # its device tensors, in the order sums() unpacks them
 
     @property
     def pending(self) -> int:
-        return len(self.steps)
+        return len(self.host)
 
     def record(self, step: int, epoch: int, lr: float, margin: float | None, out: LossOutput,
                embedding_norms: torch.Tensor, grad_norms: tuple[torch.Tensor, ...]) -> None:
-        with torch.no_grad():
-            kept = LossOutput(out.loss.detach(), out.terms.detach(), out.pos_dist.detach(), out.pos_mask,
-                              out.neg_dist.detach(), out.neg_mask, out.easy, out.has_active)
-            neg_reduced = None
-            if kept.neg_dist.numel() > kept.terms.numel():  # an all-pairs matrix: keep two numbers, not B^2
-                neg_sum, neg_n = masked_sums(kept.neg_dist[None], None if kept.neg_mask is None else kept.neg_mask[None])
-                neg_reduced = (neg_sum[0], neg_n[0])
-        self.steps.append(PendingStep(step, epoch, lr, margin, grad_norms, kept, embedding_norms.detach(), neg_reduced))
+        """Keep the step's tensors (detached: no graph is held) for the next drain. The scalars are
+        stacked now, while they are fresh in the cache: kept apart until the drain, nine scalar
+        tensors a step cost several times that one stack to gather and free. Contrastive and
+        cosine losses pass one distance tensor as both positive and negative: detached once."""
+        pos_dist = out.pos_dist.detach()
+        neg_dist = pos_dist if out.neg_dist is out.pos_dist else out.neg_dist.detach()
+        neg_mask = out.neg_mask
+        if neg_dist.numel() > out.terms.numel():  # an all-pairs matrix: keep two numbers, not B^2
+            neg_dist = masked_sums(neg_dist[None], None if neg_mask is None else neg_mask[None])
+            neg_mask = None
+        self.host.append((step, epoch, lr, margin))
+        scalars = torch.stack((out.loss.detach(), *grad_norms))
+        self.kept.append((scalars, out.terms.detach(), pos_dist, out.pos_mask, neg_dist, neg_mask, out.easy,
+                          embedding_norms.detach(), out.has_active))
 
     def sums(self) -> torch.Tensor:
         """(steps, len(SUMS)) block of per-step sums and counts, on the device."""
-        outs = [p.out for p in self.steps]
-        first = self.steps[0]
+        scalars, terms, pos_dist, pos_mask, neg_dist, neg_mask, easy, norms, has_active = zip(*self.kept)
         stack = lambda values: torch.stack(values).to(torch.float32)  # noqa: E731
-        nan = torch.full((len(outs),), math.nan, device=self.placement.device)
-        pos_sum, pos_n = masked_sums(stack([o.pos_dist for o in outs]),
-                                     None if first.out.pos_mask is None else stack([o.pos_mask for o in outs]))
-        if first.neg_reduced is None:
-            neg_sum, neg_n = masked_sums(stack([o.neg_dist for o in outs]),
-                                         None if first.out.neg_mask is None else stack([o.neg_mask for o in outs]))
+        scalars = stack(scalars)   # (steps, 1 + parameters): the loss, then each parameter's gradient norm
+        nan = torch.full((len(scalars),), torch.nan, device=self.placement.device)
+        pos_sum, pos_n = masked_sums(stack(pos_dist), None if pos_mask[0] is None else stack(pos_mask))
+        if isinstance(neg_dist[0], tuple):  # reduced by record(): (sum, count), each of shape (1,)
+            neg_sum, neg_n = (torch.cat(part).to(torch.float32) for part in zip(*neg_dist))
         else:
-            neg_sum, neg_n = stack([p.neg_reduced[0] for p in self.steps]), stack([p.neg_reduced[1] for p in self.steps])
-        norms = stack([p.row_norms for p in self.steps])
+            neg_sum, neg_n = masked_sums(stack(neg_dist), None if neg_mask[0] is None else stack(neg_mask))
+        norms = stack(norms)
         finite = torch.isfinite(norms)
-        per_parameter = stack([n for p in self.steps for n in p.grad_norms]).reshape(len(outs), -1)
-        columns = [stack([o.loss for o in outs]), torch.linalg.vector_norm(per_parameter, dim=1),
+        columns = [scalars[:, 0], torch.linalg.vector_norm(scalars[:, 1:].contiguous(), dim=1),
                    pos_sum, pos_n, neg_sum, neg_n,
-                   stack([o.easy for o in outs]).sum(1) if first.out.easy is not None else nan,
-                   (stack([o.terms for o in outs]) > 0).sum(1).to(torch.float32) if first.out.has_active else nan,
+                   stack(easy).sum(1) if easy[0] is not None else nan,
+                   (stack(terms) > 0).sum(1).to(torch.float32) if has_active[0] else nan,
                    torch.where(finite, norms, 0.0).sum(1), finite.sum(1).to(torch.float32)]
         return torch.stack(columns, dim=1)
 
     def drain(self) -> list[dict]:
-        """All pending steps as dicts of COLUMNS (one device->host transfer)."""
-        if not self.steps:
+        """All pending steps as dicts of ROW_KEYS (one device->host transfer)."""
+        if not self.host:
             return []
         values = self.placement.all_reduce_sum(self.sums()).cpu().double().numpy()
         world = self.placement.world
-        col = {name: values[:, i] for i, name in enumerate(SUMS)}
-        rows = []
-        for i, p in enumerate(self.steps):
-            items = p.out.terms.numel() * world
-            embeddings = p.row_norms.numel() * world
-            loss = col["loss"][i] / world
-            finite_rows = col["finite_rows"][i]
-            rows.append({
-                "step": p.step, "epoch": p.epoch, "loss": loss, "grad_norm": col["grad_norm"][i] / world,
-                "lr": p.lr, "margin": p.margin,
-                "pos_dist": ratio(col["pos_sum"][i], col["pos_n"][i]),
-                "neg_dist": ratio(col["neg_sum"][i], col["neg_n"][i]),
-                "easy_fraction": None if math.isnan(col["easy_n"][i]) else col["easy_n"][i] / items,
-                "active_fraction": None if math.isnan(col["active_n"][i]) else col["active_n"][i] / items,
-                "embedding_norm": col["norm_sum"][i] / finite_rows if finite_rows else math.nan,
-                "nonfinite": int(embeddings - finite_rows) + (0 if math.isfinite(loss) else 1),
-                "easy_count": col["easy_n"][i], "items": items,
-            })
-        self.steps.clear()
+        _, terms, _, _, _, _, _, norms, _ = self.kept[0]
+        items, embeddings = terms.numel() * world, norms.numel() * world
+        loss, grad_norm, pos_sum, pos_n, neg_sum, neg_n, easy_n, active_n, norm_sum, finite_rows = values.T
+        loss, grad_norm = loss / world, grad_norm / world
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pos_dist, neg_dist = pos_sum / pos_n, neg_sum / neg_n
+            embedding_norm = np.where(finite_rows != 0, norm_sum / finite_rows, np.nan)
+        easy_fraction, active_fraction = easy_n / items, active_n / items
+        nonfinite = (embeddings - finite_rows).astype(np.int64) + ~np.isfinite(loss)
+        steps, epochs, lrs, margins = zip(*self.host)
+        columns = (steps, epochs, loss.tolist(), grad_norm.tolist(), lrs, margins,
+                   present(pos_dist, pos_n != 0), present(neg_dist, neg_n != 0),
+                   present(easy_fraction, ~np.isnan(easy_n)), present(active_fraction, ~np.isnan(active_n)),
+                   embedding_norm.tolist(), nonfinite.tolist(), easy_n.tolist(), [items] * len(steps))
+        rows = [dict(zip(ROW_KEYS, cells)) for cells in zip(*columns)]
+        self.host.clear()
+        self.kept.clear()
         return rows
 
 
-def ratio(total: float, count: float) -> float | None:
-    """Mean of a masked statistic; None when no item of that kind was in the batch."""
-    return None if count == 0 else total / count
+def present(values: np.ndarray, known: np.ndarray) -> list[float | None]:
+    """``values`` as floats, None where ``known`` is False: a statistic of no item in the batch
+    (no pair of that kind, or a loss without that notion)."""
+    return [v if k else None for v, k in zip(values.tolist(), known.tolist())]
