@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 
 import pytest
 from rich.console import Console
@@ -104,6 +105,7 @@ def _many_logs(directory, count):
 def test_progress_bar_on_a_terminal_for_many_inputs_only(count, jobs, tmp_path, monkeypatch):
     screen = io.StringIO()
     monkeypatch.setattr(terminal, "stderr_console", lambda: Console(file=screen, force_terminal=True, width=80))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     advances = []
 
     def counting(paths):
@@ -123,9 +125,13 @@ def test_progress_bar_on_a_terminal_for_many_inputs_only(count, jobs, tmp_path, 
     assert ("judging" in screen.getvalue()) == (count >= terminal.PROGRESS_MIN_INPUTS)
 
 
-def test_no_progress_bar_off_a_terminal(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stderr_tty", [True, False])
+def test_no_progress_bar_off_a_terminal(stderr_tty, tmp_path, monkeypatch):
+    """No bar when rich sees no terminal, nor when stderr is not one (FORCE_COLOR in a CI log)."""
     screen = io.StringIO()
-    monkeypatch.setattr(terminal, "stderr_console", lambda: Console(file=screen, force_terminal=False))
+    monkeypatch.setattr(terminal, "stderr_console",
+                        lambda: Console(file=screen, force_terminal=not stderr_tty, width=80))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: stderr_tty)
     judge_paths(_many_logs(tmp_path, terminal.PROGRESS_MIN_INPUTS + 5), keep_runs=False,
                 progress=terminal.input_progress)
     assert screen.getvalue() == ""

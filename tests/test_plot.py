@@ -265,6 +265,7 @@ def test_a_progress_bar_for_many_runs_on_a_terminal(runs, monkeypatch):
 
     screen = io.StringIO()
     monkeypatch.setattr(terminal, "stderr_console", lambda: Console(file=screen, force_terminal=True, width=80))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     with terminal.drawing_progress(runs) as advance:
         for _ in range(runs):
             advance()

@@ -184,3 +184,16 @@ def test_a_thousand_runs_draw_the_same(samples):
     runs = tuple(replace(samples.runs[k % len(samples.runs)], run=f"sweep/seed-{k}.csv") for k in range(1000))
     report = replace(samples, runs=runs)
     assert render_table(report, False, 140) == rich_table(report, False, 140)
+
+
+def test_a_rich_without_the_private_helpers_still_draws_the_table(samples, monkeypatch):
+    """plain_table imports rich's private wrapping helpers; a rich release without them must not
+    break the table: render_table then lets rich draw it, the same text."""
+    import sys
+
+    import rich._wrap
+    import rich.text   # rich's own use of the helper is bound already
+
+    monkeypatch.delitem(sys.modules, "siamdiag.report.plain_table")
+    monkeypatch.delattr(rich._wrap, "divide_line")   # as if a release renamed it
+    assert render_table(samples, color=False, width=140) == rich_table(samples, False, 140)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 
 def colour_allowed() -> bool:
@@ -30,7 +31,11 @@ PROGRESS_MIN_BYTES = 50 * 2**20     # ... or for large ones
 @contextlib.contextmanager
 def progress_bar(what: str, total: int):
     """Yields advance(): a transient bar on stderr (``what``, done/total, time left) when stderr
-    is a terminal, otherwise nothing at all (a CI log gets no bar)."""
+    is a terminal, otherwise nothing at all (a CI log gets no bar, even with FORCE_COLOR set, and
+    rich is not loaded for it)."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
     console = stderr_console()
     if not console.is_terminal:
         yield lambda: None

@@ -17,10 +17,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from rich._ratio import ratio_reduce
-from rich._wrap import divide_line
 from rich.box import HEAVY_HEAD
 from rich.cells import cell_len, set_cell_size
+
+try:   # rich's private wrapping helpers: a release without them leaves every table to rich itself
+    from rich._ratio import ratio_reduce
+    from rich._wrap import divide_line
+except ImportError:
+    ratio_reduce = divide_line = None
 
 # Each cell has one space of padding on each side; each column is bordered by one character.
 PADDING = 2
@@ -39,8 +43,11 @@ class TableColumn(NamedTuple):
 
 def draw_table(columns: list[TableColumn], rows: list[tuple[str, ...]], width: int) -> str | None:
     """The table's lines (each ending in a newline) as rich draws them at ``width`` columns, or
-    None when rich would have to squeeze columns that do not wrap. Cells are plain text without
-    tabs or control characters other than newlines (what render.visible leaves)."""
+    None when rich would have to squeeze columns that do not wrap, or lacks the helpers used here.
+    Cells are plain text without tabs or control characters other than newlines (what
+    render.visible leaves)."""
+    if divide_line is None or ratio_reduce is None:
+        return None
     if any(c.justify not in ("left", "right") for c in columns):
         raise ValueError("a column is justified left or right")
     cells = [[c.header] + [row[i] for row in rows] for i, c in enumerate(columns)]
