@@ -4,9 +4,12 @@ lines with one record per line. A key missing from a record, or null, means "not
 that step"; NaN and Infinity literals are values."""
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from array import array
+from functools import lru_cache
 from itertools import chain, repeat
 
 import numpy as np
@@ -127,14 +130,146 @@ def _records_by_line(block: str, first_number: int, first_row: int, source: str)
     return records, numbers
 
 
+# A JSON number, as json.loads reads one (NaN and Infinity aside: those lines take the slow path).
+# Possessive quantifiers (Python 3.11 on) match the same numbers faster (no backtracking state).
+_NUMBER_PLAIN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|)(?:[eE][-+]?[0-9]+|)"
+_NUMBER_POSSESSIVE = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+"
+_NUMBER = _NUMBER_POSSESSIVE if sys.version_info >= (3, 11) else _NUMBER_PLAIN
+_OPENING = re.compile(r"[ \t]*\{")
+_MEMBER = re.compile(r'[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*:[ \t]*(' + _NUMBER + r")[ \t]*([,}])")
+# Stand-ins for the text between two numbers of a line that translate cannot reduce to its comma:
+# control characters, which no line JSON accepts holds (they are checked absent all the same).
+_SEPARATORS = "".join(map(chr, [*range(1, 9), 11, 12, *range(14, 32)]))
+_KEPT = frozenset("0123456789.eE+-,\n" + _SEPARATORS)   # what translate must leave as it is
+# pandas reads every float correctly rounded, as float() does, from 3.1 on; before, only with round_trip.
+_EXACT_FLOATS = {} if tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1) \
+    else {"float_precision": "round_trip"}
+
+
+def _skeleton(line: str) -> tuple[list[str], list[str]] | None:
+    """The keys of ``line`` and the text around its values (``len(keys) + 1`` pieces) when the
+    line is one JSON object whose values are all numbers (not NaN or Infinity) under distinct
+    keys without escapes; None otherwise."""
+    opening = _OPENING.match(line)
+    if opening is None:
+        return None
+    keys, literals, start, pos = [], [], 0, opening.end()
+    while True:
+        member = _MEMBER.match(line, pos)
+        if member is None:
+            return None
+        keys.append(member[1])
+        literals.append(line[start:member.start(2)])
+        start, pos = member.end(2), member.end()
+        if member[3] == "}":
+            break
+    if line[pos:].strip(" \t") or len(set(keys)) != len(keys):
+        return None
+    literals.append(line[start:])
+    return keys, literals
+
+
+@lru_cache(maxsize=256)
+def _conversion(middles: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], re.Pattern, dict] | None:
+    """How the texts between the numbers of a line (``middles``) become commas: one that is a
+    comma among characters translate can delete (ASCII, none a number's) stays, matched as it is;
+    any other is replaced by a separator of its own. The replacements, the pattern the lines then
+    match (JSON numbers apart by these, in order) and the translation of such lines into CSV; None
+    when the separators run out."""
+    replaced, pieces, deleted = [], [], set()
+    for literal in middles:
+        rest = literal.replace(",", "", 1)
+        if "," in literal and rest.isascii() and not _KEPT.intersection(rest):
+            pieces.append(re.escape(literal))
+            deleted.update(rest)
+        elif len(replaced) < len(_SEPARATORS):
+            replaced.append((literal, _SEPARATORS[len(replaced)]))
+            pieces.append(re.escape(replaced[-1][1]))
+        else:
+            return None
+    line = _NUMBER + "".join(piece + _NUMBER for piece in pieces)
+    to_csv = str.maketrans({**dict.fromkeys(deleted), **{separator: "," for _, separator in replaced}})
+    return tuple(replaced), re.compile(f"(?:{line}\n)*{line}"), to_csv
+
+
+def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.ndarray, bool]]] | None:
+    """The keys and, key by key, the values (float64, and whether every one was an int) of the
+    ``count`` lines of ``block`` when each line repeats the first one but for its numbers; None
+    when that is not proven. The lines become CSV (str.replace, str.translate), read by pandas'
+    C parser.
+
+    Proof: the joint of two lines (the first line's text after its last number, a line break,
+    its text before its first number) is replaced by a line break throughout the block, and each
+    text between two numbers of the first line that translate cannot reduce to its comma (one
+    holding a character a number may hold, a second comma or a non-ASCII character) by a
+    separator of its own, a character the block does not hold. When every line break of the block
+    went with a replaced joint (counted from the lengths), replacing back restores the block
+    exactly; what is left is matched as lines of JSON numbers apart by the first line's texts or
+    their separators, in order. So each line is the first one with its own numbers, and
+    translate, deleting the other characters of the texts and turning separators into commas,
+    leaves these numbers as CSV.
+
+    Values: json.loads makes a number without fraction or exponent an int, any other a correctly
+    rounded float; pandas reads a column of such ints as int64 (with one beyond int64: unsigned or
+    text, refused) and any other column as correctly rounded floats. Refused where json's values
+    would differ or might: -0.0 in a float column (an int written -0 reads so; json's 0 is +0.0),
+    a non-finite value (an overflow), and whole values beyond 2^63 in a column without a fraction
+    (ints too big for int64, which pandas might read as floats)."""
+    first_end = block.find("\n")
+    shape = _skeleton(block if first_end < 0 else block[:first_end])
+    if shape is None:
+        return None
+    keys, literals = shape
+    conversion = _conversion(tuple(literals[1:-1]))
+    if conversion is None:
+        return None
+    replaced, number_lines, to_csv = conversion
+    opening, closing = literals[0], literals[-1]
+    if not block.endswith(closing) or any(separator in block for _, separator in replaced):
+        return None
+    joint = closing + "\n" + opening
+    body = block[len(opening):len(block) - len(closing)]
+    lines = body.replace(joint, "\n")
+    if len(body) - len(lines) != (count - 1) * (len(joint) - 1):
+        return None
+    for literal, separator in replaced:
+        lines = lines.replace(literal, separator)
+    if not number_lines.fullmatch(lines):
+        return None
+    frame = pd.read_csv(io.StringIO(lines.translate(to_csv)), header=None, engine="c", na_filter=False,
+                        low_memory=False, **_EXACT_FLOATS)
+    columns = [_as_json_reads(column.to_numpy()) for _, column in frame.items()]
+    return None if None in columns else (keys, columns)
+
+
+def _as_json_reads(values: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    """A column pandas read from JSON numbers as float64 and whether all were ints, as the
+    json-decoded column holds it; None where json's values would differ or might."""
+    if values.dtype == np.int64:
+        return values.astype(np.float64), True
+    if values.dtype != np.float64 or not np.isfinite(values).all() or np.signbit(values[values == 0]).any():
+        return None
+    if not (abs(values) < 2.0 ** 63).all() and (values == np.trunc(values)).all():
+        return None
+    return values, False
+
+
 def read_jsonl(text: str, source: str) -> Table:
     """One row per line, a block of lines at a time straight into columns (no list of every
-    record is kept). An unterminated last line is set aside with a note."""
+    record is kept): a block of lines that repeat the first one's keys with other numbers through
+    pandas, any other block decoded by json. An unterminated last line is set aside with a note."""
     columns: dict[str, Column] = {}
     line_of = array("q")
     body_end, notes = whole_lines(text)
     for number, block in line_blocks(text, body_end):
         count = block.count("\n") + 1
+        at_once = _numbers_at_once(block, count)
+        if at_once is not None and not any(key in columns and columns[key].objects is not None for key in at_once[0]):
+            rows = np.arange(len(line_of), len(line_of) + count)
+            for key, (values, whole) in zip(*at_once):
+                (columns.get(key) or columns.setdefault(key, Column())).extend_numbers(rows, values, whole)
+            line_of.frombytes(np.arange(number, number + count, dtype=np.int64).tobytes())
+            continue
         records = _records_at_once(block, count)
         if records is None:
             records, numbers = _records_by_line(block, number, len(line_of), source)

@@ -100,17 +100,22 @@ class Column:
             if numbers is not None:
                 at = np.flatnonzero(np.fromiter(map(operator.is_not, values, repeat(None)), bool, len(values))) \
                     if missing else np.arange(len(values))
-                if self.rows is None and (first_row != self.count or (len(at) and at[-1] != len(at) - 1)):
-                    self.rows = array("q", range(self.count))   # the key missed a row: rows are kept from now on
-                if self.rows is not None:
-                    self.rows.frombytes((first_row + at).astype(np.int64).tobytes())
-                self.numbers.frombytes(numbers[at].tobytes())
-                self.count += len(at)
-                self.whole &= float not in kinds
+                self.extend_numbers(first_row + at, numbers[at], float not in kinds)
                 return
         for row, value in enumerate(values, first_row):
             if value is not None:
                 self.add(row, value)
+
+    def extend_numbers(self, rows: np.ndarray, numbers: np.ndarray, whole: bool) -> None:
+        """``numbers`` (float64) logged at ``rows`` (increasing, after every row already held)
+        into a column that holds no object; ``whole``: every one of them was an int."""
+        if self.rows is None and len(rows) and rows[-1] != self.count + len(rows) - 1:
+            self.rows = array("q", range(self.count))   # the key missed a row: rows are kept from now on
+        if self.rows is not None:
+            self.rows.frombytes(rows.astype(np.int64).tobytes())
+        self.numbers.frombytes(numbers.tobytes())
+        self.count += len(rows)
+        self.whole &= whole
 
     def row_indices(self) -> np.ndarray | slice:
         return slice(0, self.count) if self.rows is None else np.frombuffer(self.rows, dtype=np.int64)
