@@ -203,6 +203,8 @@ CRAFTED = {   # (log, whether the fast path may read it)
     "a blank last line": (CLEAN + "\n", False),
     "an unterminated last line": (CLEAN + '{"step": 20, "lo', True),
     "an unterminated complete line": (CLEAN + LINE % (20, 1, 2), True),
+    "a line without its closing brace, the next without its opening": (
+        CLEAN + '{"step": 20, "loss": 1, "grad_norm": 2\n21, "loss": 3, "grad_norm": 4}\n' + CLEAN, False),
     "a last line without its closing brace": (CLEAN + '{"step": 20, "loss": 1, "grad_norm": 35\n', False),
     "a line with a trailing comma": (CLEAN + '{"step": 20, "loss": 1, "grad_norm": 3,}\n', False),
     "a literal repeated inside a line": (CLEAN + '{"step": 20, "loss": 1, "loss": 2, "grad_norm": 3}\n', False),
