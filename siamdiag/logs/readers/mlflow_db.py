@@ -10,16 +10,19 @@ import contextlib
 import fnmatch
 import math
 import os
-import sqlite3
 import sys
 import urllib.parse
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...errors import InputError
 from ..tables import Metric
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 FLOAT_MAX = sys.float_info.max
@@ -60,11 +63,17 @@ def from_stored(values: np.ndarray, is_nan: np.ndarray | None = None) -> np.ndar
 
 
 def is_mlflow_db(path: str) -> bool:
-    """An SQLite file holding MLflow's runs and metrics tables."""
+    """An SQLite file holding MLflow's runs and metrics tables. (sqlite3 is imported by the
+    functions that open a store: a CSV judgement never needs it.)"""
     try:
         with open(path, "rb") as fh:
             if fh.read(16) != SQLITE_MAGIC:
                 return False
+    except OSError:
+        return False
+    import sqlite3
+
+    try:
         with contextlib.closing(_connect(path)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except (OSError, sqlite3.Error):
@@ -76,6 +85,8 @@ def _connect(path: str) -> sqlite3.Connection:
     """Read-only: a store being written by a training job is never modified by reading it. (A
     connection's own ``with`` only ends a transaction: callers close it with contextlib.closing.)
     Transactions are begun explicitly (``snapshot``), never implicitly."""
+    import sqlite3
+
     return sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True,
                            isolation_level=None)
 
@@ -121,6 +132,8 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter(), pick=None) -> lis
     experiment and start-time order, with the metrics ``pick`` keeps (metric names -> the names
     to read; all by default). A step logged twice (a resumed run) keeps both rows, the later one
     last, as a file store would."""
+    import sqlite3
+
     try:
         with contextlib.closing(_connect(path)) as db:
             has_latest = bool(db.execute(
@@ -177,6 +190,8 @@ def read_history(db: sqlite3.Connection, source: str, run_id: str, key: str, has
     """One metric's rows (HISTORY) exactly as the plain query gives them: coded where it can be,
     plainly where not (a history too long for one SQLite string, steps that are not integers,
     rows tied on step and timestamp, whose order only the plain query's plan decides)."""
+    import sqlite3
+
     with snapshot(db):
         try:
             rows = coded_history(db, source, run_id, key, has_latest)
