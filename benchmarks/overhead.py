@@ -5,27 +5,31 @@ machine noise and slow drifts hit both alike, and both use the same model, optim
 memory (two trainers differ in where their tensors lie, which alone moved paired ratios by up
 to 3 %). Plain blocks train as a user's own loop would: the learning-rate schedule, the sampler,
 augmentation, forward, loss, zero_grad, backward, clipping when configured, optimiser step,
-nothing recorded. Instrumented blocks run ``Trainer.train_step`` (grad norm, detached references
-to the step's loss, distances and embedding norms) and the run loop's per-step check whether rows
-are due.
+nothing recorded. Instrumented blocks run ``Trainer.train_step`` (the grad norm; the step's loss,
+distances and embedding norms kept on the device and reduced to sums every few dozen steps) and the
+run loop's per-step check whether rows are due.
 
 Rows are written (drain, formatting, append and fsync of metrics.csv) when ``Trainer.run`` would
 write them: once the rows of about 2 s of training are pending. Each write is timed apart and
 charged per row relative to a plain step, both in wall time (an fsync waits without using the CPU).
 
 The figure: median over pairs of (instrumented block / plain block) - 1, plus the writing's share,
-with a 95 % bootstrap interval (pairs and writes resampled). On the CPU blocks are timed in
-process CPU time, which other processes on a shared machine disturb far less than wall time (wall
-time is shown too); on a GPU in wall time, synchronised at the block ends.
+with a 95 % bootstrap interval (pairs and writes resampled). The ratio of summed block times is
+shown beside the median: it also counts what comes now and then (a full garbage collection of the
+objects held between writes), at the price of every burst of load on one side; the garbage
+collector's own time in each phase is printed too. On the CPU blocks
+are timed in process CPU time, which other processes on a shared machine disturb far less than
+wall time (wall time is shown too); on a GPU in wall time, synchronised at the block ends.
 
-    python benchmarks/overhead.py                       # default run (digits, CNN), CPU
-    python benchmarks/overhead.py --pairs 1000 --steps 5     # finer pairing on a busy machine
+    python benchmarks/overhead.py                        # default run (digits, CNN), CPU
+    python benchmarks/overhead.py --pairs 1600           # +/-0.3 % on the shared 2-core machine
     python benchmarks/overhead.py --model mlp --batch-size 128
-    python benchmarks/overhead.py --device cuda        # on a GPU, also counts host synchronisations
+    python benchmarks/overhead.py --device cuda          # on a GPU, also counts host synchronisations
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -70,6 +74,24 @@ class Clocks:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+class CollectorTime:
+    """Seconds CPython's garbage collector runs in each timed phase (``phase``: "plain", "recorded",
+    "write"; None between them), and its full collections there: held objects make it walk the whole
+    process now and then, a cost the median of paired blocks passes over and that may land in
+    either block."""
+
+    def __init__(self):
+        self.phase, self.seconds, self.full, self.started = None, {}, 0, 0.0
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "start":
+            self.started = time.perf_counter()
+            return
+        if self.phase is not None:
+            self.seconds[self.phase] = self.seconds.get(self.phase, 0.0) + time.perf_counter() - self.started
+            self.full += info["generation"] == 2
+
+
 def plain_steps(trainer: Trainer, first: int, steps: int) -> None:
     """``steps`` training steps as a loop without siamdiag would run them, with the trainer's parts."""
     cfg, placement = trainer.cfg, trainer.placement
@@ -109,15 +131,22 @@ def per_step_overhead(times: np.ndarray, clock: int) -> float:
     return float(np.median(times[:, clock + 1] / times[:, clock]) - 1.0)
 
 
+def summed_overhead(times: np.ndarray, clock: int) -> float:
+    """Summed instrumented over summed plain block time, minus 1: unlike the median, it counts costs
+    that come now and then (a full garbage collection) but also every burst of load on one side."""
+    return float(times[:, clock + 1].sum() / times[:, clock].sum() - 1.0)
+
+
 def writing_share(times: np.ndarray, writes: np.ndarray, steps: int) -> float:
     """Wall seconds spent writing per row (``writes``: seconds and rows of each write) over the wall
     seconds of a plain step (median block)."""
     return float(writes[:, 0].sum() / writes[:, 1].sum() / (np.median(times[:, PLAIN_WALL]) / steps))
 
 
-def measure(args, placement: Placement, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, int, float, str]:
+def measure(args, placement: Placement, cfg: TrainConfig, collector: CollectorTime
+            ) -> tuple[np.ndarray, np.ndarray, int, float, str]:
     """Paired block times, (seconds, rows) of each write, the rows per write, the one-time cost in
-    seconds, and the model kind."""
+    seconds, and the model kind; ``collector`` is told which phase runs."""
     device = placement.device
     with tempfile.TemporaryDirectory() as workdir:
         trainer = Trainer(TrainConfig(**{**cfg.to_dict(), "steps": args.warmup + 2 * args.pairs * args.steps}),
@@ -133,6 +162,7 @@ def measure(args, placement: Placement, cfg: TrainConfig) -> tuple[np.ndarray, n
         for k in range(args.pairs):
             block = {}
             for side in (("plain", "recorded") if k % 2 else ("recorded", "plain")):
+                collector.phase = side
                 with Clocks(device) as block[side]:
                     if side == "plain":
                         plain_steps(trainer, first, args.steps)
@@ -141,10 +171,11 @@ def measure(args, placement: Placement, cfg: TrainConfig) -> tuple[np.ndarray, n
                 first += args.steps
             times.append((block["plain"].wall, block["recorded"].wall, block["plain"].cpu, block["recorded"].cpu))
             if due:   # the last step always is
-                rows = trainer.recorder.pending
+                rows, collector.phase = trainer.recorder.pending, "write"
                 with Clocks(device) as write:
                     trainer.write_pending(log, None)
                 writes.append((write.wall, rows))
+            collector.phase = None
         log.close()
         with Clocks(device) as once:
             write_config(workdir, trainer.cfg, trainer.resolved(), str(device), placement.world)
@@ -170,8 +201,12 @@ def main() -> None:
     cfg = TrainConfig(model=args.model, batch_size=args.batch_size, hidden=args.hidden, loss=args.loss,
                       normalize=args.normalize, clip_grad=args.clip_grad, device=args.device,
                       checkpoint_every=10**9).validate()
-    load_before = os.getloadavg()[0]
-    times, writes, flush_every, once, model_kind = measure(args, placement, cfg)
+    load_before, collector = os.getloadavg()[0], CollectorTime()
+    gc.callbacks.append(collector)
+    try:
+        times, writes, flush_every, once, model_kind = measure(args, placement, cfg, collector)
+    finally:
+        gc.callbacks.remove(collector)
     load_after = os.getloadavg()[0]
     # CPU time leaves out the time other processes hold the CPU; it cannot see a GPU's work
     clock, clock_name = (PLAIN_CPU, "process CPU time") if placement.device.type == "cpu" else (PLAIN_WALL, "wall time")
@@ -179,6 +214,8 @@ def main() -> None:
     step_interval = bootstrap(lambda t: per_step_overhead(t, clock), [times])
     wall_part = per_step_overhead(times, PLAIN_WALL)
     wall_interval = bootstrap(lambda t: per_step_overhead(t, PLAIN_WALL), [times], seed=1)
+    summed_part = summed_overhead(times, clock)
+    summed_interval = bootstrap(lambda t: summed_overhead(t, clock), [times], seed=4)
     write_part = writing_share(times, writes, args.steps)
     write_interval = bootstrap(lambda t, w: writing_share(t, w, args.steps), [times, writes], seed=2)
     interval = bootstrap(lambda t, w: per_step_overhead(t, clock) + writing_share(t, w, args.steps),
@@ -197,10 +234,15 @@ def main() -> None:
               f"{1e6 * np.median(times[:, cpu]) / args.steps:7.1f} µs CPU per step (median block)")
     print(f"per step:         {pct(step_part)} ({clock_name}, median of paired ratios; 95 % interval "
           f"{between(step_interval)}); in wall time {pct(wall_part)} ({between(wall_interval)})")
+    print(f"  summed blocks:  {pct(summed_part)} ({clock_name}, all instrumented over all plain blocks; 95 % interval "
+          f"{between(summed_interval)})")
     print(f"writing rows:     {pct(write_part)} ({len(writes)} writes of up to {flush_every} rows, "
           f"{1e6 * writes[:, 0].sum() / writes[:, 1].sum():.1f} µs per row; 95 % interval {between(write_interval)})")
     print(f"overhead:         {pct(step_part + write_part)} of the time per step (95 % bootstrap interval "
           f"{between(interval)})")
+    gc_ms = {phase: 1000 * collector.seconds.get(phase, 0.0) for phase in ("plain", "recorded", "write")}
+    print(f"garbage collector: {collector.full} full collections; {gc_ms['plain']:.0f} ms in plain blocks, "
+          f"{gc_ms['recorded']:.0f} ms in instrumented blocks, {gc_ms['write']:.0f} ms in writes")
     print(f"once per run:     {once * 1000:.0f} ms (config.json and the final checkpoint)")
     if device.type == "cuda":
         inside, flushes = count_synchronisations(cfg, placement, args.steps)

@@ -30,6 +30,10 @@ def test_estimates_recover_the_overhead_built_into_the_block_times():
     times = np.column_stack([plain_wall, plain_wall * 1.04, plain_cpu, plain_cpu * 1.02])
     assert bench.per_step_overhead(times, bench.PLAIN_WALL) == pytest.approx(0.04)
     assert bench.per_step_overhead(times, bench.PLAIN_CPU) == pytest.approx(0.02)
+    assert bench.summed_overhead(times, bench.PLAIN_CPU) == pytest.approx(0.02)
+    times[0, bench.RECORDED_CPU] += plain_cpu.sum()      # one block twice as long as all the plain ones
+    assert bench.per_step_overhead(times, bench.PLAIN_CPU) == pytest.approx(0.02)   # the median passes over it
+    assert bench.summed_overhead(times, bench.PLAIN_CPU) == pytest.approx(1.02)     # the sum counts it
     writes = np.array([(0.004, 300), (0.002, 100)])     # 15 µs per row written
     step = np.median(plain_wall) / 20
     assert bench.writing_share(times, writes, 20) == pytest.approx(15e-6 / step)
@@ -61,5 +65,6 @@ def test_a_tiny_run_prints_every_figure(tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     labels = [line.split(":")[0] for line in done.stdout.splitlines() if ":" in line]
-    for label in ("plain loop", "instrumented", "per step", "writing rows", "overhead", "once per run"):
+    for label in ("plain loop", "instrumented", "per step", "  summed blocks", "writing rows", "overhead",
+                  "garbage collector", "once per run"):
         assert label in labels, done.stdout

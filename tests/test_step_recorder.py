@@ -3,6 +3,7 @@ recomputed step by step in float64 from the tensors the step produced (gradients
 before clipping), rows whose values are known by construction, and the same steps drained in
 different groupings, which must give the same rows bit for bit."""
 import csv
+import gc
 import math
 import os
 
@@ -15,7 +16,7 @@ import siamdiag.train.loop as loop  # noqa: E402
 from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import Placement  # noqa: E402
 from siamdiag.train.losses import LossOutput  # noqa: E402
-from siamdiag.train.recorder import ROW_KEYS, StepRecorder  # noqa: E402
+from siamdiag.train.recorder import FOLD, ROW_KEYS, StepRecorder  # noqa: E402
 
 CPU = Placement(torch.device("cpu"))
 FAST = dict(data="synthetic", synthetic_samples=400, synthetic_dim=8, hidden=32, embedding_dim=8,
@@ -175,25 +176,40 @@ def test_an_all_pairs_matrix_is_reduced_to_its_sum_and_count_when_recorded():
 
 def test_rows_do_not_depend_on_how_the_steps_are_grouped_into_drains(tmp_path):
     """Trainer.run drains every ~2 s, so how many steps a drain holds depends on the machine's
-    speed: the rows must not."""
-    trainer = loop.Trainer(TrainConfig(**{**FAST, "loss": "triplet", "normalize": False}).validate(),
-                           str(tmp_path), CPU)
-    one_by_one, together = StepRecorder(CPU), StepRecorder(CPU)
+    speed: the rows must not. Two trainers of one seed train the same steps; one drains after every
+    step, the other once, after more steps than one fold holds."""
+    cfg = TrainConfig(**{**FAST, "loss": "triplet", "normalize": False}).validate()
+    one_by_one, together = (loop.Trainer(cfg, str(tmp_path / name), CPU) for name in ("a", "b"))
+    steps = 2 * FOLD + 5
     singles = []
-    for step in range(1, 31):
-        trainer.train_step(step)
-        args = trainer.recorder.host[-1] + trainer.recorder.kept[-1]
-        for recorder in (one_by_one, together):
-            recorder.host.append(args[:4])
-            recorder.kept.append(args[4:])
-        singles += one_by_one.drain()
-    grouped = together.drain()
+    for step in range(1, steps + 1):
+        for trainer in (one_by_one, together):
+            trainer.train_step(step)
+        singles += one_by_one.recorder.drain()
+    grouped = together.recorder.drain()
 
     def same(a, b):
         return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
 
-    assert len(singles) == len(grouped) == 30
+    assert len(singles) == len(grouped) == steps
     assert all(same(a[k], b[k]) for a, b in zip(singles, grouped) for k in ROW_KEYS)
+
+
+def test_pending_steps_leave_no_objects_for_the_garbage_collector(tmp_path):
+    """Objects held from step to step get promoted and make CPython walk every object of the process;
+    the recorder holds a fold's worth of steps at most, then one block of sums per fold."""
+    trainer = loop.Trainer(TrainConfig(**{**FAST, "steps": 10 * FOLD}).validate(), str(tmp_path), CPU)
+
+    def tracked_after(steps):
+        for step in range(trainer.recorder.pending + 1, steps + 1):
+            trainer.train_step(step)
+        gc.collect()
+        return len(gc.get_objects())
+
+    before = tracked_after(FOLD)
+    after = tracked_after(7 * FOLD)           # six more folds, no drain
+    assert trainer.recorder.pending == 7 * FOLD and not trainer.recorder.kept
+    assert after - before <= 6 + 10            # six blocks of sums; a step's tensors would be ~8 each
 
 
 def test_recorded_steps_hold_no_autograd_graph(tmp_path):

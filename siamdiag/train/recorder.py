@@ -1,12 +1,15 @@
 """Per-step measurements, kept on the training device and written in batches.
 
-``record`` only keeps references to what the step computed anyway (distances, per-item terms,
-each embedding's norm) and one small tensor of its scalars (the loss and each parameter's
-gradient norm), in one tuple per step; the statistics are computed in ``drain``, for all pending
-steps at once, and read back to the host in one transfer (under torchrun, summed across ranks in
-one collective). Statistics are kept as sums and counts so that a distributed run logs exactly
-what one process would for the same global batch. Nothing here synchronises the device inside a
-step.
+``record`` keeps references to what the step computed anyway (detached distances, per-item terms,
+each embedding's norm) and one small tensor of its scalars (the loss and each parameter's gradient
+norm). Every FOLD steps those are reduced, on the device, to one block of per-step sums and counts
+and let go: a step's half-dozen tensor objects, held until the rows are written (about 2 s),
+outlived the garbage collector's young generations, and their promotion made it walk every object
+of the process (hundreds of thousands once torch is imported) every few thousand steps. ``drain``
+reads all the blocks back to the host in one transfer (under torchrun, summed across ranks in one
+collective). Sums and counts make a distributed run log exactly what one process would for the
+same global batch, and make a row the same whichever steps it was reduced with. Nothing here
+synchronises the device inside a step.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ from .metrics_file import COLUMNS
 SUMS = ("loss", "grad_norm", "pos_sum", "pos_n", "neg_sum", "neg_n", "easy_n", "active_n", "norm_sum", "finite_rows")
 # The keys of each drained row: metrics.csv's columns, then what the adaptive margin counts.
 ROW_KEYS = COLUMNS + ("easy_count", "items")
+# Steps whose tensors are reduced to their sums together: few enough that their objects die young,
+# enough that the reduction's dozen device operations are shared by many steps.
+FOLD = 32
 
 
 def masked_sums(values: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,23 +36,48 @@ def masked_sums(values: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.
     return (values * mask).sum(1), mask.sum(1)
 
 
+def step_sums(kept: list[tuple]) -> torch.Tensor:
+    """(steps, len(SUMS)) block of per-step sums and counts of recorded steps, on the device."""
+    scalars, terms, pos_dist, pos_mask, neg_dist, neg_mask, easy, norms, has_active = zip(*kept)
+    stack = lambda values: torch.stack(values).to(torch.float32)  # noqa: E731
+    scalars = stack(scalars)   # (steps, 1 + parameters): the loss, then each parameter's gradient norm
+    nan = torch.full((len(scalars),), torch.nan, device=scalars.device)
+    pos_sum, pos_n = masked_sums(stack(pos_dist), None if pos_mask[0] is None else stack(pos_mask))
+    if isinstance(neg_dist[0], tuple):  # reduced by record(): (sum, count), each of shape (1,)
+        neg_sum, neg_n = (torch.cat(part).to(torch.float32) for part in zip(*neg_dist))
+    else:
+        neg_sum, neg_n = masked_sums(stack(neg_dist), None if neg_mask[0] is None else stack(neg_mask))
+    norms = stack(norms)
+    finite = torch.isfinite(norms)
+    columns = [scalars[:, 0], torch.linalg.vector_norm(scalars[:, 1:].contiguous(), dim=1),
+               pos_sum, pos_n, neg_sum, neg_n,
+               stack(easy).sum(1) if easy[0] is not None else nan,
+               (stack(terms) > 0).sum(1).to(torch.float32) if has_active[0] else nan,
+               torch.where(finite, norms, 0.0).sum(1), finite.sum(1).to(torch.float32)]
+    return torch.stack(columns, dim=1)
+
+
 class StepRecorder:
     """Holds the steps not yet written; ``drain`` turns them into CSV rows."""
 
     def __init__(self, placement: Placement, capacity: int = 4096):
         self.placement, self.capacity = placement, capacity
-        self.host: list[tuple] = []    # (step, epoch, lr, margin) of each pending step
-        self.kept: list[tuple] = []    # its device tensors, in the order sums() unpacks them
+        self.steps: list[int] = []     # host values of each pending step
+        self.epochs: list[int] = []
+        self.lrs: list[float] = []
+        self.margins: list[float | None] = []
+        self.kept: list[tuple] = []    # device tensors of the last steps, not yet folded, as step_sums reads them
+        self.folded: list[torch.Tensor] = []   # step_sums blocks of the earlier pending steps
+        self.items = self.embeddings = 0       # per-item terms and embeddings in this process's batch
 
     @property
     def pending(self) -> int:
-        return len(self.host)
+        return len(self.steps)
 
     def record(self, step: int, epoch: int, lr: float, margin: float | None, out: LossOutput,
                embedding_norms: torch.Tensor, grad_norms: tuple[torch.Tensor, ...]) -> None:
-        """Keep the step's tensors (detached: no graph is held) for the next drain. The scalars are
-        stacked now, while they are fresh in the cache: kept apart until the drain, nine scalar
-        tensors a step cost several times that one stack to gather and free. Contrastive and
+        """Keep the step's tensors (detached: no graph is held) until the next fold. The loss and the
+        gradient norms are stacked now, so that one object is held instead of nine. Contrastive and
         cosine losses pass one distance tensor as both positive and negative: detached once."""
         pos_dist = out.pos_dist.detach()
         neg_dist = pos_dist if out.neg_dist is out.pos_dist else out.neg_dist.detach()
@@ -54,39 +85,32 @@ class StepRecorder:
         if neg_dist.numel() > out.terms.numel():  # an all-pairs matrix: keep two numbers, not B^2
             neg_dist = masked_sums(neg_dist[None], None if neg_mask is None else neg_mask[None])
             neg_mask = None
-        self.host.append((step, epoch, lr, margin))
-        scalars = torch.stack((out.loss.detach(), *grad_norms))
-        self.kept.append((scalars, out.terms.detach(), pos_dist, out.pos_mask, neg_dist, neg_mask, out.easy,
-                          embedding_norms.detach(), out.has_active))
+        self.kept.append((torch.stack((out.loss.detach(), *grad_norms)), out.terms.detach(), pos_dist,
+                          out.pos_mask, neg_dist, neg_mask, out.easy, embedding_norms.detach(), out.has_active))
+        self.steps.append(step)
+        self.epochs.append(epoch)
+        self.lrs.append(lr)
+        self.margins.append(margin)
+        if len(self.kept) == FOLD:
+            self.fold()
 
-    def sums(self) -> torch.Tensor:
-        """(steps, len(SUMS)) block of per-step sums and counts, on the device."""
-        scalars, terms, pos_dist, pos_mask, neg_dist, neg_mask, easy, norms, has_active = zip(*self.kept)
-        stack = lambda values: torch.stack(values).to(torch.float32)  # noqa: E731
-        scalars = stack(scalars)   # (steps, 1 + parameters): the loss, then each parameter's gradient norm
-        nan = torch.full((len(scalars),), torch.nan, device=self.placement.device)
-        pos_sum, pos_n = masked_sums(stack(pos_dist), None if pos_mask[0] is None else stack(pos_mask))
-        if isinstance(neg_dist[0], tuple):  # reduced by record(): (sum, count), each of shape (1,)
-            neg_sum, neg_n = (torch.cat(part).to(torch.float32) for part in zip(*neg_dist))
-        else:
-            neg_sum, neg_n = masked_sums(stack(neg_dist), None if neg_mask[0] is None else stack(neg_mask))
-        norms = stack(norms)
-        finite = torch.isfinite(norms)
-        columns = [scalars[:, 0], torch.linalg.vector_norm(scalars[:, 1:].contiguous(), dim=1),
-                   pos_sum, pos_n, neg_sum, neg_n,
-                   stack(easy).sum(1) if easy[0] is not None else nan,
-                   (stack(terms) > 0).sum(1).to(torch.float32) if has_active[0] else nan,
-                   torch.where(finite, norms, 0.0).sum(1), finite.sum(1).to(torch.float32)]
-        return torch.stack(columns, dim=1)
+    def fold(self) -> None:
+        """Reduce the kept steps to their block of sums and let their tensors go."""
+        self.items, self.embeddings = self.kept[0][1].numel(), self.kept[0][7].numel()
+        self.folded.append(step_sums(self.kept))
+        self.kept.clear()
 
     def drain(self) -> list[dict]:
         """All pending steps as dicts of ROW_KEYS (one device->host transfer)."""
-        if not self.host:
+        if not self.steps:
             return []
-        values = self.placement.all_reduce_sum(self.sums()).cpu().double().numpy()
+        if self.kept:
+            self.fold()
+        sums = self.folded[0] if len(self.folded) == 1 else torch.cat(self.folded)
+        values = self.placement.all_reduce_sum(sums).cpu().double().numpy()
+        self.folded.clear()
         world = self.placement.world
-        _, terms, _, _, _, _, _, norms, _ = self.kept[0]
-        items, embeddings = terms.numel() * world, norms.numel() * world
+        items, embeddings = self.items * world, self.embeddings * world
         loss, grad_norm, pos_sum, pos_n, neg_sum, neg_n, easy_n, active_n, norm_sum, finite_rows = values.T
         loss, grad_norm = loss / world, grad_norm / world
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -94,14 +118,13 @@ class StepRecorder:
             embedding_norm = np.where(finite_rows != 0, norm_sum / finite_rows, np.nan)
         easy_fraction, active_fraction = easy_n / items, active_n / items
         nonfinite = (embeddings - finite_rows).astype(np.int64) + ~np.isfinite(loss)
-        steps, epochs, lrs, margins = zip(*self.host)
-        columns = (steps, epochs, loss.tolist(), grad_norm.tolist(), lrs, margins,
+        columns = (self.steps, self.epochs, loss.tolist(), grad_norm.tolist(), self.lrs, self.margins,
                    present(pos_dist, pos_n != 0), present(neg_dist, neg_n != 0),
                    present(easy_fraction, ~np.isnan(easy_n)), present(active_fraction, ~np.isnan(active_n)),
-                   embedding_norm.tolist(), nonfinite.tolist(), easy_n.tolist(), [items] * len(steps))
+                   embedding_norm.tolist(), nonfinite.tolist(), easy_n.tolist(), [items] * len(self.steps))
         rows = [dict(zip(ROW_KEYS, cells)) for cells in zip(*columns)]
-        self.host.clear()
-        self.kept.clear()
+        for host in (self.steps, self.epochs, self.lrs, self.margins):
+            host.clear()
         return rows
 
 
