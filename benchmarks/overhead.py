@@ -54,10 +54,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def never() -> bool:
-    return False
-
-
 class Clocks:
     """Wall and process CPU seconds of one timed stretch (the device synchronised at both ends)."""
 
@@ -106,12 +102,17 @@ def plain_steps(trainer: Trainer, first: int, steps: int) -> None:
         trainer.optimizer.step()
 
 
-def instrumented_steps(trainer: Trainer, first: int, steps: int, flush_every: int) -> bool:
-    """``steps`` recorded steps with the run loop's per-step check; whether rows are due."""
+def never() -> bool:
+    return False
+
+
+def instrumented_steps(trainer: Trainer, first: int, steps: int, next_flush: int) -> bool:
+    """``steps`` recorded steps, each with the check Trainer.run makes after it (is a write due, was a
+    stop asked for); whether rows are due."""
     due = False
     for step in range(first, first + steps):
         trainer.train_step(step)
-        due = trainer.flush_due(step, flush_every, never) or due
+        due = step >= next_flush or never() or due
     return due
 
 
@@ -159,23 +160,31 @@ def measure(args, placement: Placement, cfg: TrainConfig, collector: CollectorTi
         trainer.write_pending(log, None)
         flush_every = rows_per_flush(args.warmup - args.warmup // 2, warm.wall, 50)   # what Trainer.run would hold
         first, times, writes = 1 + args.warmup, [], []
+
+        def write() -> None:
+            rows, collector.phase = trainer.recorder.pending, "write"
+            with Clocks(device) as clocks:
+                trainer.write_pending(log, None)
+            writes.append((clocks.wall, rows))
+
         for k in range(args.pairs):
             block = {}
             for side in (("plain", "recorded") if k % 2 else ("recorded", "plain")):
+                if side == "recorded":   # the step at which Trainer.run would write, counting this side's rows only
+                    next_flush = trainer.next_flush(first - 1, flush_every - trainer.recorder.pending)
                 collector.phase = side
                 with Clocks(device) as block[side]:
                     if side == "plain":
                         plain_steps(trainer, first, args.steps)
                     else:
-                        due = instrumented_steps(trainer, first, args.steps, flush_every)
+                        due = instrumented_steps(trainer, first, args.steps, next_flush)
                 first += args.steps
             times.append((block["plain"].wall, block["recorded"].wall, block["plain"].cpu, block["recorded"].cpu))
-            if due:   # the last step always is
-                rows, collector.phase = trainer.recorder.pending, "write"
-                with Clocks(device) as write:
-                    trainer.write_pending(log, None)
-                writes.append((write.wall, rows))
+            if due:
+                write()
             collector.phase = None
+        if trainer.recorder.pending:   # the run's last write
+            write()
         log.close()
         with Clocks(device) as once:
             write_config(workdir, trainer.cfg, trainer.resolved(), str(device), placement.world)

@@ -218,3 +218,24 @@ def test_recorded_steps_hold_no_autograd_graph(tmp_path):
         trainer.train_step(step)
     kept = [t for step in trainer.recorder.kept for t in tensors(step)]
     assert kept and not any(t.requires_grad or t.grad_fn is not None for t in kept)
+
+
+@pytest.mark.parametrize("changes", [dict(checkpoint_every=40, steps=130),
+                                     dict(loss="triplet", margin_schedule="adaptive", checkpoint_every=1000, steps=90)])
+def test_the_run_writes_at_the_steps_a_per_step_check_would_choose(tmp_path, changes):
+    """Trainer.next_flush works out once per write what the run loop used to ask after every step."""
+    trainer = loop.Trainer(TrainConfig(**{**FAST, **changes}).validate(), str(tmp_path), CPU)
+    trainer.recorder.capacity = 25
+    cfg, epoch = trainer.cfg, trainer.steps_per_epoch
+    assert epoch < trainer.total_steps   # epoch ends fall inside the run
+
+    def due_after(step, last_write, flush_every):
+        pending = step - last_write
+        return (pending >= min(flush_every, trainer.recorder.capacity) or step == trainer.total_steps
+                or step % cfg.checkpoint_every == 0 or (cfg.margin_schedule == "adaptive" and step % epoch == 0))
+
+    for flush_every in (1, 7, 50):
+        for last_write in range(trainer.total_steps):
+            first_due = next(s for s in range(last_write + 1, trainer.total_steps + 1)
+                             if due_after(s, last_write, flush_every))
+            assert trainer.next_flush(last_write, flush_every) == first_due, (flush_every, last_write)

@@ -163,13 +163,15 @@ class Trainer:
                 keep_steps_through(metrics_path, self.steps_done)
             log = MetricsFile(metrics_path)
         flush_every, last_flush = 50, time.monotonic()
+        next_flush = self.next_flush(self.steps_done, flush_every)
+        asks_each_step = not self.placement.distributed   # under torchrun, rank 0 decides stops at flushes
         stopped = "completed"
         try:
             while self.steps_done < self.total_steps:
                 step = self.steps_done + 1
                 self.train_step(step)
                 self.steps_done = step
-                due = self.flush_due(step, flush_every, stop_requested)
+                due = step >= next_flush or (asks_each_step and stop_requested())
                 if due:
                     elapsed, last_flush, flushed = time.monotonic() - last_flush, time.monotonic(), self.recorder.pending
                     if not self.write_pending(log, on_rows):
@@ -181,6 +183,7 @@ class Trainer:
                     continue
                 # rank 0 sizes the next batch of rows to ~FLUSH_SECONDS of training, and decides on stops
                 flush_every = self.placement.broadcast_int(rows_per_flush(flushed, elapsed, flush_every))
+                next_flush = self.next_flush(step, flush_every)
                 stop = self.placement.broadcast_int(int(stop_requested()))
                 if step % self.cfg.checkpoint_every == 0 or step == self.total_steps or stop:
                     self.save()
@@ -192,14 +195,17 @@ class Trainer:
                 log.close()
         return Outcome(self.run_dir, self.steps_done, self.total_steps, stopped)
 
-    def flush_due(self, step: int, flush_every: int, stop_requested: Callable[[], bool]) -> bool:
-        """Whether the rows recorded through ``step`` are written now: ``flush_every`` of them are
-        pending, the run ends, a checkpoint is due, the adaptive margin needs the epoch's rows, or a
-        single process was asked to stop (under torchrun, rank 0 decides stops at the next flush)."""
-        return (self.recorder.pending >= min(flush_every, self.recorder.capacity)
-                or step == self.total_steps or step % self.cfg.checkpoint_every == 0
-                or (step % self.steps_per_epoch == 0 and self.cfg.margin_schedule == "adaptive")
-                or (not self.placement.distributed and stop_requested()))
+    def next_flush(self, step: int, flush_every: int) -> int:
+        """The step after which the rows recorded since ``step`` (none pending) are written, unless a
+        stop comes first: when ``flush_every`` of them are pending (at most the recorder's capacity),
+        at the last step, at the next checkpoint, and at the next epoch end when the margin adapts
+        (it needs the epoch's rows). Worked out once per write, so a step costs one comparison."""
+        checkpoint, epoch = self.cfg.checkpoint_every, self.steps_per_epoch
+        due = min(step + min(flush_every, self.recorder.capacity), self.total_steps,
+                  (step // checkpoint + 1) * checkpoint)
+        if self.cfg.margin_schedule == "adaptive":
+            due = min(due, (step // epoch + 1) * epoch)
+        return due
 
     def write_pending(self, log: MetricsFile | None, on_rows) -> bool:
         """Drain the recorded steps into the log, up to and including a first non-finite loss.
