@@ -84,6 +84,23 @@ def test_same_seed_same_device_gives_identical_log(tmp_path):
     assert (tmp_path / "a" / "metrics.csv").read_bytes() != (tmp_path / "c" / "metrics.csv").read_bytes()
 
 
+def test_train_in_process_after_torch_loaded_logs_what_the_shell_logs(tmp_path, capsys):
+    # found: the CLI pins OMP_NUM_THREADS=1 when it loads, which torch reads only when it loads; a
+    # caller (here pytest) that loaded torch first trained on every core, and SGD at lr 5 then took
+    # another path from step 2 on and ended `nonstationary` instead of `degenerate`
+    args = ["train", "--optimizer", "sgd", "--lr", "5", "--steps", "30", "--seed", "0", "--no-gate", "-q"]
+    shell = subprocess.run([sys.executable, "-m", "siamdiag", *args, "--out", str(tmp_path / "shell")],
+                           capture_output=True, text=True, timeout=300)
+    assert shell.returncode == 0, shell.stderr
+    torch.set_num_threads(2)
+    try:
+        code, _ = cli([*args, "--out", str(tmp_path / "here")], capsys)
+    finally:
+        torch.set_num_threads(1)
+    assert code == 0
+    assert (tmp_path / "here" / "metrics.csv").read_bytes() == (tmp_path / "shell" / "metrics.csv").read_bytes()
+
+
 @pytest.mark.parametrize("loss,schedule", [("contrastive", "fixed"), ("triplet", "adaptive")])
 def test_interrupted_then_resumed_run_logs_what_an_uninterrupted_run_logs(tmp_path, loss, schedule):
     from siamdiag.train.checkpoint import load_checkpoint

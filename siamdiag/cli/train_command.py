@@ -226,6 +226,15 @@ def resumed_config(run_dir: str, changes: dict) -> TrainConfig:
     return replace(cfg, **changes).validate()
 
 
+def pinned_threads() -> int | None:
+    """The intra-op thread count this package pinned in OMP_NUM_THREADS (or the user set), applied
+    to torch explicitly: torch reads the variable only when it loads, so a caller that loaded torch
+    first would otherwise train with every core, and the same seed would give other rows (a run at
+    a chaotic learning rate then ends in another verdict) than from the shell."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def train_single(cfg: TrainConfig, run_dir: str, resume: bool, output: Output) -> int:
     import torch  # noqa: F401  (without torch: one error line, before anything else is said)
 
@@ -235,7 +244,7 @@ def train_single(cfg: TrainConfig, run_dir: str, resume: bool, output: Output) -
     output.say(f"run directory {os.path.abspath(run_dir)}")
     with StopFlag() as stop, TrainingProgress(output.progress_every, output.quiet) as progress:
         outcome, is_main = train_one(RunSpec(os.path.basename(run_dir.rstrip("/")), cfg, run_dir),
-                                     resume=resume, on_rows=progress.on_rows, stop=stop)
+                                     threads=pinned_threads(), resume=resume, on_rows=progress.on_rows, stop=stop)
     if not is_main:
         return 0
     if outcome.stopped == "interrupted":  # said even with -q: the one place that tells how to continue
