@@ -48,7 +48,7 @@ def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Ju
     from concurrent.futures import ProcessPoolExecutor
 
     judged: Judged = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_leave_signals_to_the_parent) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_start_worker) as pool:
         try:
             chunk = max(1, len(logs) // (jobs * 8))   # small enough to balance, large enough to amortise
             for results in pool.map(_judge_input, logs, [several] * len(logs), [options] * len(logs),
@@ -90,10 +90,14 @@ def _context():
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
-def _leave_signals_to_the_parent() -> None:
-    """In a worker: Ctrl-C reaches the whole process group, and the parent handles it (exit 130) by
-    ending the workers; SIGTERM, which ends a worker, does so at once (a forked worker would
-    otherwise inherit the CLI's handler, take it for its task's error and carry on)."""
+def _start_worker() -> None:
+    """In a worker: a long CSV is parsed on one thread (the workers already share the cores).
+    Ctrl-C reaches the whole process group, and the parent handles it (exit 130) by ending the
+    workers; SIGTERM, which ends a worker, does so at once (a forked worker would otherwise
+    inherit the CLI's handler, take it for its task's error and carry on)."""
+    from .logs.readers import delimited
+
+    delimited.PARSE_THREADS = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

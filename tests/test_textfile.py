@@ -160,3 +160,51 @@ def test_csv_on_disk_is_never_read_whole(tmp_path, monkeypatch):
     (run_a,), (run_b,) = (ingest.read_input(LogInput(str(p)), ReadOptions(), False) for p in (plain, packed))
     assert whole_reads == [str(packed)]
     np.testing.assert_array_equal(run_a.metrics["loss"].values, run_b.metrics["loss"].values)
+
+
+PIECE_SHAPES = {
+    **SHAPES,
+    "quoted line breaks": 'step,loss,note\n' + "".join(f'{i},{i / 7:.5f},"a\nb, c"\n' for i in range(40)),
+    "quoted header": '"step","loss","grad_norm"\n' + _rows(60),
+    "text in a later piece": "step,loss,note\n" + "".join(f"{i},{i / 9:.4f},{i}\n" for i in range(60)) + "61,0.5,x\n",
+    "empty cells in some pieces": "step,loss,val\n" + "".join(f"{i},{i / 9:.4f},{'' if i < 40 else i}\n" for i in range(80)),
+    "blank lines between pieces": "step,loss,grad_norm\n" + _rows(20) + "\n" * 200 + _rows(20),
+}
+
+
+@pytest.mark.parametrize("shape", PIECE_SHAPES)
+def test_pieces_parsed_on_threads_give_the_whole_file_readers_table(shape, tmp_path, monkeypatch):
+    """A long CSV is cut after line breaks into pieces parsed on threads; cut into ~50 pieces here,
+    every shape gives the table of the whole-file reader, and pieces are only given up (for the
+    serial reader) where the file asks for it."""
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "PIECE_BYTES", max(61, len(PIECE_SHAPES[shape]) // 50))
+    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    outcomes = []
+    real = delimited._parse_pieces
+    monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
+    path = tmp_path / ("log.tsv" if shape == "tsv" else "log.csv")
+    path.write_bytes(PIECE_SHAPES[shape].encode("utf-8"))
+    expected = _whole(path)
+    got = read_delimited_file(str(path), str(path), "\t" if shape == "tsv" else ",")
+    pd.testing.assert_frame_equal(got.frame, expected.frame)
+    assert got.notes == expected.notes
+    gives_up = {"quoted line breaks", "text in a later piece", "blank lines"}
+    if shape in ("plain", "bom", "quoted header", "empty cells in some pieces", "longer than a block",
+                 "duplicate columns", "tsv", "empty loss cells", "blank lines between pieces"):
+        assert outcomes and outcomes[0] is not None   # parsed in pieces
+    elif shape in gives_up:
+        assert outcomes == [None]
+
+
+def test_a_long_log_parsed_in_pieces_equals_one_parse_of_it(tmp_path, monkeypatch):
+    """At the real piece size: ~20 MB, three pieces, against pandas reading the file in one go."""
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,grad_norm\n" + _rows(800_000))
+    assert path.stat().st_size >= 2 * delimited.PIECE_BYTES
+    got = read_delimited_file(str(path), str(path), ",")
+    pd.testing.assert_frame_equal(got.frame, pd.read_csv(path, engine="c", keep_default_na=False, na_values=[""]))

@@ -3,9 +3,11 @@ exports, siamdiag's own metrics.csv. A last line without its newline is set asid
 a writer caught mid-line leaves one, complete-looking or not."""
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor   # (pandas loads it anyway)
 from typing import Callable
 
 import pandas as pd
@@ -36,6 +38,11 @@ def field_column(line: str, delimiter: str, index: int) -> int:
 
 CHUNK_ROWS = 1 << 18   # rows parsed together from text (about 25 MB of a wide log's text)
 CHUNK_BYTES = 25 << 20   # a file on disk: as many rows as about this much of it holds
+PIECE_BYTES = 8 << 20   # a long file on disk is cut into pieces of about this size, parsed on threads
+# Threads that parse pieces: pandas' C parser releases the GIL while it tokenises and converts, as
+# pandas' own reader of a whole file does on these cores. The pool workers of --jobs set it to 1
+# (their processes already share the cores).
+PARSE_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 
 
 class TextChunks:
@@ -55,6 +62,9 @@ class TextChunks:
         return iter(self.text.splitlines(keepends=True))
 
 
+PARSE_OPTIONS = dict(keep_default_na=False, na_values=[""], skip_blank_lines=True)   # only an empty cell is missing
+
+
 def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_rows: int = CHUNK_ROWS,
            spaces_open_fields: bool = True) -> pd.DataFrame:
     """The table in ``rows`` (a file-like text, or UTF-8 bytes), through pandas' C parser, read
@@ -64,9 +74,9 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
     ``text_of`` gives the whole text, only to locate a parse error."""
     try:
         chunks: dict[str, list[pd.Series]] = {}
-        for chunk in pd.read_csv(rows, sep=delimiter, engine="c", keep_default_na=False, na_values=[""],
-                                 skip_blank_lines=True, skipinitialspace=spaces_open_fields, chunksize=chunk_rows,
-                                 compression=None):   # gzip is read whole before; a name is not a format
+        for chunk in pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
+                                 chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
+                                 **PARSE_OPTIONS):
             for name in chunk.columns:
                 chunks.setdefault(name, []).append(chunk[name].copy())   # its own block, not a view of the chunk's
             del chunk
@@ -166,7 +176,8 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
     spaces = spaces or start_text.startswith(" ")
     parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
                               chunk_rows=max(CHUNK_ROWS, CHUNK_BYTES // row_bytes), spaces_open_fields=spaces)
-    frame = _parse_path(path, size, parse) if body_end == size and not carriage else None
+    piece_options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces)
+    frame = _parse_path(path, size, parse, piece_options) if body_end == size and not carriage else None
     if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
         with textfile.open_lines(path, body_end) as rows:
             frame = parse(rows)
@@ -174,17 +185,93 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
                            lambda: textfile.count_lines(path, body_end) + 1)
 
 
-def _parse_path(path: str, size: int, parse: Callable) -> pd.DataFrame | None:
-    """The table pandas reads from the path itself (faster than from any file object), or None
-    when the file no longer has ``size`` bytes once read: a log being written grew meanwhile, and
-    a row it was cut in may have been read (the caller reads the bytes it had)."""
-    try:
-        frame = parse(os.path.abspath(path))   # absolute: pandas would read '~...' or 'file:...' as more than a path
-    except InputError:
-        if os.path.getsize(path) != size:
-            return None
-        raise
+def _parse_path(path: str, size: int, parse: Callable, piece_options: dict) -> pd.DataFrame | None:
+    """The table in the file, read from the path (faster than from any file object): in pieces on
+    threads when the file is long enough, else by pandas itself. None when the file no longer has
+    ``size`` bytes once read: a log being written grew meanwhile, and a row it was cut in may have
+    been read (the caller reads the bytes it had)."""
+    frame = None
+    if PARSE_THREADS > 1 and size >= 2 * PIECE_BYTES:
+        frame = _parse_pieces(path, size, piece_options, PIECE_BYTES)
+    if frame is None:
+        try:
+            frame = parse(os.path.abspath(path))   # absolute: pandas would read '~...' or 'file:...' as more than a path
+        except InputError:
+            if os.path.getsize(path) != size:
+                return None
+            raise
     return frame if os.path.getsize(path) == size else None
+
+
+class _ByteRange:
+    """The bytes ``prefix`` then ``[start, end)`` of an open file, as a file pandas reads."""
+
+    def __init__(self, fd: int, prefix: bytes, start: int, end: int):
+        self.fd, self.prefix, self.pos, self.end = fd, prefix, start, end
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            data, self.prefix = self.prefix, b""
+            return data
+        size = self.end - self.pos if size is None or size < 0 else min(size, self.end - self.pos)
+        data = os.pread(self.fd, size, self.pos) if size > 0 else b""
+        self.pos += len(data)
+        return data
+
+    def __iter__(self):   # pandas asks file objects for iteration; reads go through read()
+        raise TypeError("read in blocks")
+
+
+def header_end(data: bytes) -> int:
+    """Offset just after the header line that opens ``data`` (a UTF-8 byte order mark allowed), or
+    0 when the file does not open plainly with it: blank lines first, or a quoted line break in it."""
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    end = data.find(b"\n", start)
+    if end < 0 or not data[start:end].strip() or data.count(b'"', start, end) % 2:
+        return 0
+    return end + 1
+
+
+def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.DataFrame | None:
+    """The table, parsed in pieces of about ``piece_bytes`` cut after a line break, each behind the
+    header line, on PARSE_THREADS threads, joined column by column in file order: the table the
+    serial reader gives. None, for the serial reader to decide, when the file does not open with
+    its header line, when a column holds numbers in one piece and text in another, or when any
+    piece does not parse: a cut inside a quoted line break leaves a piece ending in an open quote,
+    which pandas refuses, and the serial reader then reads the file or locates its error."""
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        body = header_end(os.pread(fd, textfile.HEAD_BYTES, 0))
+        if not body:
+            return None
+        prefix = os.pread(fd, body, 0)
+        cuts = [body]
+        for target in range(body + piece_bytes, size - piece_bytes // 2, piece_bytes):
+            if target <= cuts[-1]:
+                continue
+            line_break = os.pread(fd, textfile.BLOCK, target).find(b"\n")
+            if line_break < 0:   # a line longer than a block: leave the rest to one piece
+                break
+            cuts.append(target + line_break + 1)
+        cuts.append(size)
+
+        def piece(bounds: tuple[int, int]) -> pd.DataFrame:
+            return pd.read_csv(_ByteRange(fd, prefix, *bounds), engine="c", compression=None, **options)
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(PARSE_THREADS, len(cuts) - 1)) as pool:
+                pieces = list(pool.map(piece, zip(cuts[:-1], cuts[1:])))
+        except (ValueError, OverflowError):   # pandas' parse and data errors (ParserError is a ValueError)
+            return None
+    if any(list(p.columns) != list(pieces[0].columns) for p in pieces):
+        return None
+    pieces = [p for p in pieces if len(p)] or pieces[:1]   # a piece of blank lines types its columns as text
+    if any(len({pd.api.types.is_numeric_dtype(p.iloc[:, i]) for p in pieces}) > 1 for i in range(pieces[0].shape[1])):
+        return None   # numbers in one piece, text in another: the serial reader joins them as it always has
+    columns = {}
+    for name in pieces[0].columns:
+        columns[name] = pd.concat([p.pop(name) for p in pieces], ignore_index=True)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _with_last_line(frame: pd.DataFrame, header: str, last: str, delimiter: str, source: str,
