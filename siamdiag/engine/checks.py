@@ -154,7 +154,9 @@ def divergence(steps: np.ndarray, loss: np.ndarray, window_start_step: float) ->
     recovered = (not ends_bad and longest_run(bad) <= RECOVERED_MAX_RUN
                  and nonfinite_in <= max(RECOVERED_MAX_COUNT, RECOVERED_MAX_SHARE * window_points))
     finite = in_window & ~bad
-    growth = explosion(steps[finite], loss[finite])
+    first = int(np.argmax(finite))
+    # the window's finite points are a stretch to the end (the usual case): views, not copies
+    growth = explosion(steps[first:], loss[first:]) if finite[first:].all() else explosion(steps[finite], loss[finite])
     fit = (None,) * 4 if growth is None else (growth.factor, growth.doubling_steps, growth.start_step, growth.over)
     geometric = growth is not None and growth.geometric
     return Divergence(nonfinite_in, nonfinite_before, first_bad, ends_bad, bool(recovered), *fit, geometric,

@@ -100,7 +100,7 @@ def last_per_step(metric: Metric) -> tuple[np.ndarray, np.ndarray, int, bool]:
     finite = np.isfinite(steps)
     if not finite.all():
         steps, values = steps[finite], values[finite]
-    if len(steps) < 2 or np.all(np.diff(steps) > 0):
+    if len(steps) < 2 or np.all(steps[1:] > steps[:-1]):   # (no array of differences)
         return steps, values, 0, False
     order = np.argsort(steps, kind="stable")
     s, v = steps[order], values[order]
@@ -112,6 +112,8 @@ def align(target_steps: np.ndarray, metric: Metric | None) -> np.ndarray | None:
     """Values of ``metric`` at ``target_steps`` (NaN where it was not logged)."""
     if metric is None or len(metric.steps) == 0:
         return None
+    if metric.steps is target_steps:   # the loss's own steps, which last_per_step left as they were
+        return metric.values
     steps, values, _, _ = last_per_step(metric)
     if steps is target_steps or (len(steps) == len(target_steps) and np.array_equal(steps, target_steps)):
         return values   # logged at every step (one table row per step): no copy
@@ -257,9 +259,10 @@ def interval_change(steps: np.ndarray) -> tuple[int, float, float] | None:
     if len(spacing) < 4:
         return None
     new = float(np.median(spacing[-min(len(spacing), 50):]))
-    differs = np.flatnonzero(np.abs(spacing - new) > 0.25 * new)
-    if len(differs) == 0:
+    # |spacing - new| is largest at the smallest or the largest spacing (rounding keeps the order)
+    if not any(abs(extreme - new) > 0.25 * new for extreme in (spacing.min(), spacing.max())):
         return None
+    differs = np.flatnonzero(np.abs(spacing - new) > 0.25 * new)
     last = int(differs[-1])   # spacing[last] is the last one at another interval
     old = float(np.median(spacing[max(0, last - 50): last + 1]))
     if not (old > 0 and new > 0) or max(old / new, new / old) < 2:
@@ -319,8 +322,9 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
     jump) inside the window only the segment after the last jump is judged, from where its own
     transient ends (MSER-5 on that segment)."""
     finite = np.isfinite(loss)
-    steps, loss = steps[finite], loss[finite]
-    lr = None if lr is None else lr[finite]
+    if not finite.all():   # (nothing here writes into loss: a finite run is used without a copy)
+        steps, loss = steps[finite], loss[finite]
+        lr = None if lr is None else lr[finite]
     if len(loss) < options.min_points:
         return None
     asked = window_start_index(steps, options)
