@@ -233,9 +233,9 @@ def header_end(data: bytes) -> int:
 
 
 def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.DataFrame | None:
-    """The table, parsed in pieces of about ``piece_bytes`` cut after a line break, each behind the
-    header line, on PARSE_THREADS threads, joined column by column in file order: the table the
-    serial reader gives. None, for the serial reader to decide, when the file does not open with
+    """The table, parsed in pieces of at most about ``piece_bytes`` cut after a line break, each
+    behind the header line, on PARSE_THREADS threads, joined column by column in file order: the
+    table the serial reader gives. None, for the serial reader to decide, when the file does not open with
     its header line, when a column holds numbers in one piece and text in another, or when any
     piece does not parse: a cut inside a quoted line break leaves a piece ending in an open quote,
     which pandas refuses, and the serial reader then reads the file or locates its error."""
@@ -245,8 +245,11 @@ def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.D
         if not body:
             return None
         prefix = os.pread(fd, body, 0)
+        # as many pieces of at most piece_bytes as keeps every thread busy to the end: a multiple
+        # of the thread count, of equal size
+        count = PARSE_THREADS * -(-(size - body) // (PARSE_THREADS * piece_bytes))
         cuts = [body]
-        for target in range(body + piece_bytes, size - piece_bytes // 2, piece_bytes):
+        for target in (body + (size - body) * k // count for k in range(1, count)):
             if target <= cuts[-1]:
                 continue
             line_break = os.pread(fd, textfile.BLOCK, target).find(b"\n")
