@@ -13,6 +13,7 @@ from siamdiag.errors import InputError
 from siamdiag.logs import ingest, textfile
 from siamdiag.logs.ingest import LogInput, ReadOptions, read_runs
 from siamdiag.logs.readers.delimited import parse_delimited, read_delimited_file
+from siamdiag.logs.tables import numeric_column
 
 
 def _rows(n: int, sep: str = ",") -> str:
@@ -167,6 +168,7 @@ PIECE_SHAPES = {
     "quoted line breaks": 'step,loss,note\n' + "".join(f'{i},{i / 7:.5f},"a\nb, c"\n' for i in range(40)),
     "quoted header": '"step","loss","grad_norm"\n' + _rows(60),
     "text in a later piece": "step,loss,note\n" + "".join(f"{i},{i / 9:.4f},{i}\n" for i in range(60)) + "61,0.5,x\n",
+    "nan in a later piece": "step,loss\n" + "".join(f"{i},{i / 9:.4f}\n" for i in range(60)) + "60,nan\n61,-inf\n",
     "empty cells in some pieces": "step,loss,val\n" + "".join(f"{i},{i / 9:.4f},{'' if i < 40 else i}\n" for i in range(80)),
     "blank lines between pieces": "step,loss,grad_norm\n" + _rows(20) + "\n" * 200 + _rows(20),
 }
@@ -188,10 +190,14 @@ def test_pieces_parsed_on_threads_give_the_whole_file_readers_table(shape, tmp_p
     path.write_bytes(PIECE_SHAPES[shape].encode("utf-8"))
     expected = _whole(path)
     got = read_delimited_file(str(path), str(path), "\t" if shape == "tsv" else ",")
-    pd.testing.assert_frame_equal(got.frame, expected.frame)
+    if shape == "nan in a later piece":   # numbers and 'nan' joined, where one parse has only text: the same values
+        for column in ("step", "loss"):
+            np.testing.assert_array_equal(numeric_column(got, column, "x")[0], numeric_column(expected, column, "x")[0])
+    else:
+        pd.testing.assert_frame_equal(got.frame, expected.frame)
     assert got.notes == expected.notes
     gives_up = {"quoted line breaks", "text in a later piece", "blank lines"}
-    if shape in ("plain", "bom", "quoted header", "empty cells in some pieces", "longer than a block",
+    if shape in ("plain", "bom", "quoted header", "empty cells in some pieces", "longer than a block", "nan in a later piece",
                  "duplicate columns", "tsv", "empty loss cells", "blank lines between pieces"):
         assert outcomes and outcomes[0] is not None   # parsed in pieces
     elif shape in gives_up:
@@ -208,3 +214,33 @@ def test_a_long_log_parsed_in_pieces_equals_one_parse_of_it(tmp_path, monkeypatc
     assert path.stat().st_size >= 2 * delimited.PIECE_BYTES
     got = read_delimited_file(str(path), str(path), ",")
     pd.testing.assert_frame_equal(got.frame, pd.read_csv(path, engine="c", keep_default_na=False, na_values=[""]))
+
+
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_a_run_column_of_numbers_then_words_is_read_as_one_parse_reads_it(on_disk, tmp_path, monkeypatch):
+    """Chunks of rows are typed one by one: a run column of numbers in early chunks and words in a
+    later one was joined as 2 and "2", two runs of one name. It is read again as text throughout,
+    as one parse of the file reads it; a loss that turns to 'nan' tokens late is not read twice."""
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(delimited, "CHUNK_BYTES", 1)
+    parses = []
+    real = delimited._parse
+    monkeypatch.setattr(delimited, "_parse", lambda *a, **k: parses.append(k.get("text_columns")) or real(*a, **k))
+    rows = [(run, step, 1.0 / (step + 1)) for run in ("1", "2", "a") for step in range(80)]
+    text = "run,step,loss\n" + "".join(f"{r},{s},{v:.6f}\n" for r, s, v in rows)
+    path = tmp_path / "runs.csv"
+    path.write_text(text)
+    runs = read_runs([str(path)]) if on_disk else None
+    table = read_delimited_file(str(path), str(path), ",") if on_disk else parse_delimited(text, "runs.csv", ",")
+    assert parses[-2:] == [None, ["run"]]
+    expected = pd.read_csv(path, dtype={"run": str})   # one parse: the column is text
+    pd.testing.assert_frame_equal(table.frame, expected)
+    if on_disk:
+        assert sorted((r.name, len(r.metrics["loss"].values)) for r in runs) == [("1", 80), ("2", 80), ("a", 80)]
+    parses.clear()
+    path.write_text("step,loss\n" + "".join(f"{s},{1 / (s + 1):.6f}\n" for s in range(200)) + "200,nan\n201,inf\n")
+    (run,) = read_runs([str(path)])
+    assert parses == [None]
+    np.testing.assert_array_equal(run.metrics["loss"].values[-3:], [0.005, np.nan, np.inf])

@@ -4,6 +4,7 @@ a writer caught mid-line leaves one, complete-looking or not."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import os
 import re
@@ -14,7 +15,7 @@ import pandas as pd
 
 from ...errors import InputError
 from .. import textfile
-from ..tables import Table
+from ..tables import NONFINITE_TOKENS, Table
 from .lines import unterminated_note
 
 
@@ -65,27 +66,67 @@ class TextChunks:
 PARSE_OPTIONS = dict(keep_default_na=False, na_values=[""], skip_blank_lines=True)   # only an empty cell is missing
 
 
+class MixedChunks(Exception):
+    """Columns that held numbers in one chunk of rows and words in another."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+def _parse_as_one(parse: Callable, open_rows: Callable) -> pd.DataFrame:
+    """``parse`` of the rows ``open_rows()`` opens, read again when a column held numbers in one
+    chunk and words in another, that column as text throughout: one parse of the file reads such a
+    column as text, and a run column joined from both would tell run 1 from run "1"."""
+    with open_rows() as rows:
+        try:
+            return parse(rows)
+        except MixedChunks as mixed:
+            names = mixed.names
+    with open_rows() as rows:
+        return parse(rows, text_columns=names)
+
+
+def _numbers_and_words(parts: list[pd.Series]) -> bool:
+    """Whether chunks of one column are numbers in some and, in others, text that is not only
+    numbers and NaN/inf spellings (those, as in a loss that diverged late, read the same either
+    way: the numeric columns parse them)."""
+    if len({pd.api.types.is_numeric_dtype(part) for part in parts}) < 2:
+        return False
+    for part in parts:
+        if not pd.api.types.is_numeric_dtype(part):
+            words = part.dropna().astype(str).str.strip()
+            numbers = pd.to_numeric(words, errors="coerce")
+            if (numbers.isna() & ~words.str.lower().isin(NONFINITE_TOKENS)).any():
+                return True
+    return False
+
+
 def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_rows: int = CHUNK_ROWS,
-           spaces_open_fields: bool = True) -> pd.DataFrame:
+           spaces_open_fields: bool = True, text_columns: list[str] | None = None) -> pd.DataFrame:
     """The table in ``rows`` (a file-like text, or UTF-8 bytes), through pandas' C parser, read
     ``chunk_rows`` rows at a time and joined column by column: pandas joining its own chunks holds
     every column twice at once. Spaces opening a field are skipped (`a, "b, c"` is two fields)
     unless the caller knows no field opens with one (skipping costs pandas a third more time).
-    ``text_of`` gives the whole text, only to locate a parse error."""
+    ``text_of`` gives the whole text, only to locate a parse error. Raises MixedChunks when a column
+    is numbers in one chunk and words in another (``text_columns`` are read as text)."""
     try:
         chunks: dict[str, list[pd.Series]] = {}
         for chunk in pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
                                  chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
-                                 **PARSE_OPTIONS):
+                                 dtype=dict.fromkeys(text_columns, str) if text_columns else None, **PARSE_OPTIONS):
             for name in chunk.columns:
                 chunks.setdefault(name, []).append(chunk[name].copy())   # its own block, not a view of the chunk's
             del chunk
-        return pd.DataFrame({name: chunks.pop(name)[0] if len(chunks[name]) == 1 else
-                             pd.concat(chunks.pop(name), ignore_index=True) for name in list(chunks)}, copy=False)
     except pd.errors.EmptyDataError:
         raise InputError(source, "empty file: no header row") from None
     except pd.errors.ParserError as exc:
         raise located_parse_error(str(exc), text_of(), delimiter, source) from None
+    mixed = [str(name) for name, parts in chunks.items() if _numbers_and_words(parts)]
+    if mixed:
+        raise MixedChunks(mixed)
+    return pd.DataFrame({name: chunks.pop(name)[0] if len(chunks[name]) == 1 else
+                         pd.concat(chunks.pop(name), ignore_index=True) for name in list(chunks)}, copy=False)
 
 
 def located_parse_error(msg: str, text: str, delimiter: str, source: str) -> InputError:
@@ -142,7 +183,8 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None,
     if not text.endswith("\n") and "\n" in text.strip("\n"):
         body, last = text.rsplit("\n", 1)
         body += "\n"
-    frame = _parse(TextChunks(body), delimiter, source, lambda: body)
+    parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=lambda: body, chunk_rows=CHUNK_ROWS)
+    frame = _parse_as_one(parse, lambda: contextlib.nullcontext(TextChunks(body)))
     return _with_last_line(frame, header, last, delimiter, source, reread or (lambda: text),
                            lambda: text.count("\n") + 1)
 
@@ -179,8 +221,7 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
     piece_options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces)
     frame = _parse_path(path, size, parse, piece_options) if body_end == size and not carriage else None
     if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
-        with textfile.open_lines(path, body_end) as rows:
-            frame = parse(rows)
+        frame = _parse_as_one(parse, lambda: textfile.open_lines(path, body_end))
     return _with_last_line(frame, header, last, delimiter, source, reread,
                            lambda: textfile.count_lines(path, body_end) + 1)
 
@@ -194,8 +235,8 @@ def _parse_path(path: str, size: int, parse: Callable, piece_options: dict) -> p
     if PARSE_THREADS > 1 and size >= 2 * PIECE_BYTES:
         frame = _parse_pieces(path, size, piece_options, PIECE_BYTES)
     if frame is None:
-        try:
-            frame = parse(os.path.abspath(path))   # absolute: pandas would read '~...' or 'file:...' as more than a path
+        try:   # absolute: pandas would read '~...' or 'file:...' as more than a path
+            frame = _parse_as_one(parse, lambda: contextlib.nullcontext(os.path.abspath(path)))
         except InputError:
             if os.path.getsize(path) != size:
                 return None
@@ -236,7 +277,7 @@ def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.D
     """The table, parsed in pieces of at most about ``piece_bytes`` cut after a line break, each
     behind the header line, on PARSE_THREADS threads, joined column by column in file order: the
     table the serial reader gives. None, for the serial reader to decide, when the file does not open with
-    its header line, when a column holds numbers in one piece and text in another, or when any
+    its header line, when a column holds numbers in one piece and words in another, or when any
     piece does not parse: a cut inside a quoted line break leaves a piece ending in an open quote,
     which pandas refuses, and the serial reader then reads the file or locates its error."""
     with open(path, "rb") as fh:
@@ -269,8 +310,8 @@ def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.D
     if any(list(p.columns) != list(pieces[0].columns) for p in pieces):
         return None
     pieces = [p for p in pieces if len(p)] or pieces[:1]   # a piece of blank lines types its columns as text
-    if any(len({pd.api.types.is_numeric_dtype(p.iloc[:, i]) for p in pieces}) > 1 for i in range(pieces[0].shape[1])):
-        return None   # numbers in one piece, text in another: the serial reader joins them as it always has
+    if any(_numbers_and_words([p.iloc[:, i] for p in pieces]) for i in range(pieces[0].shape[1])):
+        return None   # numbers in one piece, words in another: the serial reader reads the column as text
     columns = {}
     for name in pieces[0].columns:
         columns[name] = pd.concat([p.pop(name) for p in pieces], ignore_index=True)
