@@ -115,7 +115,7 @@ def align(target_steps: np.ndarray, metric: Metric | None) -> np.ndarray | None:
     if metric.steps is target_steps:   # the loss's own steps, which last_per_step left as they were
         return metric.values
     steps, values, _, _ = last_per_step(metric)
-    if steps is target_steps or (len(steps) == len(target_steps) and np.array_equal(steps, target_steps)):
+    if len(steps) == len(target_steps) and np.array_equal(steps, target_steps):
         return values   # logged at every step (one table row per step): no copy
     out = np.full(len(target_steps), np.nan)
     pos = np.clip(np.searchsorted(steps, target_steps), 0, len(steps) - 1)

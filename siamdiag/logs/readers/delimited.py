@@ -122,6 +122,12 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
         raise InputError(source, "empty file: no header row") from None
     except pd.errors.ParserError as exc:
         raise located_parse_error(str(exc), text_of(), delimiter, source) from None
+    return _joined(chunks)
+
+
+def _joined(chunks: dict[str, list[pd.Series]]) -> pd.DataFrame:
+    """Each column's chunks of rows joined in file order (the chunks are let go as they are
+    joined); MixedChunks when a column is numbers in one chunk and words in another."""
     mixed = [str(name) for name, parts in chunks.items() if _numbers_and_words(parts)]
     if mixed:
         raise MixedChunks(mixed)
@@ -276,10 +282,11 @@ def header_end(data: bytes) -> int:
 def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.DataFrame | None:
     """The table, parsed in pieces of at most about ``piece_bytes`` cut after a line break, each
     behind the header line, on PARSE_THREADS threads, joined column by column in file order: the
-    table the serial reader gives. None, for the serial reader to decide, when the file does not open with
-    its header line, when a column holds numbers in one piece and words in another, or when any
-    piece does not parse: a cut inside a quoted line break leaves a piece ending in an open quote,
-    which pandas refuses, and the serial reader then reads the file or locates its error."""
+    table the serial reader gives. None, for the serial reader to decide, when the file does not
+    open with its header line, when a column holds numbers in one piece and words in another, or
+    when any piece does not parse: a cut inside a quoted line break leaves a piece ending in an
+    open quote, which pandas refuses, and the serial reader then reads the file or locates its
+    error."""
     with open(path, "rb") as fh:
         fd = fh.fileno()
         body = header_end(os.pread(fd, textfile.HEAD_BYTES, 0))
@@ -310,12 +317,10 @@ def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.D
     if any(list(p.columns) != list(pieces[0].columns) for p in pieces):
         return None
     pieces = [p for p in pieces if len(p)] or pieces[:1]   # a piece of blank lines types its columns as text
-    if any(_numbers_and_words([p.iloc[:, i] for p in pieces]) for i in range(pieces[0].shape[1])):
-        return None   # numbers in one piece, words in another: the serial reader reads the column as text
-    columns = {}
-    for name in pieces[0].columns:
-        columns[name] = pd.concat([p.pop(name) for p in pieces], ignore_index=True)
-    return pd.DataFrame(columns, copy=False)
+    try:
+        return _joined({name: [p.pop(name) for p in pieces] for name in list(pieces[0].columns)})
+    except MixedChunks:   # the serial reader reads such a column as text
+        return None
 
 
 def _with_last_line(frame: pd.DataFrame, header: str, last: str, delimiter: str, source: str,
