@@ -244,3 +244,25 @@ def test_a_run_column_of_numbers_then_words_is_read_as_one_parse_reads_it(on_dis
     (run,) = read_runs([str(path)])
     assert parses == [None]
     np.testing.assert_array_equal(run.metrics["loss"].values[-3:], [0.005, np.nan, np.inf])
+
+
+def test_a_run_column_that_pandas_types_block_by_block_inside_one_chunk_is_one_run_per_name(tmp_path):
+    """Found on a 49 MB export pandas wrote (runs seed-0, seed-1, baseline, 1): inside one chunk of
+    rows pandas' parser types each block it tokenises on its own, so run 1's rows came back as
+    the number 1 in some blocks and the text '1' in others (a "mixed types" DtypeWarning), and
+    run 1 was judged as two runs of one name. The column is read as text, as one parse of the
+    whole file reads it, and pandas' warning does not reach the user."""
+    import warnings
+
+    steps = np.arange(200_000)
+    frame = pd.concat([pd.DataFrame({"run": run, "step": steps, "loss": 1.0 / (steps + 1)})
+                       for run in ("baseline", "1")])   # 1's rows: text in the parser's block of 2^18 rows, then numbers
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = read_runs([str(path)])
+        table = read_delimited_file(str(path), str(path), ",")
+    assert sorted((r.name, len(r.metrics["loss"].values)) for r in runs) == [("1", 200_000), ("baseline", 200_000)]
+    pd.testing.assert_frame_equal(table.frame, pd.read_csv(path, dtype={"run": str}))
+    assert not [w for w in caught if issubclass(w.category, pd.errors.DtypeWarning)]

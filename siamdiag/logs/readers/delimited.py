@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor   # (pandas loads it anyway)
 from typing import Callable
 
@@ -67,7 +68,7 @@ PARSE_OPTIONS = dict(keep_default_na=False, na_values=[""], skip_blank_lines=Tru
 
 
 class MixedChunks(Exception):
-    """Columns that held numbers in one chunk of rows and words in another."""
+    """Columns that held numbers in some rows and words in others."""
 
     def __init__(self, names: list[str]):
         super().__init__(", ".join(names))
@@ -75,9 +76,9 @@ class MixedChunks(Exception):
 
 
 def _parse_as_one(parse: Callable, open_rows: Callable) -> pd.DataFrame:
-    """``parse`` of the rows ``open_rows()`` opens, read again when a column held numbers in one
-    chunk and words in another, that column as text throughout: one parse of the file reads such a
-    column as text, and a run column joined from both would tell run 1 from run "1"."""
+    """``parse`` of the rows ``open_rows()`` opens, read again when a column held numbers in some
+    rows and words in others, that column as text throughout: one parse of the whole file at once
+    reads such a column as text, and a run column of both would tell run 1 from run "1"."""
     with open_rows() as rows:
         try:
             return parse(rows)
@@ -88,18 +89,25 @@ def _parse_as_one(parse: Callable, open_rows: Callable) -> pd.DataFrame:
 
 
 def _numbers_and_words(parts: list[pd.Series]) -> bool:
-    """Whether chunks of one column are numbers in some and, in others, text that is not only
-    numbers and NaN/inf spellings (those, as in a loss that diverged late, read the same either
-    way: the numeric columns parse them)."""
-    if len({pd.api.types.is_numeric_dtype(part) for part in parts}) < 2:
+    """Whether a column, over its chunks of rows, holds numbers in some rows and words in others.
+    pandas types each chunk on its own, and inside one each block of rows it tokenises at a time
+    (a "mixed types" DtypeWarning), so such a column comes back as numbers beside text: 1 beside
+    "1". Words are text that is neither a number nor a NaN/inf spelling (those, as in a loss that
+    diverged late, read the same either way: the numeric columns parse them)."""
+    texts = [part for part in parts if not pd.api.types.is_numeric_dtype(part)]
+    if not texts or (len(texts) == len(parts) and all(map(_only_text, texts))):
         return False
-    for part in parts:
-        if not pd.api.types.is_numeric_dtype(part):
-            words = part.dropna().astype(str).str.strip()
-            numbers = pd.to_numeric(words, errors="coerce")
-            if (numbers.isna() & ~words.str.lower().isin(NONFINITE_TOKENS)).any():
-                return True
+    for part in texts:
+        words = part.dropna().astype(str).str.strip()
+        numbers = pd.to_numeric(words, errors="coerce")
+        if (numbers.isna() & ~words.str.lower().isin(NONFINITE_TOKENS)).any():
+            return True
     return False
+
+
+def _only_text(part: pd.Series) -> bool:
+    """A chunk of a text column that holds strings alone (or nothing)."""
+    return isinstance(part.dtype, pd.StringDtype) or pd.api.types.infer_dtype(part, skipna=True) in ("string", "empty")
 
 
 def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_rows: int = CHUNK_ROWS,
@@ -109,15 +117,18 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
     every column twice at once. Spaces opening a field are skipped (`a, "b, c"` is two fields)
     unless the caller knows no field opens with one (skipping costs pandas a third more time).
     ``text_of`` gives the whole text, only to locate a parse error. Raises MixedChunks when a column
-    is numbers in one chunk and words in another (``text_columns`` are read as text)."""
+    holds numbers and words (``_numbers_and_words``; ``text_columns`` are read as text)."""
     try:
         chunks: dict[str, list[pd.Series]] = {}
-        for chunk in pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
-                                 chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
-                                 dtype=dict.fromkeys(text_columns, str) if text_columns else None, **PARSE_OPTIONS):
-            for name in chunk.columns:
-                chunks.setdefault(name, []).append(chunk[name].copy())   # its own block, not a view of the chunk's
-            del chunk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns are read again (_joined)
+            chunk_reader = pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
+                                       chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
+                                       dtype=dict.fromkeys(text_columns, str) if text_columns else None, **PARSE_OPTIONS)
+            for chunk in chunk_reader:
+                for name in chunk.columns:
+                    chunks.setdefault(name, []).append(chunk[name].copy())   # its own block, not a view of the chunk's
+                del chunk
     except pd.errors.EmptyDataError:
         raise InputError(source, "empty file: no header row") from None
     except pd.errors.ParserError as exc:
@@ -127,7 +138,7 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
 
 def _joined(chunks: dict[str, list[pd.Series]]) -> pd.DataFrame:
     """Each column's chunks of rows joined in file order (the chunks are let go as they are
-    joined); MixedChunks when a column is numbers in one chunk and words in another."""
+    joined); MixedChunks when a column holds numbers and words."""
     mixed = [str(name) for name, parts in chunks.items() if _numbers_and_words(parts)]
     if mixed:
         raise MixedChunks(mixed)
@@ -310,7 +321,8 @@ def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.D
             return pd.read_csv(_ByteRange(fd, prefix, *bounds), engine="c", compression=None, **options)
 
         try:
-            with ThreadPoolExecutor(max_workers=min(PARSE_THREADS, len(cuts) - 1)) as pool:
+            with ThreadPoolExecutor(max_workers=min(PARSE_THREADS, len(cuts) - 1)) as pool, warnings.catch_warnings():
+                warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns go to the serial reader
                 pieces = list(pool.map(piece, zip(cuts[:-1], cuts[1:])))
         except (ValueError, OverflowError):   # pandas' parse and data errors (ParserError is a ValueError)
             return None
