@@ -12,7 +12,7 @@ import pytest
 from siamdiag.errors import InputError
 from siamdiag.logs import ingest, textfile
 from siamdiag.logs.ingest import LogInput, ReadOptions, read_runs
-from siamdiag.logs.readers.delimited import parse_delimited, read_delimited_file
+from siamdiag.logs.readers.delimited import WHOLE_BYTES, parse_delimited, read_delimited_file
 from siamdiag.logs.tables import numeric_column
 
 
@@ -204,6 +204,40 @@ def test_pieces_parsed_on_threads_give_the_whole_file_readers_table(shape, tmp_p
         assert outcomes == [None]
 
 
+@pytest.mark.parametrize("shape", [shape for shape, text in PIECE_SHAPES.items() if len(text.encode()) <= WHOLE_BYTES])
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_a_short_log_parsed_in_one_call_gives_the_table_of_chunks(shape, on_disk, tmp_path, monkeypatch):
+    """A log of at most WHOLE_BYTES is parsed in one call and kept as pandas gives it; the oracle
+    is the chunked reader (chunks of 7 rows, joined), which must give the same table and notes,
+    on disk and from text alike."""
+    from siamdiag.logs.readers import delimited
+
+    path = tmp_path / ("log.tsv" if shape == "tsv" else "log.csv")
+    path.write_bytes(PIECE_SHAPES[shape].encode("utf-8"))
+    delimiter = "\t" if shape == "tsv" else ","
+    text = textfile.read_text(str(path), str(path))
+
+    def read():
+        return read_delimited_file(str(path), str(path), delimiter) if on_disk else parse_delimited(text, "x", delimiter)
+
+    parses = []
+    real = delimited._parse
+    monkeypatch.setattr(delimited, "_parse", lambda *a, **k: parses.append(k["chunk_rows"]) or real(*a, **k))
+    got = read()
+    assert parses[0] is None
+    monkeypatch.setattr(delimited, "WHOLE_BYTES", -1)
+    monkeypatch.setattr(delimited, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(delimited, "CHUNK_BYTES", 1)
+    expected = read()
+    if shape == "nan in a later piece":   # one parse has only text, the chunks numbers and 'nan': the same values
+        for column in ("step", "loss"):
+            np.testing.assert_array_equal(numeric_column(got, column, "x")[0], numeric_column(expected, column, "x")[0])
+        assert got.frame["loss"].dtype == pd.read_csv(path, keep_default_na=False)["loss"].dtype   # one parse's type
+    else:
+        pd.testing.assert_frame_equal(got.frame, expected.frame)
+    assert got.notes == expected.notes
+
+
 def test_a_long_log_parsed_in_pieces_equals_one_parse_of_it(tmp_path, monkeypatch):
     """At the real piece size: ~20 MB, three pieces, against pandas reading the file in one go."""
     from siamdiag.logs.readers import delimited
@@ -225,6 +259,7 @@ def test_a_run_column_of_numbers_then_words_is_read_as_one_parse_reads_it(on_dis
 
     monkeypatch.setattr(delimited, "CHUNK_ROWS", 50)
     monkeypatch.setattr(delimited, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(delimited, "WHOLE_BYTES", 0)   # chunks, however short the log
     parses = []
     real = delimited._parse
     monkeypatch.setattr(delimited, "_parse", lambda *a, **k: parses.append(k.get("text_columns")) or real(*a, **k))

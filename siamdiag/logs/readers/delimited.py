@@ -41,6 +41,7 @@ def field_column(line: str, delimiter: str, index: int) -> int:
 CHUNK_ROWS = 1 << 18   # rows parsed together from text (about 25 MB of a wide log's text)
 CHUNK_BYTES = 25 << 20   # a file on disk: as many rows as about this much of it holds
 PIECE_BYTES = 8 << 20   # a long file on disk is cut into pieces of about this size, parsed on threads
+WHOLE_BYTES = 1 << 20   # a log this short is parsed in one call: joining chunks saves it nothing
 # Threads that parse pieces: pandas' C parser releases the GIL while it tokenises and converts, as
 # pandas' own reader of a whole file does on these cores. The pool workers of --jobs set it to 1
 # (their processes already share the cores).
@@ -110,22 +111,25 @@ def _only_text(part: pd.Series) -> bool:
     return isinstance(part.dtype, pd.StringDtype) or pd.api.types.infer_dtype(part, skipna=True) in ("string", "empty")
 
 
-def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_rows: int = CHUNK_ROWS,
+def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_rows: int | None = CHUNK_ROWS,
            spaces_open_fields: bool = True, text_columns: list[str] | None = None) -> pd.DataFrame:
     """The table in ``rows`` (a file-like text, or UTF-8 bytes), through pandas' C parser, read
     ``chunk_rows`` rows at a time and joined column by column: pandas joining its own chunks holds
-    every column twice at once. Spaces opening a field are skipped (`a, "b, c"` is two fields)
-    unless the caller knows no field opens with one (skipping costs pandas a third more time).
-    ``text_of`` gives the whole text, only to locate a parse error. Raises MixedChunks when a column
-    holds numbers and words (``_numbers_and_words``; ``text_columns`` are read as text)."""
+    every column twice at once. ``chunk_rows`` None parses a short log in one call, where that
+    costs nothing and chunks would cost their join. Spaces opening a field are skipped (`a, "b, c"`
+    is two fields) unless the caller knows no field opens with one (skipping costs pandas a third
+    more time). ``text_of`` gives the whole text, only to locate a parse error. Raises MixedChunks
+    when a column holds numbers and words (``_numbers_and_words``; ``text_columns`` are read as text)."""
     try:
         chunks: dict[str, list[pd.Series]] = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns are read again (_joined)
-            chunk_reader = pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
-                                       chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
-                                       dtype=dict.fromkeys(text_columns, str) if text_columns else None, **PARSE_OPTIONS)
-            for chunk in chunk_reader:
+            parsed = pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
+                                 chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
+                                 dtype=dict.fromkeys(text_columns, str) if text_columns else None, **PARSE_OPTIONS)
+            if chunk_rows is None:
+                return _checked(parsed)
+            for chunk in parsed:
                 for name in chunk.columns:
                     chunks.setdefault(name, []).append(chunk[name].copy())   # its own block, not a view of the chunk's
                 del chunk
@@ -136,12 +140,25 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
     return _joined(chunks)
 
 
-def _joined(chunks: dict[str, list[pd.Series]]) -> pd.DataFrame:
-    """Each column's chunks of rows joined in file order (the chunks are let go as they are
-    joined); MixedChunks when a column holds numbers and words."""
+def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table parsed in one call, as it is; MixedChunks when a column holds numbers and words
+    (pandas types each block of rows it tokenises on its own, in one call too)."""
+    _refuse_mixed({name: [frame[name]] for name, dtype in frame.dtypes.items()
+                   if not pd.api.types.is_numeric_dtype(dtype)})   # a numeric column holds no words
+    return frame
+
+
+def _refuse_mixed(chunks: dict[str, list[pd.Series]]) -> None:
+    """MixedChunks naming the columns that hold numbers in some chunks of rows and words in others."""
     mixed = [str(name) for name, parts in chunks.items() if _numbers_and_words(parts)]
     if mixed:
         raise MixedChunks(mixed)
+
+
+def _joined(chunks: dict[str, list[pd.Series]]) -> pd.DataFrame:
+    """Each column's chunks of rows joined in file order (the chunks are let go as they are
+    joined); MixedChunks when a column holds numbers and words."""
+    _refuse_mixed(chunks)
     return pd.DataFrame({name: chunks.pop(name)[0] if len(chunks[name]) == 1 else
                          pd.concat(chunks.pop(name), ignore_index=True) for name in list(chunks)}, copy=False)
 
@@ -200,7 +217,8 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None,
     if not text.endswith("\n") and "\n" in text.strip("\n"):
         body, last = text.rsplit("\n", 1)
         body += "\n"
-    parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=lambda: body, chunk_rows=CHUNK_ROWS)
+    parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=lambda: body,
+                              chunk_rows=None if len(body) <= WHOLE_BYTES else CHUNK_ROWS)
     frame = _parse_as_one(parse, lambda: contextlib.nullcontext(TextChunks(body)))
     return _with_last_line(frame, header, last, delimiter, source, reread or (lambda: text),
                            lambda: text.count("\n") + 1)
@@ -234,7 +252,8 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
     carriage, spaces = textfile.inspect(path, body_end, (delimiter + " ").encode(), b"\n ", b"\r ")
     spaces = spaces or start_text.startswith(" ")
     parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
-                              chunk_rows=max(CHUNK_ROWS, CHUNK_BYTES // row_bytes), spaces_open_fields=spaces)
+                              chunk_rows=None if size <= WHOLE_BYTES else max(CHUNK_ROWS, CHUNK_BYTES // row_bytes),
+                              spaces_open_fields=spaces)
     piece_options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces)
     frame = _parse_path(path, size, parse, piece_options) if body_end == size and not carriage else None
     if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
