@@ -144,7 +144,7 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
         bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
         groups = [(str(u), order[bounds[k]:bounds[k + 1]]) for k, u in enumerate(uniques)]
     else:
-        groups = [(None, np.arange(len(table.frame)))]
+        groups = [(None, None)]   # every row, in order
     notes = table.notes
     if not cmap.run and step_values is not None:
         hint = several_runs_hint(table.frame, step_values, {cmap.step, *metric_roles(cmap).values()})
@@ -158,7 +158,7 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
             name = f"{source}:{label}" if label_runs_by_source else label
         whole = len(groups) == 1   # one run: every row, in order, without copies
         steps = (step_values if whole else step_values[rows]) if step_values is not None \
-            else np.arange(len(rows), dtype=np.float64)
+            else np.arange(len(table.frame) if rows is None else len(rows), dtype=np.float64)
         metrics = {}
         for role, (values, present) in parsed.items():
             keep = present if whole else present[rows]
@@ -173,7 +173,7 @@ def several_runs_hint(frame: pd.DataFrame, steps: np.ndarray, taken: set[str]) -
     """Steps that start over in a file without a run column are a resumed run, or several runs
     in one file. When other columns hold one value per stretch between restarts and, together,
     change at every restart (a seed, a method), it is the second: name them for --run-col."""
-    restarts = np.flatnonzero(np.diff(steps) < 0) + 1
+    restarts = np.flatnonzero(steps[1:] < steps[:-1]) + 1   # (no array of differences: a long log's memory)
     if not len(restarts) or not np.isfinite(steps).all():
         return None
     same_stretch = np.ones(len(steps) - 1, dtype=bool)
