@@ -13,11 +13,11 @@ import numpy as np
 
 _POLY = 0x82F63B78        # Castagnoli's polynomial, bit-reflected
 _MASK_DELTA = 0xA282EAD8  # TFRecord's masking: rotate right by 15, add this
-_VECTOR_MAX = 256         # records up to this length are checked column by column
+VECTOR_MAX = 256          # records up to this length are checked column by column
 _ROW = 64                 # a longer record is cut into rows of this many bytes
 
 
-def _byte_table() -> np.ndarray:
+def _base_table() -> np.ndarray:
     table = np.arange(256, dtype=np.uint32)
     for _ in range(8):
         table = np.where(table & 1, (table >> np.uint32(1)) ^ np.uint32(_POLY), table >> np.uint32(1))
@@ -28,15 +28,20 @@ def _byte_table() -> np.ndarray:
 def _shifted() -> np.ndarray:
     """[d][b]: raw CRC of byte b followed by d zero bytes. Built on first use, not on import:
     only TensorBoard logs need it."""
-    table = np.empty((_VECTOR_MAX, 256), np.uint32)
-    table[0] = _byte_table()
-    for d in range(1, _VECTOR_MAX):
+    table = np.empty((VECTOR_MAX, 256), np.uint32)
+    table[0] = _base_table()
+    for d in range(1, VECTOR_MAX):
         table[d] = table[0][table[d - 1] & 0xFF] ^ (table[d - 1] >> np.uint32(8))
     return table
 
 
+def byte_table(d: int) -> np.ndarray:
+    """Raw CRC of the byte b followed by d zero bytes, for every b."""
+    return _shifted()[d]
+
+
 @functools.cache
-def _pair_table(d: int) -> np.ndarray:
+def pair_table(d: int) -> np.ndarray:
     """Raw CRC of the little-endian byte pair w followed by d zero bytes, for every w."""
     shifted = _shifted()
     return (shifted[d + 1][None, :] ^ shifted[d][:, None]).ravel()
@@ -65,9 +70,9 @@ def _raw_rows(block: np.ndarray) -> np.ndarray:
     """Raw CRC of each row of a 2-D uint8 array whose width is even."""
     words = block.view("<u2")
     width = words.shape[1]
-    crc = _pair_table(2 * (width - 1))[words[:, 0]]
+    crc = pair_table(2 * (width - 1))[words[:, 0]]
     for j in range(1, width):
-        crc ^= _pair_table(2 * (width - 1 - j))[words[:, j]]
+        crc ^= pair_table(2 * (width - 1 - j))[words[:, j]]
     return crc
 
 
@@ -90,7 +95,7 @@ def crc32c_many(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, block_
     out = np.empty(len(starts), np.uint32)
     for length in np.unique(lengths).tolist():
         rows = np.flatnonzero(lengths == length)
-        if length > _VECTOR_MAX:
+        if length > VECTOR_MAX:
             for row in rows.tolist():
                 out[row] = _raw_long(buf[starts[row]:starts[row] + length]) ^ _zeros_crc(length)
             continue

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..tables import Metric
-from .crc32c import crc32c, crc32c_many, masked
+from .crc32c import VECTOR_MAX, byte_table, crc32c, crc32c_many, masked, pair_table
 
 EVENT_FILE_MARK = "tfevents"
 # TensorProto dtypes holding one scalar: DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF
@@ -131,58 +131,103 @@ def _summary_scalars(buf: bytes, plugins: dict[str, str]):
 _WALL_TIME, _STEP, _SUMMARY, _VALUE_OR_TAG, _SIMPLE_VALUE = 0x09, 0x10, 0x2A, 0x0A, 0x15
 _LENGTH = struct.Struct("<Q").unpack_from
 _CRC = struct.Struct("<I").unpack_from
-_FIRST_RUN, _MAX_RUN = 16, 1 << 16   # records predicted together (see _frames)
+_FIRST_RUN, _MAX_RUN = 16, 1 << 16   # rows of a cycle checked together (see _cycle_rows)
 CHUNK_RECORDS = 1 << 19   # records decoded together: ~10 arrays of this length live at once
+BLOCK_BYTES = 1 << 20   # rows of a cycle decoded together: a block that stays in the CPU's cache
 _PAD = 32  # the layout check reads at most 26 bytes into a record; short ones stay inside the padding
 
 
-def _cycle(lengths: list[int]) -> list[int] | None:
-    """The lengths the last records repeat (the tags a writer logs at each step, in turn): the
-    shortest period up to 32 seen twice at the end of ``lengths``, None when there is none."""
-    for period in range(1, min(32, len(lengths) // 2) + 1):
-        if lengths[-period:] == lengths[-2 * period:-period]:
-            return lengths[-period:]
+@dataclass(frozen=True)
+class _Rows:
+    """``count`` repetitions ("rows") from byte ``start`` of a cycle of records whose payloads
+    are ``lengths`` bytes long: the tags a writer logs at each step, in turn. Rows follow each
+    other every ``width`` bytes, so a field of every row is a strided view of the file."""
+
+    start: int
+    count: int
+    lengths: tuple[int, ...]
+
+    @property
+    def width(self) -> int:
+        return sum(self.lengths) + 16 * len(self.lengths)
+
+    def offsets(self) -> list[int]:
+        """Where each record of the cycle starts within a row (its header)."""
+        return np.concatenate(([0], np.cumsum(np.array(self.lengths) + 16)[:-1])).tolist()
+
+
+def _cycle(walked: list[tuple[int, bytes]]) -> list[int] | None:
+    """The lengths of the records the last records repeat (the tags a writer logs at each step,
+    in turn): the shortest period up to 32 seen twice at the end of ``walked`` (each record's
+    length and _signature), None when there is none."""
+    for period in range(1, min(32, len(walked) // 2) + 1):
+        if walked[-period:] == walked[-2 * period:-period]:
+            return [length for length, _signature in walked[-period:]]
     return None
 
 
-def _frames(padded: bytearray, size: int, path: str) -> tuple[np.ndarray, np.ndarray, str | None, int | None]:
-    """Start and length of each complete TFRecord payload, a note when the file ends in a
-    truncated record (a writer still running), and the offset of a record that runs past the end
-    with a length field that fails its CRC (a damaged length, not a record being written).
+def _signature(data: memoryview, at: int, length: int) -> bytes:
+    """What tells records of one length apart in a cycle: the tag of a record laid out as a plain
+    scalar (after the wall time and step), read without checks: it only steers which period
+    _cycle picks. Two tags of one length logged in turn are then a cycle of two, not of one whose
+    every other record fails to repeat the first (and is decoded the slow way)."""
+    end = at + length
+    at += 9 if data[at] == _WALL_TIME else 0
+    if at < end and data[at] == _STEP:
+        at += 1
+        while at < end and data[at] & 0x80:
+            at += 1
+        at += 1
+    if at + 6 > end or data[at] != _SUMMARY:
+        return b""
+    return bytes(data[at + 6:at + 6 + data[at + 5]])
 
-    Frames follow each other, so each start depends on the lengths before it. While the lengths
-    repeat a cycle, the next records are predicted from it and kept as far as the length fields
-    found at the predicted starts agree (what walking them would find), a run of predictions
-    doubling while they hold; any other record is walked one at a time."""
+
+def _column(padded: np.ndarray, dtype: str, offset: int, count: int, stride: int) -> np.ndarray:
+    """``count`` values of ``dtype`` read from ``offset`` on, one every ``stride`` bytes (no copy)."""
+    return np.ndarray((count,), dtype, buffer=padded, offset=offset, strides=(stride,))
+
+
+def _cycle_rows(padded: np.ndarray, size: int, pos: int, cycle: list[int]) -> int:
+    """How many whole rows of the cycle follow from ``pos``: rows whose every length field holds
+    the cycle's length (what walking the records would find), checked in windows that double
+    while they hold, so that a cycle broken early costs little."""
+    run = _Rows(pos, 0, tuple(cycle))
+    available, done, window = (size - pos) // run.width, 0, _FIRST_RUN
+    while done < available:
+        count = min(window, available - done)
+        agree = np.ones(count, bool)
+        for offset, length in zip(run.offsets(), cycle):
+            agree &= _column(padded, "<u8", pos + done * run.width + offset, count, run.width) == length
+        if not agree.all():
+            return done + int(np.argmin(agree))
+        done, window = done + count, min(2 * window, _MAX_RUN)
+    return done
+
+
+def _frames(padded: np.ndarray, size: int, path: str
+            ) -> tuple[list[_Rows], np.ndarray, np.ndarray, str | None, int | None]:
+    """The TFRecord frames of the file: the runs of a repeated cycle of record lengths, the start
+    and length of every other complete payload, a note when the file ends in a truncated record
+    (a writer still running), and the offset of a record that runs past the end with a length
+    field that fails its CRC (a damaged length, not a record being written).
+
+    Frames follow each other, so each start depends on the lengths before it. Records are walked
+    one at a time until the last lengths repeat a cycle; the rows of that cycle that follow are
+    then found at once (_cycle_rows), and walking resumes where they end."""
     data = memoryview(padded)[:size]
-    words = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))   # a uint64 at every offset
-    parts: list[tuple[np.ndarray, np.ndarray]] = []   # (starts, lengths) of records found together
-    walk_starts, walk_lengths = array("q"), array("q")   # records walked since the last part, 8 bytes each
-
-    def flush() -> None:
-        if walk_starts:
-            parts.append((np.array(walk_starts, np.int64), np.array(walk_lengths, np.int64)))
-            del walk_starts[:], walk_lengths[:]
-
-    walked: list[int] = []   # the lengths walked since the last prediction, for _cycle
-    pos, run, note, damaged = 0, _FIRST_RUN, None, None
+    runs: list[_Rows] = []
+    starts, lengths = array("q"), array("q")   # the records walked, 8 bytes each
+    walked: list[tuple[int, bytes]] = []   # the records walked since the last run, for _cycle
+    pos, note, damaged = 0, None, None
     while pos < size:
         cycle = _cycle(walked)
         if cycle is not None:
-            predicted = np.resize(np.array(cycle, np.int64), run)
-            at = pos + np.concatenate(([0], np.cumsum(predicted[:-1] + 16)))
-            fits = at + 16 + predicted <= size
-            agree = fits & (words[np.where(fits, at, 0)] == predicted.astype(np.uint64))
-            kept = run if agree.all() else int(np.argmin(agree))
-            if kept:
-                flush()
-                parts.append((at[:kept] + 12, predicted[:kept]))
-                pos = int(at[kept - 1] + 16 + predicted[kept - 1])
-            if kept == run:
-                walked = np.roll(np.array(cycle), -kept).tolist() * 2   # the cycle, from the next record on
-                run = min(2 * run, _MAX_RUN)
-                continue
-            walked, run = [], _FIRST_RUN
+            count = _cycle_rows(padded, size, pos, cycle)
+            if count:
+                runs.append(_Rows(pos, count, tuple(cycle)))
+                pos += count * runs[-1].width
+            walked = []
             if pos >= size:
                 break
         if size - pos < 12:
@@ -195,14 +240,11 @@ def _frames(padded: bytearray, size: int, path: str) -> tuple[np.ndarray, np.nda
                 break
             note = f"ignored a truncated record at byte {pos} of {os.path.basename(path)} (still being written?)"
             break
-        walk_starts.append(pos + 12)
-        walk_lengths.append(length)
-        walked = walked[-63:] + [length]
+        starts.append(pos + 12)
+        lengths.append(length)
+        walked = walked[-63:] + [(length, _signature(data, pos + 12, length))]
         pos += 12 + length + 4
-    flush()
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), note, damaged
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), note, damaged
+    return runs, np.array(starts, np.int64), np.array(lengths, np.int64), note, damaged
 
 
 def _corrupt(path: str, offset: int) -> InputError:
@@ -210,17 +252,18 @@ def _corrupt(path: str, offset: int) -> InputError:
                             "(the file is damaged)")
 
 
-def _check_crcs(padded: bytearray, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, path: str) -> None:
-    """Every record's two checksums, as TFRecord frames it: [length:8][masked CRC of the length:4]
-    [payload][masked CRC of the payload:4]. The first record that fails is located by its offset."""
+def _first_bad_crc(padded: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> int | None:
+    """The offset of the first record (``starts`` in file order) whose checksums fail, as TFRecord
+    frames it: [length:8][masked CRC of the length:4][payload][masked CRC of the payload:4]."""
     stored = np.ndarray((len(padded) - 3,), "<u4", buffer=padded, strides=(1,))   # a uint32 at every offset
     for first in range(0, len(starts), CHUNK_RECORDS):
         at, length = starts[first:first + CHUNK_RECORDS], lengths[first:first + CHUNK_RECORDS]
         sizes, which = np.unique(length, return_inverse=True)
         header = masked(np.array([crc32c(struct.pack("<Q", n)) for n in sizes.tolist()], np.uint32))[which]
-        bad = (stored[at - 4] != header) | (stored[at + length] != masked(crc32c_many(buf, at, length)))
+        bad = (stored[at - 4] != header) | (stored[at + length] != masked(crc32c_many(padded, at, length)))
         if bad.any():
-            raise _corrupt(path, int(at[np.argmax(bad)]) - 12)
+            return int(at[np.argmax(bad)]) - 12
+    return None
 
 
 def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -299,83 +342,222 @@ def _tag_codes(data, words: np.ndarray, at: np.ndarray, length: np.ndarray, tag_
     return codes
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The plain scalar records that repeat one record (the template) but for their wall time,
+    step and value, positions counted from the record's header: ``checks`` are the template's
+    bytes every such record repeats, as (offset, 8 bytes, mask of the bytes that count): all but
+    those three fields and, of the step, the bits that say where its varint ends. Their payload's
+    CRC is ``crc`` with the table entries of the bytes at ``lookups`` added (see crc32c.py)."""
+
+    tag: bytes
+    length: int
+    checks: tuple[tuple[int, np.uint64, np.uint64], ...]
+    step: tuple[int, ...]
+    value: int
+    crc: int
+    lookups: tuple[tuple[int, str, np.ndarray], ...]
+
+
+def _layout(padded: np.ndarray, at: int, length: int) -> _Layout | None:
+    """The layout of the record whose payload starts at ``at``; None unless it is a plain scalar
+    (as _simple_scalars decides) whose length field has a good checksum, so that every record
+    that repeats it is one too, with its length checked."""
+    header = bytes(padded[at - 12:at - 4])
+    if int(masked(crc32c(header))[0]) != _CRC(padded, at - 4)[0] or length >= VECTOR_MAX:
+        return None
+    simple, _step, _value, tag_at, tag_len = _simple_scalars(padded, np.array([at]), np.array([length]))
+    if not simple[0]:
+        return None
+    tag_at, tag_len = int(tag_at[0]) - at, int(tag_len[0])   # from here on, payload-relative
+    wall = 9 if padded[at] == _WALL_TIME else 0
+    step = range(wall + 1, tag_at - 6)   # empty where the step is left out (zero)
+    value = tag_at + tag_len + 1
+    mask = bytearray(b"\xff" * (12 + length) + bytes(8))   # header, payload, and past its end
+    varying = set(range(1, wall)) | set(step) | set(range(value, value + 4))
+    for k in varying:
+        mask[12 + k] = 0x80 if k in step else 0
+    template = bytes(padded[at - 12:at + length]) + bytes(8)
+    checks = tuple((k, np.uint64(_LENGTH(template, k)[0]), np.uint64(_LENGTH(mask, k)[0]))
+                   for k in range(0, 12 + length, 8) if any(mask[k:k + 8]))
+    crc, lookups = _crc_parts(template[12:12 + length], varying)
+    return _Layout(bytes(padded[at + tag_at:at + tag_at + tag_len]), length, checks,
+                   tuple(12 + k for k in step), 12 + value, crc, lookups)
+
+
+def _crc_parts(payload: bytes, varying: set[int]) -> tuple[int, tuple[tuple[int, str, np.ndarray], ...]]:
+    """A payload's CRC as a constant (the CRC of ``payload`` with the ``varying`` bytes zeroed) and
+    the table lookups (header-relative offset, dtype, table) that add the varying bytes' part, two
+    bytes at a time where they can: CRC-32C is linear, so each byte's part only depends on its
+    value and its distance from the end."""
+    zeroed, lookups, k = bytearray(payload), [], 0
+    while k < len(payload):
+        if k not in varying:
+            k += 1
+            continue
+        width = 2 if k + 1 < len(payload) else 1
+        zeroed[k:k + width] = bytes(width)
+        distance = len(payload) - k - width
+        lookups.append((12 + k, "<u2", pair_table(distance)) if width == 2 else (12 + k, "u1", byte_table(distance)))
+        k += width
+    return crc32c(bytes(zeroed)), tuple(lookups)
+
+
+def _decode_block(padded: np.ndarray, layout: _Layout, base: int, count: int, width: int):
+    """``count`` records read as ``layout``'s, one every ``width`` bytes from the header at ``base``:
+    which repeat the template, which of those fail their payload CRC, and their steps and values."""
+    def column(dtype: str, offset: int) -> np.ndarray:
+        return _column(padded, dtype, base + offset, count, width)
+
+    differ = np.zeros(count, np.uint64)
+    for offset, word, mask in layout.checks:
+        differ |= (column("<u8", offset) ^ word) & mask
+    same = differ == 0
+    crc = np.full(count, layout.crc, np.uint32)
+    for offset, dtype, table in layout.lookups:
+        crc ^= table[column(dtype, offset)]
+    bad = same & (column("<u4", 12 + layout.length) != masked(crc))
+    steps = np.zeros(count, np.uint64)
+    for k, offset in enumerate(layout.step):
+        steps |= (column("u1", offset) & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+    return same, bad, steps.view(np.int64), column("<f4", layout.value).copy()
+
+
+@dataclass
+class _Decoded:
+    """What decoding runs of rows found: (tag, payload offsets, steps, values) of plain scalars,
+    the payload starts and lengths of the records left to the record-by-record path, and the
+    offsets of records whose CRC fails (the first of each block of rows)."""
+
+    parts: list[tuple[bytes, np.ndarray, np.ndarray, np.ndarray]]
+    others: list[tuple[np.ndarray, np.ndarray]]
+    bad: list[int]
+
+
+def _decode_rows(padded: np.ndarray, run: _Rows, found: _Decoded) -> None:
+    """The plain scalars of a run of rows, block of rows by block (each stays in the CPU's cache
+    while all its fields are read), and record by record within a cycle. A record's layout is
+    that of the same record in the first row; those that do not repeat it, and every record whose
+    first is not a plain scalar, are left to the record-by-record path."""
+    width = run.width
+    block = max(1, BLOCK_BYTES // width)
+    positions = [(offset, length, _layout(padded, run.start + offset + 12, length))
+                 for offset, length in zip(run.offsets(), run.lengths)]
+    for first in range(0, run.count, block):
+        count = min(block, run.count - first)
+        for offset, length, layout in positions:
+            base = run.start + first * width + offset
+            at = base + 12 + width * np.arange(count, dtype=np.int64)
+            if layout is None:
+                found.others.append((at, np.full(count, length, np.int64)))
+                continue
+            same, bad, steps, values = _decode_block(padded, layout, base, count, width)
+            if bad.any():
+                found.bad.append(int(at[np.argmax(bad)]) - 12)
+            if not same.all():
+                found.others.append((at[~same], np.full(count - int(same.sum()), length, np.int64)))
+                at, steps, values = at[same], steps[same], values[same]
+            if len(at):
+                found.parts.append((layout.tag, at, steps, values))
+
+
 def _by_tag_walked(data: bytes, path: str, starts, lengths, rows, plugins: dict[str, str]) -> dict[str, tuple]:
-    """(record indices, steps, values) per tag of the given records, each walked field by field."""
+    """(payload offsets, steps, values) per tag of the given records, each walked field by field."""
     entries: dict[str, list[tuple[int, int, float]]] = {}
     for row in rows.tolist():
         try:
             for tag, step, scalar in _event_scalars(bytes(data[starts[row]:starts[row] + lengths[row]]), plugins):
-                entries.setdefault(tag, []).append((row, step, scalar))
+                entries.setdefault(tag, []).append((int(starts[row]), step, scalar))
         except (ValueError, IndexError, struct.error):
             raise InputError(path, f"corrupt event record at byte {starts[row] - 12}: "
                                    "not a TensorBoard event file?") from None
     walked = {}
     for tag, found in entries.items():
-        rows_of_tag, steps, values = zip(*found)
-        walked[tag] = (np.asarray(rows_of_tag, dtype=np.int64), np.asarray(steps, dtype=np.int64),
+        offsets, steps, values = zip(*found)
+        walked[tag] = (np.asarray(offsets, dtype=np.int64), np.asarray(steps, dtype=np.int64),
                        np.asarray(values, dtype=np.float64))
     return walked
 
 
-def _scan_event_file(path: str, plugins: dict[str, str]):
-    """What read_event_file needs from the file's bytes, returned so that the bytes are freed
-    before the series are grouped: the plain scalar records' indices, tag codes, steps and
-    values, the tags by code, the other records' series (walked field by field), and a note
-    when the file ends in a truncated record."""
+def _by_tag_simple(padded: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+                   ) -> tuple[list[tuple[bytes, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    """(tag, payload offsets, steps, values) of the plain scalars among the given records, found
+    by _simple_scalars in chunks (bounded temporaries), and the indices of the other records."""
+    data = memoryview(padded)
+    words = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))   # a uint64 at every offset
+    tag_ids: dict[bytes, int] = {}
+    pieces, other = [], np.empty(len(starts), bool)
+    for first in range(0, len(starts), CHUNK_RECORDS):
+        part = slice(first, first + CHUNK_RECORDS)
+        simple, step, value, tag_at, tag_len = _simple_scalars(padded, starts[part], lengths[part])
+        mine = np.flatnonzero(simple)
+        codes = _tag_codes(data, words, tag_at[mine], tag_len[mine], tag_ids)
+        pieces.append((codes, starts[part][mine], step[mine], value[mine]))
+        other[part] = ~simple
+    tags = list(tag_ids)
+    found = []
+    for codes, at, step, value in pieces:
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(tags)))])
+        for code in np.flatnonzero(np.diff(bounds)).tolist():
+            mine = order[bounds[code]:bounds[code + 1]]
+            found.append((tags[code], at[mine], step[mine], value[mine]))
+    return found, np.flatnonzero(other)
+
+
+def _read_padded(path: str) -> tuple[np.ndarray, int]:
+    """The file's bytes followed by _PAD zero bytes, and its size: read once, into a buffer not
+    zeroed first (zeroing a bytearray the size of the file takes as long as reading it)."""
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            padded = bytearray(size + _PAD)   # read once, into its padding: no padded copy
+            padded = np.empty(size + _PAD, np.uint8)
             size = fh.readinto(memoryview(padded)[:size])
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror}") from None
-    data = memoryview(padded)[:size]
-    starts, lengths, note, damaged = _frames(padded, size, path)
-    buf = np.frombuffer(padded, np.uint8)
-    _check_crcs(padded, buf, starts, lengths, path)   # a damaged record before it is the one to name
-    if damaged is not None:
-        raise _corrupt(path, damaged)
-    words = np.ndarray((len(padded) - 7,), "<u8", buffer=padded, strides=(1,))   # a uint64 at every offset
-    count, tag_ids = len(starts), {}
-    rows, codes = np.empty(count, np.int64), np.empty(count, np.int64)
-    steps, values = np.empty(count, np.int64), np.empty(count, np.float32)
-    other = np.empty(count, bool)
-    filled = 0
-    for first in range(0, count, CHUNK_RECORDS):   # bounded temporaries, whatever the file's size
-        part = slice(first, first + CHUNK_RECORDS)
-        simple, step, value, tag_at, tag_len = _simple_scalars(buf, starts[part], lengths[part])
-        mine = np.flatnonzero(simple)
-        end = filled + len(mine)
-        rows[filled:end] = mine + first
-        codes[filled:end] = _tag_codes(data, words, tag_at[mine], tag_len[mine], tag_ids)
-        steps[filled:end], values[filled:end] = step[mine], value[mine]
-        other[part] = ~simple
-        filled = end
-    walked = _by_tag_walked(data, path, starts, lengths, np.flatnonzero(other), plugins)
-    return rows[:filled], codes[:filled], list(tag_ids), steps[:filled], values[:filled], walked, note
+    padded[size:] = 0
+    return padded, size
+
+
+def _scan_event_file(path: str, plugins: dict[str, str]) -> tuple[dict[str, list[tuple]], str | None]:
+    """The scalars of one event file as pieces per tag, each (payload offsets, steps, values) in
+    record order, and a note when the file ends in a truncated record. They are returned so that
+    the file's bytes are freed before the pieces are joined. Rows of a cycle are decoded at once,
+    the other records by _simple_scalars or field by field; the first record whose checksums
+    fail is named before any record that fails to parse."""
+    padded, size = _read_padded(path)
+    runs, starts, lengths, note, damaged = _frames(padded, size, path)
+    found = _Decoded([], [(starts, lengths)], [])
+    for run in runs:
+        _decode_rows(padded, run, found)
+    starts, lengths = (np.concatenate(column) for column in zip(*found.others))
+    order = np.argsort(starts, kind="stable")
+    starts, lengths = starts[order], lengths[order]
+    bad = [at for at in (*found.bad, _first_bad_crc(padded, starts, lengths), damaged) if at is not None]
+    if bad:
+        raise _corrupt(path, min(bad))
+    simple, other = _by_tag_simple(padded, starts, lengths)
+    pieces: dict[str, list[tuple]] = {}
+    for tag, at, steps, values in sorted(found.parts + simple, key=lambda part: part[1][0]):
+        pieces.setdefault(tag.decode("utf-8", "replace"), []).append((at, steps, values))
+    for tag, piece in _by_tag_walked(memoryview(padded), path, starts, lengths, other, plugins).items():
+        pieces.setdefault(tag, []).append(piece)
+    return pieces, note
 
 
 def read_event_file(path: str, plugins: dict[str, str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
     """The scalar series (tag -> steps, values, in record order) of one event file, and a note
     when the file ends in a truncated record."""
-    rows, codes, tags, steps, values, walked, note = _scan_event_file(path, plugins)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(tags)))])
-    parts: dict[str, list[tuple]] = {}
-    for code, tag_bytes in enumerate(tags):
-        mine = order[bounds[code]:bounds[code + 1]]
-        parts.setdefault(tag_bytes.decode("utf-8", "replace"), []).append(
-            (rows[mine], steps[mine], values[mine].astype(np.float64)))
-    for tag, part in walked.items():
-        parts.setdefault(tag, []).append(part)
+    pieces, note = _scan_event_file(path, plugins)
     series = {}
-    for tag, found in parts.items():
-        if len(found) == 1:   # one kind of record: already in record order
-            series[tag] = found[0][1:]
-            continue
-        tag_rows, tag_steps, tag_values = (np.concatenate(column) for column in zip(*found))
-        order = np.argsort(tag_rows, kind="stable")  # record order; a record's own scalars keep theirs
-        series[tag] = (tag_steps[order], tag_values[order])
+    for tag, found in pieces.items():
+        with np.errstate(invalid="ignore"):   # a signalling NaN logged becomes a quiet one, silently
+            offsets, steps, values = (np.concatenate(column) for column in zip(*found))
+            values = values.astype(np.float64, copy=False)
+        if len(found) > 1 and (offsets[1:] < offsets[:-1]).any():
+            order = np.argsort(offsets, kind="stable")  # record order; a record's own scalars keep theirs
+            steps, values = steps[order], values[order]
+        series[tag] = (steps, values)
     return series, note
 
 
