@@ -200,3 +200,26 @@ def test_recorder_never_synchronises_on_cuda(tmp_path):
         torch.cuda.set_sync_debug_mode(0)
     rec.close()
     assert len(read_rows(tmp_path / "g.csv")) == 200
+
+
+def test_a_row_is_written_as_each_cell_formats_by_its_own_rule():
+    """metrics.csv's row formatting (the float test first, cells fetched together) against the
+    rule written out cell by cell: None empty, integers (numpy's too) exact, other numbers to 8
+    significant digits, over seeded rows of every kind of cell a logger hands over."""
+    from siamdiag.train.metrics_file import format_row
+
+    def by_rule(value):
+        if value is None:
+            return ""
+        if isinstance(value, (int, np.integer)):
+            return str(int(value))
+        return format(value, ".8g")
+
+    kinds = [None, 0, -3, 2**70, True, np.int64(7), np.int32(-2), 0.1, -0.0, 1e-300, 1e300, math.nan, math.inf,
+             -math.inf, np.float32(0.1), np.float64(2.5e-9), 123456789.123]
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        row = {c: kinds[int(rng.integers(len(kinds)))] if rng.random() < 0.5 else float(rng.standard_normal())
+               for c in COLUMNS}
+        row["easy_count"] = 1.0   # keys beyond the columns are not written
+        assert format_row(row) == ",".join(by_rule(row[c]) for c in COLUMNS) + "\n"

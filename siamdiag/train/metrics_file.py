@@ -3,6 +3,7 @@ so far through a crash and never mixes two runs in one file, and the trim a resu
 torch: the Keras and Hugging Face callbacks write it too."""
 from __future__ import annotations
 
+import operator
 import os
 import warnings
 
@@ -16,11 +17,22 @@ COLUMNS = ("step", "epoch", "loss", "grad_norm", "lr", "margin", "pos_dist", "ne
 
 
 def format_cell(value) -> str:
+    """A cell as metrics.csv writes it: empty for None, integers exactly, other numbers to 8
+    significant digits (the float test first: most cells are floats)."""
+    if type(value) is float:
+        return f"{value:.8g}"
     if value is None:
         return ""
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return f"{value:.8g}"
+
+
+_CELLS = operator.itemgetter(*COLUMNS)   # a row's cells in column order
+
+
+def format_row(row: dict) -> str:
+    return ",".join(map(format_cell, _CELLS(row))) + "\n"
 
 
 class MetricsFile:
@@ -73,7 +85,7 @@ class MetricsFile:
             return
         if self.handle is None:
             self._open_for(rows[0]["step"])
-        self.handle.write("".join(",".join(format_cell(r[c]) for c in COLUMNS) + "\n" for r in rows))
+        self.handle.write("".join(map(format_row, rows)))
         self.sync()
 
     def sync(self) -> None:
