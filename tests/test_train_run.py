@@ -274,3 +274,17 @@ def test_every_configuration_field_is_a_cli_option():
 
     options = {p.name for p in train_command.params}
     assert {f.name for f in fields(TrainConfig)} <= options
+
+
+def test_a_grid_run_logs_what_the_same_configuration_logs_alone(tmp_path):
+    # found: a grid trained with cpu_count // jobs threads and a single run with the pinned one, so on
+    # a machine of 2+ cores SGD at lr 5 (chaotic from step 2) logged other rows in a grid than alone
+    args = ["train", "--optimizer", "sgd", "--steps", "30", "--seed", "0", "--no-gate", "-q"]
+    alone = subprocess.run([sys.executable, "-m", "siamdiag", *args, "--lr", "5", "--out", str(tmp_path / "alone")],
+                           capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr
+    grid = subprocess.run([sys.executable, "-m", "siamdiag", *args, "--grid", "lr=5", "--jobs", "1",
+                           "--out", str(tmp_path / "sweep")], capture_output=True, text=True, timeout=300)
+    assert grid.returncode == 0, grid.stderr
+    (log,) = (tmp_path / "sweep").glob("*/metrics.csv")
+    assert log.read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()

@@ -271,7 +271,7 @@ def train_grid(base: TrainConfig, axes, sweep_dir: str, jobs: int, output: Outpu
         output.say(f"{spec.label}: {outcome.stopped} at step {outcome.steps_done:,}")
 
     with StopFlag() as stop:
-        outcomes = run_grid(specs, jobs, on_done, stop)
+        outcomes = run_grid(specs, jobs, on_done, stop, threads=pinned_threads())
     finished = [(s.label, s.run_dir) for s, o in zip(specs, outcomes) if o is not None and o.stopped != "interrupted"]
     if len(finished) < len(specs):
         click.echo(f"siamdiag train: interrupted: {len(specs) - len(finished)} of {len(specs)} runs did not finish; "

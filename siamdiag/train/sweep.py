@@ -1,7 +1,9 @@
 """Run one configuration, or every combination of a --grid, into run directories.
 
-Each grid run trains in its own process (spawned, so no torch state is shared) with
-cpu_count // jobs intra-op threads, so --jobs N does not oversubscribe the machine.
+With --jobs above 1 each grid run trains in its own process (spawned, so no torch state is
+shared). Every grid run trains with the intra-op thread count a single run of its configuration
+gets, so a run logs the same rows alone and in a grid; without one, cpu_count // jobs threads,
+so that --jobs N does not oversubscribe the machine.
 """
 from __future__ import annotations
 
@@ -84,10 +86,12 @@ def _grid_worker(spec: RunSpec, threads: int):
     return spec, outcome
 
 
-def run_grid(specs: list[RunSpec], jobs: int, on_done: Callable, stop: Callable[[], bool]) -> list:
-    """Train every spec, ``jobs`` at a time, calling ``on_done(spec, outcome)`` as each finishes.
+def run_grid(specs: list[RunSpec], jobs: int, on_done: Callable, stop: Callable[[], bool],
+             threads: int | None = None) -> list:
+    """Train every spec, ``jobs`` at a time, each with ``threads`` intra-op threads (a single run's
+    count; cpu_count // jobs when None), calling ``on_done(spec, outcome)`` as each finishes.
     Outcomes come back in grid order (None for runs never started because of a stop request)."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     results: dict[str, object] = {}
     if jobs == 1:
         for spec in specs:
