@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-from array import array
 from collections import Counter
 from itertools import compress, repeat
 from operator import itemgetter
@@ -147,8 +146,44 @@ def _template(skeleton: str) -> tuple[str, tuple[tuple[tuple[str, ...], dict | N
         parts += [_literal(skeleton[at:start]), "(", _literal(skeleton[start:end]), ")"]
         at = end
     parts.append(_literal(skeleton[at:]))
-    return "".join(parts), tuple((names, str.maketrans(dict.fromkeys("".join(between), " ")) if between else None)
+    return "".join(parts), tuple((names, _separators(between) if between else None)
                                  for _s, _e, names, between, _held in groups)
+
+
+def _separators(between: tuple[str, ...]) -> dict:
+    """A translation table that makes a space of each text between a group's fields: where one
+    character occurs once in each, that character becomes the space and the others go (the
+    parser reads one space apart faster than runs of them); else each character is a space."""
+    chars = "".join(between)
+    for char in dict.fromkeys(chars):
+        if all(text.count(char) == 1 for text in between):
+            return str.maketrans({c: " " if c == char else None for c in chars})
+    return str.maketrans(dict.fromkeys(chars, " "))
+
+
+# pandas 3.1 parses every float with fast_float, correctly rounded as float() is; before 3.1 only
+# its 'round_trip' converter is (an option 3.1 deprecates)
+_EXACT_FLOATS = {} if tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1) else {"float_precision": "round_trip"}
+_PLAIN_NUMBERS = re.compile(r"[0-9.+\- ]*")
+
+
+def _numbers(text: str, width: int) -> np.ndarray:
+    """The ``width`` numbers on each line of ``text`` (fields one template
+    captured, spaces between them), as float() reads them. Every line of a template has the
+    skeleton of its first line, so the first tells: fields of digits, a point and signs alone
+    are parsed by pandas' C parser, several times faster than numpy's loadtxt (faster still one
+    space apart); others, spelling nan, inf or an exponent (which pandas reads otherwise: '-nan'
+    loses its sign), by loadtxt, which parses an ASCII field as float() does
+    (PyOS_string_to_double)."""
+    first = text[:text.find("\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
+    if _PLAIN_NUMBERS.fullmatch(first):
+        sep = " " if len(first.split(" ")) == width else r"\s+"
+        try:
+            return pd.read_csv(io.BytesIO(text.encode("ascii")), sep=sep, header=None, dtype=np.float64,
+                               engine="c", na_filter=False, **_EXACT_FLOATS).to_numpy()
+        except (ValueError, OverflowError):   # pandas' parse errors: loadtxt says what is wrong
+            pass
+    return np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
 
 
 class _SkeletonScan:
@@ -232,12 +267,10 @@ class _SkeletonScan:
                     continue
                 if rows < count:
                     column = compress(column, matched)
-                if spaces is None:
-                    fields[names[0]][matched] = np.fromiter(map(float, column), dtype=np.float64, count=rows)
-                else:   # numpy's loadtxt parses an ASCII field as float() does (PyOS_string_to_double)
-                    values = np.loadtxt(io.StringIO("\n".join(column).translate(spaces)), dtype=np.float64, ndmin=2)
-                    for name, value in zip(names, values.T):
-                        fields[name][matched] = value
+                joined = "\n".join(column)
+                values = _numbers(joined if spaces is None else joined.translate(spaces), len(names))
+                for name, value in zip(names, values.T):
+                    fields[name][matched] = value
             if any("loss" in names for names, _spaces in groups):
                 logs_loss |= matched
         for offset, line in alone:
@@ -279,7 +312,7 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None, *, by_s
     patterns' reference; a user's pattern always is)."""
     body_end, set_aside = whole_lines(text)
     notes = list(set_aside)
-    line_of, steps, losses, grads = array("q"), array("d"), array("d"), array("d")
+    parts = [(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0))]   # each block's rows, joined once
     scan = _SkeletonScan() if pattern is None and by_skeleton else None
     current, unmarked = None, 0
     for first, block in line_blocks(text, body_end):
@@ -289,20 +322,19 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None, *, by_s
             rows, current = _searched_rows(block, first, current, source)
         else:
             rows = _found_rows(_scan_user(block.split("\n"), pattern), first, to_float, source)
-        for into, values in zip((line_of, steps, losses, grads), rows):
-            into.frombytes(memoryview(values).cast("B"))
+        parts.append(rows[:4])
         unmarked += rows[4]
-    if not losses:
+    line_of, step_values, losses, grad_values = (np.concatenate(column) for column in zip(*parts))
+    if not len(losses):
         what = f"--pattern {pattern.pattern!r}" if pattern else "the built-in patterns (e.g. 'Epoch 3 ... loss: 0.41')"
         raise InputError(source, f"no line matches {what}; give --pattern REGEX with a (?P<loss>...) group")
-    step_values, grad_values = np.frombuffer(steps, dtype=np.float64), np.frombuffer(grads, dtype=np.float64)
     increasing = bool(np.all(step_values[1:] > step_values[:-1]))   # no step twice, without sorting
     if unmarked or (not increasing and len(np.unique(step_values)) < len(step_values)):
         if unmarked < len(step_values):
             notes.append("several losses share a step marker: the order of the loss lines is the step")
         step_values = np.arange(len(losses), dtype=np.float64)
-    frame = pd.DataFrame({"step": step_values, "loss": np.frombuffer(losses, dtype=np.float64)})
+    frame = pd.DataFrame({"step": step_values, "loss": losses})
     present = {"loss": np.ones(len(losses), bool)}
     if not np.all(np.isnan(grad_values)):
         frame["grad_norm"] = grad_values
-    return Table(frame=frame, locate=lambda row, column: (line_of[row], 1), notes=tuple(notes), present=present)
+    return Table(frame=frame, locate=lambda row, column: (int(line_of[row]), 1), notes=tuple(notes), present=present)
