@@ -12,11 +12,14 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from siamdiag.cli.main import main
+from siamdiag.logs.tables import Tracker
+from siamdiag.logs.writeback import Judgement, WriteBackError, write_back
 
 STEPS = 400
 
@@ -366,3 +369,40 @@ def test_keras_callback_writes_the_verdict_to_the_active_mlflow_run(tmp_path):
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
     [run] = client.search_runs([client.get_experiment_by_name("keras").experiment_id])
     assert (run.data.tags["siamdiag.verdict"], run.data.tags["siamdiag.gate"]) == (verdict, gate)
+
+
+@pytest.mark.parametrize("server", ["nothing listens", "never answers"])
+def test_writing_tags_to_an_mlflow_server_that_does_not_answer_gives_up_within_the_timeout(server):
+    """The write-back is bounded by --timeout as reading is: MLflow's own retries (7, with backoff, each
+    waiting 120 s for an answer) would hold a CI job for minutes after its report is out. A port where
+    nothing listens is refused at once; a server that accepts connections and never answers is given
+    the timeout per request and two retries."""
+    pytest.importorskip("mlflow")
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if server == "nothing listens":
+        listener.close()
+    else:
+        listener.listen(16)   # connections complete in the backlog; nothing is ever read or answered
+    outcome = {}
+
+    def write():
+        started = time.monotonic()
+        try:
+            write_back(Tracker("mlflow", f"http://127.0.0.1:{port}", "0" * 32), Judgement("stationary", "pass"),
+                       timeout=2)
+        except WriteBackError as exc:
+            outcome["error"] = str(exc)
+        outcome["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=write, daemon=True)
+    worker.start()
+    worker.join(60)
+    listener.close()
+    assert not worker.is_alive(), "the write-back was still waiting after 60 s"
+    assert outcome["error"].startswith(f"MLflow run {'0' * 32} at http://127.0.0.1:{port}: "), outcome
+    assert outcome["seconds"] < (1 if server == "nothing listens" else 20), outcome

@@ -107,7 +107,7 @@ def analyze(paths, output, reports, quiet, github_summary, plot_target, write_ba
         write_report(path, rendered(fmt, report, False, runs), f"--report {fmt}={path}")
     if github_summary:
         write_github_files(report, os.environ)
-    failures = write_verdicts_back(report, quiet) if write_back else []
+    failures = write_verdicts_back(report, quiet, read.tracking_timeout) if write_back else []
     for failure in failures:
         click.echo(f"siamdiag: error: {failure}", err=True)
     sys.exit(EXIT_USAGE if failures else EXIT_PASS if report.passed else EXIT_FAIL)

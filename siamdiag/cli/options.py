@@ -93,8 +93,8 @@ def many_runs_flags(command):
                      "MLFLOW_TRACKING_URI is read."),
         click.option("--experiment", help="MLflow: only the runs of this experiment (its name or id)."),
         click.option("--run-name", help="MLflow: only the runs whose name matches this glob, e.g. 'siam-*'."),
-        click.option("--timeout", help="MLflow tracking server: seconds to wait for it, retries included "
-                     "[default: 30]."),
+        click.option("--timeout", help="MLflow tracking server: seconds to wait for it, retries included, when "
+                     "reading its runs and when writing verdicts back [default: 30]."),
         click.option("--jobs", help="Read and judge the inputs in this many processes ('auto': one per core); "
                      "the report is the same [default: 1]."),
     ))

@@ -102,10 +102,11 @@ def write_github_files(report, environ: Mapping[str, str]) -> None:
             raise OutputError(f"{path} (${variable})", exc) from None
 
 
-def write_verdicts_back(report, quiet: bool) -> list[str]:
+def write_verdicts_back(report, quiet: bool, timeout: float = 30.0) -> list[str]:
     """``--write-back``: each run's verdict, gate and reasons into the tracker that keeps it
-    (``logs.writeback``), once the report is out. Every run is tried; the failures come back as
-    one line each, naming the run (the CLI then exits 2: the verdicts were asked for there)."""
+    (``logs.writeback``), once the report is out, a tracking server given ``timeout`` seconds
+    (``--timeout``). Every run is tried; the failures come back as one line each, naming the run
+    (the CLI then exits 2: the verdicts were asked for there)."""
     from ..logs.writeback import Judgement, WriteBackError, write_back
 
     failures, written = [], 0
@@ -113,7 +114,7 @@ def write_verdicts_back(report, quiet: bool) -> list[str]:
         if run.tracker is None:
             continue
         try:
-            write_back(run.tracker, Judgement.of(run, report.run_gate(run)))
+            write_back(run.tracker, Judgement.of(run, report.run_gate(run)), timeout)
             written += 1
         except WriteBackError as exc:
             failures.append(f"write-back to {run.run}: {exc}")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from ..atomic import replacing
-from ..errors import SiamdiagError
+from ..errors import InputError, SiamdiagError
 from .tables import Tracker
 
 TAG_VALUE_LIMIT = 5000   # MLflow's tag value limit before 2.x raised it to 8000: safe for both
@@ -50,9 +50,13 @@ class Judgement:
         return {"verdict": self.verdict, "gate": self.gate, "reason": self.reason}
 
 
-def write_back(tracker: Tracker, judgement: Judgement) -> None:
-    """Write ``judgement`` to the tracker that keeps the run."""
-    WRITERS[tracker.kind](tracker, judgement)
+def write_back(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> None:
+    """Write ``judgement`` to the tracker that keeps the run; ``timeout``: seconds to wait for a
+    tracking server, retries included (the trackers on disk need none)."""
+    if tracker.kind == "mlflow":
+        to_mlflow(tracker, judgement, timeout)
+    else:
+        WRITERS[tracker.kind](tracker, judgement)
 
 
 @contextlib.contextmanager
@@ -70,21 +74,27 @@ def _file_store_allowed():
             os.environ["MLFLOW_ALLOW_FILE_STORE"] = saved
 
 
-def to_mlflow(tracker: Tracker, judgement: Judgement) -> None:
+def to_mlflow(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> None:
     """Tags ``siamdiag.verdict``, ``siamdiag.gate`` and ``siamdiag.reason`` (cut to MLflow's tag
     length) on the run, in one ``log_batch`` through MlflowClient: a SQLite store, a file store
-    or a tracking server alike."""
+    or a tracking server alike. A server is given ``timeout`` seconds, as when its runs are read:
+    MLflow's own retries would take minutes to give up."""
     try:
         from mlflow.entities import RunTag
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise WriteBackError("writing MLflow tags needs mlflow: pip install 'siamdiag[mlflow]'") from None
+    from .readers.mlflow_tracking import bounded_requests, require_reachable
+
     tags = [RunTag(f"siamdiag.{key}", value if len(value) <= TAG_VALUE_LIMIT else value[:TAG_VALUE_LIMIT - 1] + "…")
             for key, value in judgement.fields().items()]
     try:
-        with _file_store_allowed():
+        require_reachable(tracker.location, timeout)
+        with _file_store_allowed(), bounded_requests(timeout):
             MlflowClient(tracking_uri=tracker.location).log_batch(tracker.run_id, tags=tags)
+    except InputError as exc:   # the server does not answer
+        raise WriteBackError(f"MLflow run {tracker.run_id} at {tracker.location}: {exc.message}") from None
     except ImportError as exc:   # mlflow-skinny has no database support
         raise WriteBackError(f"MLflow run {tracker.run_id} at {tracker.location}: needs {exc.name} "
                              "(the full mlflow package: pip install mlflow)") from None

@@ -29,7 +29,7 @@ def _pages(fetch):
             return
 
 
-def _reachable(uri: str, timeout: float) -> None:
+def require_reachable(uri: str, timeout: float) -> None:
     """An http(s) server that does not accept a connection within ``timeout`` is refused at once:
     MLflow's own retries would take minutes (7 retries with backoff) to say the same."""
     parsed = urllib.parse.urlparse(uri)
@@ -45,8 +45,8 @@ def _reachable(uri: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def _bounded_requests(timeout: float):
-    """MLflow's HTTP settings for this read: each request waits at most ``timeout`` seconds, and
+def bounded_requests(timeout: float):
+    """MLflow's HTTP settings for this read or write: each request waits at most ``timeout`` seconds, and
     a failed one is retried twice, a second apart, unless the environment says otherwise."""
     settings = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
@@ -66,11 +66,11 @@ def _bounded_requests(timeout: float):
 def read_tracking_uri(uri: str, wanted: RunFilter = RunFilter(), pick=None, timeout: float = 30.0) -> list[TrackedRun]:
     """The active runs on ``uri`` that ``wanted`` keeps and that logged any metric, with the
     metric histories ``pick`` keeps (metric names -> the names to fetch; all by default).
-    ``timeout``: seconds to wait for the server to answer (see ``_reachable``, ``_bounded_requests``)."""
+    ``timeout``: seconds to wait for the server to answer (see ``require_reachable``, ``bounded_requests``)."""
     from mlflow.tracking import MlflowClient
 
-    _reachable(uri, timeout)
-    with _bounded_requests(timeout):
+    require_reachable(uri, timeout)
+    with bounded_requests(timeout):
         return _read_runs(MlflowClient(tracking_uri=uri), uri, wanted, pick)
 
 
