@@ -13,6 +13,7 @@ import os
 import sys
 import urllib.parse
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..tables import Metric
+from . import delimited
 
 if TYPE_CHECKING:
     import sqlite3
@@ -139,7 +141,8 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter(), pick=None) -> lis
             has_latest = bool(db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'latest_metrics'").fetchone())
             keys_query = KEYS_QUERIES[has_latest]
-            source = history_source(run_key_index(db))
+            one_run = db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+            source = history_source((one_run and covering_key_index(db)) or run_key_index(db))
             found = []
             for run_id, name, experiment_id, experiment in db.execute(RUNS_QUERY).fetchall():
                 name = name or run_id
@@ -148,8 +151,7 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter(), pick=None) -> lis
                 keys = [k for (k,) in db.execute(keys_query, (run_id,))]
                 keys = sorted(pick(keys)) if pick is not None and keys else keys
                 series = {}
-                for key in keys:
-                    rows = read_history(db, source, run_id, key, has_latest)
+                for key, rows in zip(keys, read_histories(path, db, source, run_id, keys, has_latest)):
                     series[key] = Metric(steps=rows["step"], values=from_stored(rows["value"], rows["is_nan"]))
                 if series:
                     found.append(TrackedRun(name=name, run_id=run_id, experiment=experiment, series=series))
@@ -158,15 +160,28 @@ def read_mlflow_db(path: str, wanted: RunFilter = RunFilter(), pick=None) -> lis
     return found
 
 
+def _metrics_index(db: sqlite3.Connection, fits) -> str | None:
+    """The first index of the metrics table whose columns (in order) ``fits`` accepts."""
+    for (name,) in db.execute("SELECT name FROM pragma_index_list('metrics') WHERE NOT partial").fetchall():
+        if fits([c for (c,) in db.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", (name,))]):
+            return name
+    return None
+
+
 def run_key_index(db: sqlite3.Connection) -> str | None:
     """An index of the metrics table that leads with (run_uuid, key): MLflow's own (run_uuid, key,
     step) since MLflow 3.x. Without it the planner would scan the metric's rows of every run
     through the primary key; stores made by older MLflow versions have none."""
-    for (name,) in db.execute("SELECT name FROM pragma_index_list('metrics') WHERE NOT partial").fetchall():
-        columns = [c for (c,) in db.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", (name,))]
-        if columns[:2] == ["run_uuid", "key"]:
-            return name
-    return None
+    return _metrics_index(db, lambda columns: columns[:2] == ["run_uuid", "key"])
+
+
+def covering_key_index(db: sqlite3.Connection) -> str | None:
+    """An index of the metrics table that leads with key and holds every column a metric's
+    reading needs: MLflow's primary key (key, timestamp, step, run_uuid, value, is_nan). In a
+    store of one run a metric's rows are all of its key's, read from this index alone, where the
+    run-key index leads to the table for each row's value (a third of the reading's time)."""
+    return _metrics_index(db, lambda columns: columns[:1] == ["key"]
+                          and {"run_uuid", "step", "timestamp", "value", "is_nan"} <= set(columns))
 
 
 def history_source(index: str | None) -> str:
@@ -200,6 +215,24 @@ def read_history(db: sqlite3.Connection, source: str, run_id: str, key: str, has
         if rows is None:
             rows = np.fromiter(db.execute(METRIC_QUERY, (run_id, key)), dtype=HISTORY)
     return rows
+
+
+def read_histories(path: str, db: sqlite3.Connection, source: str, run_id: str, keys: list[str],
+                   has_latest: bool) -> list[np.ndarray]:
+    """The rows of each of a run's metrics (read_history), on PARSE_THREADS threads when it has
+    several, each thread with a connection of its own: sqlite3 lets go of the GIL while SQLite
+    computes a query, so the metrics' queries run side by side."""
+    threads = min(delimited.PARSE_THREADS, len(keys))
+    if threads < 2:
+        return [read_history(db, source, run_id, key, has_latest) for key in keys]
+
+    def share(first: int) -> list[np.ndarray]:
+        with contextlib.closing(_connect(path)) as own:
+            return [read_history(own, source, run_id, key, has_latest) for key in keys[first::threads]]
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        shares = list(pool.map(share, range(threads)))
+    return [shares[k % threads][k // threads] for k in range(len(keys))]
 
 
 def scale_exponent(probes: list) -> int:
