@@ -570,3 +570,27 @@ def test_a_corrupted_tensorboard_record_is_an_error_at_its_offset(tmp_path, caps
     assert exc.value.code == 2
     assert capsys.readouterr().err == (f"siamdiag: error: {path}: corrupt TensorBoard record at byte {record}: "
                                        "its CRC-32C checksum does not match (the file is damaged)\n")
+
+
+@pytest.mark.parametrize("digits", [19, 20, 308, 309, 400, 5000])
+@pytest.mark.parametrize("layout", ["jsonl", "records", "lists", "jsonl without a suffix"])
+def test_a_json_integer_beyond_float_range_reads_as_its_float(digits, layout, tmp_path):
+    """A loss logged as an integer literal beyond int64 reads as the float its digits spell
+    (Python's float() of the literal, correctly rounded; inf beyond ~1.8e308), whichever pandas is
+    installed: pandas 2.2 raised OverflowError building the table and rounded others by its own
+    parser, and Python refuses to make an int of over 4,300 digits at all. 308 digits is still
+    finite; 309 digits may be either."""
+    literals = ["7" * digits, "-" + "9" * digits]
+    rows = [(step, literals[step - 150] if step in (150, 151) else "0.5") for step in range(200)]
+    records = [f'{{"step": {step}, "loss": {loss}}}' for step, loss in rows]
+    text = {"jsonl": "\n".join(records) + "\n", "jsonl without a suffix": "\n".join(records) + "\n",
+            "records": '{"log_history": [' + ", ".join(records) + "]}",
+            "lists": '{"step": [' + ", ".join(str(s) for s, _ in rows) + '], "loss": [' + ", ".join(l for _, l in rows) + "]}"}
+    path = tmp_path / {"jsonl": "log.jsonl", "jsonl without a suffix": "log", "records": "trainer_state.json",
+                       "lists": "history.json"}[layout]
+    path.write_text(text[layout])
+    (run,) = read_runs([str(path)])
+    loss = run.metrics["loss"]
+    np.testing.assert_array_equal(loss.steps, np.arange(200))
+    np.testing.assert_array_equal(loss.values, [float(literals[s - 150]) if s in (150, 151) else 0.5 for s in range(200)])
+    assert np.isinf(loss.values[150]) == (digits > 308)

@@ -62,7 +62,7 @@ def _first_line_is_record(lines: list[str]) -> bool:
     if len(lines) < 2 or not lines[1].lstrip().startswith("{"):
         return False
     try:
-        return isinstance(json.loads(lines[0]), dict)
+        return isinstance(_lazy("jsonlog", "json_loads")(lines[0]), dict)
     except json.JSONDecodeError:
         return False
 

@@ -20,6 +20,25 @@ from ..tables import Table
 from .lines import Column, line_blocks, line_number, whole_lines
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
+INT64_DIGITS, INT64_END = 19, 2 ** 63
+
+
+def json_int(text: str) -> int | float:
+    """A JSON integer as json.loads reads one when it fits an int64; beyond, the float its digits
+    spell, correctly rounded (±inf beyond float64's ~1.8e308), as a float literal reads. Such ints
+    end up as floats anyway, and pandas versions disagree on how: 2.2 raised OverflowError beyond
+    the float range and rounded others by its own parser, 3 reads inf; and Python refuses to make
+    an int of over 4,300 digits at all."""
+    if len(text) - text.startswith("-") <= INT64_DIGITS:
+        value = int(text)
+        if -INT64_END <= value < INT64_END:
+            return value
+    return float(text)
+
+
+def json_loads(text: str):
+    """json.loads, integers read by ``json_int``."""
+    return json.loads(text, parse_int=json_int)
 
 
 def _decode_error(source: str, exc: json.JSONDecodeError, line_offset: int = 0) -> InputError:
@@ -66,7 +85,7 @@ def _document_records(doc, source: str):
 
 def read_json(text: str, source: str) -> Table:
     try:
-        doc = json.loads(text)
+        doc = json_loads(text)
     except json.JSONDecodeError as exc:
         raise _decode_error(source, exc) from None
     records, columns = _document_records(doc, source)
@@ -102,7 +121,7 @@ def _records_at_once(block: str, count: int) -> list | None:
     if _MARK in block or "\\u" in block:
         return None
     try:
-        values = json.loads("[" + block.replace("\n", _BETWEEN_LINES) + "]")
+        values = json_loads("[" + block.replace("\n", _BETWEEN_LINES) + "]")
     except ValueError:
         return None
     records = values[::2]
@@ -119,7 +138,7 @@ def _records_by_line(block: str, first_number: int, first_row: int, source: str)
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json_loads(line)
         except json.JSONDecodeError as exc:
             raise _decode_error(source, exc, number - 1) from None
         if not isinstance(record, dict):
