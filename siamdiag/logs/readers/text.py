@@ -304,6 +304,14 @@ class _SkeletonScan:
         return (first + offsets, steps, loss[offsets], grad[offsets], int(np.isnan(steps).sum())), current
 
 
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """One column of the blocks' rows, its pieces let go as soon as they are joined (one column's
+    pieces and its join at most live together, not all four columns twice)."""
+    joined = np.concatenate(pieces)
+    pieces.clear()
+    return joined
+
+
 def read_text(text: str, source: str, pattern: re.Pattern | None = None, *, by_skeleton: bool = True) -> Table:
     """One row per line that logs a training loss, searched a block of lines at a time into
     typed columns. When the step markers do not tell lines apart (several losses per epoch, or
@@ -312,7 +320,7 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None, *, by_s
     patterns' reference; a user's pattern always is)."""
     body_end, set_aside = whole_lines(text)
     notes = list(set_aside)
-    parts = [(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0))]   # each block's rows, joined once
+    columns = ([np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)])   # each block's rows, joined once
     scan = _SkeletonScan() if pattern is None and by_skeleton else None
     current, unmarked = None, 0
     for first, block in line_blocks(text, body_end):
@@ -322,9 +330,10 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None, *, by_s
             rows, current = _searched_rows(block, first, current, source)
         else:
             rows = _found_rows(_scan_user(block.split("\n"), pattern), first, to_float, source)
-        parts.append(rows[:4])
+        for column, values in zip(columns, rows):
+            column.append(values)
         unmarked += rows[4]
-    line_of, step_values, losses, grad_values = (np.concatenate(column) for column in zip(*parts))
+    line_of, step_values, losses, grad_values = map(_joined, columns)
     if not len(losses):
         what = f"--pattern {pattern.pattern!r}" if pattern else "the built-in patterns (e.g. 'Epoch 3 ... loss: 0.41')"
         raise InputError(source, f"no line matches {what}; give --pattern REGEX with a (?P<loss>...) group")
