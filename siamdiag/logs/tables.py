@@ -3,6 +3,8 @@ series (TensorBoard tags, MLflow metrics) becomes one RawRun per run, with the l
 and Siamese extras chosen by the column rules of ``columns``."""
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -13,6 +15,9 @@ from .columns import ColumnMap, ColumnOverrides, detect_columns
 from .loggers import every_step_setting
 from ..errors import InputError
 
+# pandas reads a decimal as float() does (correctly rounded) from 3.1 on; before, its default parsers
+# may land on a neighbouring float, and only read_csv's round_trip parser reads one exactly
+PANDAS_READS_EXACTLY = tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1)
 NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
                     "-inf": -np.inf, "infinity": np.inf, "+infinity": np.inf, "-infinity": -np.inf}
 
@@ -90,6 +95,10 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     raw = series.astype("string")
     present = raw.notna().to_numpy() & (raw.str.strip() != "").fillna(False).to_numpy(dtype=bool)
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if not PANDAS_READS_EXACTLY:   # the numbers again, as float() reads them (where it reads them all)
+        numbers = ~np.isnan(values)
+        with contextlib.suppress(ValueError):
+            values[numbers] = raw[numbers].to_numpy(dtype=str).astype(np.float64)
     for i in np.flatnonzero(np.isnan(values) & present):
         token = str(raw.iloc[i]).strip()
         special = NONFINITE_TOKENS.get(token.lower())

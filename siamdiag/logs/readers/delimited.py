@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...errors import InputError
 from .. import textfile
-from ..tables import NONFINITE_TOKENS, Table
+from ..tables import NONFINITE_TOKENS, PANDAS_READS_EXACTLY, Table
 from .lines import unterminated_note
 
 
@@ -65,7 +65,11 @@ class TextChunks:
         return iter(self.text.splitlines(keepends=True))
 
 
-PARSE_OPTIONS = dict(keep_default_na=False, na_values=[""], skip_blank_lines=True)   # only an empty cell is missing
+# read_csv's options that read every decimal as float() does, whatever the pandas installed: a log's
+# values, and so its verdict, do not depend on it
+EXACT_FLOATS = {} if PANDAS_READS_EXACTLY else {"float_precision": "round_trip"}
+PARSE_OPTIONS = dict(keep_default_na=False, na_values=[""], skip_blank_lines=True,   # only an empty cell is missing
+                     **EXACT_FLOATS)
 
 
 class MixedChunks(Exception):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ...errors import InputError
 from ..tables import Table
+from .delimited import EXACT_FLOATS
 from .lines import Column, line_blocks, line_number, whole_lines
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
@@ -160,9 +161,6 @@ _MEMBER = re.compile(r'[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*:[ \t]*(' + _NUMBER + r")
 # control characters, which no line JSON accepts holds (they are checked absent all the same).
 _SEPARATORS = "".join(map(chr, [*range(1, 9), 11, 12, *range(14, 32)]))
 _KEPT = frozenset("0123456789.eE+-,\n" + _SEPARATORS)   # what translate must leave as it is
-# pandas reads every float correctly rounded, as float() does, from 3.1 on; before, only with round_trip.
-_EXACT_FLOATS = {} if tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1) \
-    else {"float_precision": "round_trip"}
 
 
 def _skeleton(line: str) -> tuple[list[str], list[str]] | None:
@@ -256,7 +254,7 @@ def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.n
     if not number_lines.fullmatch(lines):
         return None
     frame = pd.read_csv(io.StringIO(lines.translate(to_csv)), header=None, engine="c", na_filter=False,
-                        low_memory=False, **_EXACT_FLOATS)
+                        low_memory=False, **EXACT_FLOATS)
     columns = [_as_json_reads(column.to_numpy()) for _, column in frame.items()]
     return None if None in columns else (keys, columns)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ...errors import InputError
 from ..tables import Metric, to_float
+from .delimited import EXACT_FLOATS
 from .lines import unterminated_note
 from .mlflow_db import RunFilter, TrackedRun
 
@@ -114,7 +115,7 @@ def well_formed_metric(data: bytes) -> Metric | None:
     if not data.strip():
         return Metric(steps=np.zeros(0), values=np.zeros(0))
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep=" ", header=None, engine="c", skip_blank_lines=True)
+        frame = pd.read_csv(io.BytesIO(data), sep=" ", header=None, engine="c", skip_blank_lines=True, **EXACT_FLOATS)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return None
     if frame.shape[1] != 3 or not all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t)
