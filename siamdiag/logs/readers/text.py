@@ -162,25 +162,25 @@ def _separators(between: tuple[str, ...]) -> dict:
 
 
 # pandas 3.1 parses every float with fast_float, correctly rounded as float() is; before 3.1 only
-# its 'round_trip' converter is (an option 3.1 deprecates)
-_EXACT_FLOATS = {} if tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1) else {"float_precision": "round_trip"}
+# its 'round_trip' converter is, slower than numpy's loadtxt
+_PANDAS_ROUNDS_CORRECTLY = tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1)
 _PLAIN_NUMBERS = re.compile(r"[0-9.+\- ]*")
 
 
 def _numbers(text: str, width: int) -> np.ndarray:
-    """The ``width`` numbers on each line of ``text`` (fields one template
-    captured, spaces between them), as float() reads them. Every line of a template has the
-    skeleton of its first line, so the first tells: fields of digits, a point and signs alone
-    are parsed by pandas' C parser, several times faster than numpy's loadtxt (faster still one
-    space apart); others, spelling nan, inf or an exponent (which pandas reads otherwise: '-nan'
-    loses its sign), by loadtxt, which parses an ASCII field as float() does
-    (PyOS_string_to_double)."""
+    """The ``width`` numbers on each line of ``text`` (fields one template captured, spaces
+    between them), as float() reads them. Every line of a template has the skeleton of its first
+    line, so the first tells: fields of digits, a point and signs alone are parsed by pandas' C
+    parser from pandas 3.1 on, several times faster than numpy's loadtxt (faster still one space
+    apart); others, spelling nan, inf or an exponent (which pandas reads otherwise: '-nan' loses
+    its sign), and all under older pandas, by loadtxt, which parses an ASCII field as float()
+    does (PyOS_string_to_double)."""
     first = text[:text.find("\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
-    if _PLAIN_NUMBERS.fullmatch(first):
+    if _PANDAS_ROUNDS_CORRECTLY and _PLAIN_NUMBERS.fullmatch(first):
         sep = " " if len(first.split(" ")) == width else r"\s+"
         try:
             return pd.read_csv(io.BytesIO(text.encode("ascii")), sep=sep, header=None, dtype=np.float64,
-                               engine="c", na_filter=False, **_EXACT_FLOATS).to_numpy()
+                               engine="c", na_filter=False).to_numpy()
         except (ValueError, OverflowError):   # pandas' parse errors: loadtxt says what is wrong
             pass
     return np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
