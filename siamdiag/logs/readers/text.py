@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError, UsageError
-from ..tables import Table, to_float
+from ..tables import PANDAS_READS_EXACTLY, Table, to_float
 from .lines import line_blocks, whole_lines
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
@@ -161,9 +161,8 @@ def _separators(between: tuple[str, ...]) -> dict:
     return str.maketrans(dict.fromkeys(chars, " "))
 
 
-# pandas 3.1 parses every float with fast_float, correctly rounded as float() is; before 3.1 only
-# its 'round_trip' converter is, slower than numpy's loadtxt
-_PANDAS_ROUNDS_CORRECTLY = tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1)
+# (before pandas 3.1 only read_csv's 'round_trip' converter reads floats exactly, and it is slower
+# than numpy's loadtxt)
 _PLAIN_NUMBERS = re.compile(r"[0-9.+\- ]*")
 
 
@@ -176,7 +175,7 @@ def _numbers(text: str, width: int) -> np.ndarray:
     its sign), and all under older pandas, by loadtxt, which parses an ASCII field as float()
     does (PyOS_string_to_double)."""
     first = text[:text.find("\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
-    if _PANDAS_ROUNDS_CORRECTLY and _PLAIN_NUMBERS.fullmatch(first):
+    if PANDAS_READS_EXACTLY and _PLAIN_NUMBERS.fullmatch(first):
         sep = " " if len(first.split(" ")) == width else r"\s+"
         try:
             return pd.read_csv(io.BytesIO(text.encode("ascii")), sep=sep, header=None, dtype=np.float64,
