@@ -189,6 +189,9 @@ def main() -> None:
         paths = write_all(directory, args.steps)
         paths["csv, 12 columns, 169 MB"] = write_training_log(os.path.join(directory, "metrics.csv"), 169)
         if args.formats:
+            unknown = set(args.formats.split(",")) - set(paths)
+            if unknown:
+                parser.error(f"--formats: no format {', '.join(sorted(unknown))}; the formats are {', '.join(paths)}")
             paths = {fmt: path for fmt, path in paths.items() if fmt == "csv" or fmt in args.formats.split(",")}
         sizes = {fmt: size_mb(path) for fmt, path in paths.items()}
         reads = reading_times(paths, paths["csv"], args.repeats)
