@@ -52,11 +52,8 @@ class Judgement:
 
 def write_back(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> None:
     """Write ``judgement`` to the tracker that keeps the run; ``timeout``: seconds to wait for a
-    tracking server, retries included (the trackers on disk need none)."""
-    if tracker.kind == "mlflow":
-        to_mlflow(tracker, judgement, timeout)
-    else:
-        WRITERS[tracker.kind](tracker, judgement)
+    tracking server, retries included (every writer takes it; the trackers on disk need none)."""
+    WRITERS[tracker.kind](tracker, judgement, timeout)
 
 
 @contextlib.contextmanager
@@ -105,7 +102,7 @@ def to_mlflow(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> 
         raise WriteBackError(f"MLflow run {tracker.run_id} at {tracker.location}: {exc.strerror or exc}") from None
 
 
-def to_tensorboard(tracker: Tracker, judgement: Judgement) -> None:
+def to_tensorboard(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> None:
     """A text summary, tag ``siamdiag/verdict``, at the run's last step, in a new event file of
     the writer's directory (``*.siamdiag``): the event files there are never rewritten, and
     siamdiag's reader, which reads scalars only, judges the directory as before."""
@@ -125,7 +122,7 @@ def to_tensorboard(tracker: Tracker, judgement: Judgement) -> None:
         raise WriteBackError(f"TensorBoard directory {tracker.location}: {exc.strerror or exc}") from None
 
 
-def to_dvclive(tracker: Tracker, judgement: Judgement) -> None:
+def to_dvclive(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> None:
     """A ``siamdiag`` object (verdict, gate, reason) added to the DVCLive directory's
     ``metrics.json``, the summary DVCLive declares in dvc.yaml, so ``dvc exp show`` shows it as
     ``siamdiag.verdict``; every other key is kept. Written whole or not at all."""
@@ -148,7 +145,7 @@ def to_dvclive(tracker: Tracker, judgement: Judgement) -> None:
         raise WriteBackError(f"{path}: {exc.strerror or exc}") from None
 
 
-def to_wandb(tracker: Tracker, judgement: Judgement) -> None:
+def to_wandb(tracker: Tracker, judgement: Judgement, timeout: float = 30.0) -> None:
     """A ``siamdiag`` object (verdict, gate, reason) in the run's summary. A W&B run kept on disk
     is continued the way W&B continues one: an offline run with the same id, project and entity
     (``wandb.init(mode="offline", id=..., resume="allow")``) in a new directory beside it, which

@@ -127,7 +127,7 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
     try:
         chunks: dict[str, list[pd.Series]] = {}
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns are read again (_joined)
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns are read again (_refuse_mixed)
             parsed = pd.read_csv(rows, sep=delimiter, engine="c", skipinitialspace=spaces_open_fields,
                                  chunksize=chunk_rows, compression=None,   # gzip is read whole before; a name is not a format
                                  dtype=dict.fromkeys(text_columns, str) if text_columns else None, **PARSE_OPTIONS)

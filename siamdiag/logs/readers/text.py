@@ -161,8 +161,6 @@ def _separators(between: tuple[str, ...]) -> dict:
     return str.maketrans(dict.fromkeys(chars, " "))
 
 
-# (before pandas 3.1 only read_csv's 'round_trip' converter reads floats exactly, and it is slower
-# than numpy's loadtxt)
 _PLAIN_NUMBERS = re.compile(r"[0-9.+\- ]*")
 
 
@@ -172,8 +170,8 @@ def _numbers(text: str, width: int) -> np.ndarray:
     line, so the first tells: fields of digits, a point and signs alone are parsed by pandas' C
     parser from pandas 3.1 on, several times faster than numpy's loadtxt (faster still one space
     apart); others, spelling nan, inf or an exponent (which pandas reads otherwise: '-nan' loses
-    its sign), and all under older pandas, by loadtxt, which parses an ASCII field as float()
-    does (PyOS_string_to_double)."""
+    its sign), and all under older pandas (whose one exact converter, round_trip, is slower than
+    loadtxt), by loadtxt, which parses an ASCII field as float() does (PyOS_string_to_double)."""
     first = text[:text.find("\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
     if PANDAS_READS_EXACTLY and _PLAIN_NUMBERS.fullmatch(first):
         sep = " " if len(first.split(" ")) == width else r"\s+"
