@@ -139,13 +139,13 @@ def test_module_entry_point_and_no_torch_import():
 
 def test_judging_a_csv_loads_only_what_it_uses(tmp_path):
     """Imports are most of a short log's time: judging a CSV (no grad norm, no pyproject.toml
-    of ours) loads neither the text nor the JSON reader, nor a TOML parser, difflib, statistics,
-    sqlite3 or rich (the JSON report)."""
+    of ours) loads neither the text, JSON nor TensorBoard reader, nor a TOML parser, difflib,
+    statistics, sqlite3 or rich (the JSON report)."""
     log = tmp_path / "run.csv"
     log.write_text("step,loss\n" + "".join(f"{s},{0.3 + 0.01 * ((s * 7) % 5)}\n" for s in range(400)))
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
-    unwanted = ("siamdiag.logs.readers.text", "siamdiag.logs.readers.jsonlog", "tomllib", "difflib", "statistics",
-                "sqlite3", "rich")
+    unwanted = ("siamdiag.logs.readers.text", "siamdiag.logs.readers.jsonlog", "siamdiag.logs.readers.tensorboard",
+                "tomllib", "difflib", "statistics", "sqlite3", "rich")
     code = ("import sys; from siamdiag.cli.main import main\ntry:\n    main(['analyze', 'run.csv', '--format', 'json'])\n"
             f"except SystemExit:\n    pass\nprint('LOADED=' + ','.join(m for m in {unwanted!r} if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

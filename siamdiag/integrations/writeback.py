@@ -13,7 +13,7 @@ from ..engine.analysis import analyze_run
 from ..engine.decide import DEFAULT_FAILING
 from ..engine.prepare import Options, order_run
 from ..logs.ingest import read_runs
-from ..logs.readers.tensorboard import is_event_file
+from ..logs.readers import is_event_file
 from ..logs.tables import Tracker
 from ..logs.writeback import Judgement, WriteBackError, write_back
 

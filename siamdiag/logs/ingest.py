@@ -17,12 +17,11 @@ from dataclasses import dataclass, replace
 from .columns import ColumnOverrides, detect_columns
 from ..errors import InputError, SiamdiagError, UsageError
 from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS, textfile
-from .readers import TEXT_READERS, detect_format, format_from_name
+from .readers import TEXT_READERS, detect_format, format_from_name, is_event_file
 from .readers.delimited import DELIMITERS, read_delimited_file
 from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import find_run_dirs, holds_runs, is_run_dir, read_file_store
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
-from .readers.tensorboard import holds_scalars, is_event_file, read_writer_directory
 from .readers.wandb_run import EXTRA as WANDB_EXTRA, read_wandb_run, run_key, run_log, wandb_installed
 from .tables import RawRun, Table, Tracker, metric_roles, series_to_run, table_to_runs
 
@@ -172,6 +171,10 @@ def writer_directories(found: list[LogInput]) -> tuple[list[LogInput], list[str]
     hold no scalar (it logged nothing, or only histograms, images or a graph) is passed over,
     with a note."""
     tensorboard = {log.path: log for log in found if log.format == "tensorboard"}
+    if not tensorboard:
+        return found, []
+    from .readers.tensorboard import holds_scalars   # loaded with the first event files: a CSV run never needs it
+
     is_child = {}
     for path in tensorboard:   # parents come first: the walk is top-down
         parent = os.path.dirname(path)
@@ -314,6 +317,8 @@ def _read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool)
     if fmt == "mlflow":
         return read_mlflow_store(log.path, options)
     if fmt == "tensorboard":
+        from .readers.tensorboard import read_writer_directory   # (loaded with the first event files)
+
         runs = read_writer_directory(log.path, log.files or (log.path,), log.children)
         if not runs and not log.children:
             raise InputError(log.path, "no scalar summaries in these TensorBoard event files")

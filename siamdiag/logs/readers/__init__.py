@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 from typing import Callable
 
@@ -34,6 +35,11 @@ TREE_FORMATS = ("tensorboard", "mlflow", "dvclive")
 
 SUFFIX_FORMATS = ((".csv", "csv"), (".tsv", "tsv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
                   (".json", "json"), (".txt", "text"), (".log", "text"), (".out", "text"))
+
+
+def is_event_file(name: str) -> bool:
+    """A TensorBoard event file, by its name (``events.out.tfevents.<time>.<host>...``)."""
+    return "tfevents" in os.path.basename(name)
 
 
 def format_from_name(path: str) -> str | None:

@@ -21,16 +21,11 @@ from ...errors import InputError
 from ..tables import Metric
 from .crc32c import VECTOR_MAX, byte_table, crc32c, crc32c_many, masked, pair_table
 
-EVENT_FILE_MARK = "tfevents"
 # TensorProto dtypes holding one scalar: DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF
 _FLOAT, _DOUBLE, _INT32, _INT64, _HALF = 1, 2, 3, 9, 19
 _HPARAMS = "hparams"
 _NON_SCALAR_PLUGINS = {"histograms", "images", "audio", "text", "hparams", "pr_curves", "mesh",
                        "graph_run_metadata", "custom_scalars"}
-
-
-def is_event_file(name: str) -> bool:
-    return EVENT_FILE_MARK in os.path.basename(name)
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
