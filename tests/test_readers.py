@@ -615,3 +615,23 @@ def test_the_paths_for_pandas_before_3_1_read_every_decimal_as_float_does(column
     path.write_text("step,loss\n" + "".join(f"{k},{v}\n" for k, v in enumerate(literals)))
     (run,) = read_runs([str(path)])
     np.testing.assert_array_equal(run.metrics["loss"].values, [float(v) for v in literals])
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series([3, -1, 0, 2**53 + 1, 7], dtype=np.int64),
+    pd.Series([0, 2**64 - 1, 5], dtype=np.uint64),
+    pd.Series([1, None, 3], dtype="Int64"),
+    pd.Series([0.5, np.nan, -np.inf, 2.0]),
+    pd.Series([1.5, 2.5], dtype=np.float32),
+])
+def test_a_numeric_column_reads_as_its_plain_definition(column):
+    """numeric_column's shortcuts (numpy ints taken as all present, a float column's mask made in
+    place) against the definition: the column as float64, NaN where pandas has nothing, and a
+    cell present where that is not NaN."""
+    from siamdiag.logs.tables import Table, numeric_column
+
+    values, present = numeric_column(Table(frame=pd.DataFrame({"x": column})), "x", "x.csv")
+    expected = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    np.testing.assert_array_equal(values, expected)
+    assert values.dtype == np.float64 and present.dtype == bool
+    np.testing.assert_array_equal(present, ~np.isnan(expected))

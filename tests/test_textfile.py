@@ -74,12 +74,20 @@ def test_block_reader_gives_the_whole_file_readers_table(shape, tmp_path):
             assert got.locate(last, str(column)) == expected.locate(last, str(column))
 
 
+@pytest.mark.parametrize("threads", [1, 2])   # read after a check of the whole file, or checked piece by piece
 @pytest.mark.parametrize("bad, needle", [
     (b"\x00", "NUL byte"),
     (b"\xff\xfe", "not UTF-8"),
 ])
-def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(bad, needle, tmp_path):
-    text = ("step,loss,grad_norm\n" + _rows(120_000)).encode()
+def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(bad, needle, threads, tmp_path,
+                                                                                 monkeypatch):
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "PARSE_THREADS", threads)
+    pieces = []
+    real_range = delimited._ByteRange
+    monkeypatch.setattr(delimited, "_ByteRange", lambda *a: pieces.append(a[2:4]) or real_range(*a))
+    text = ("step,loss,grad_norm\n" + _rows(160_000)).encode()   # ~3.7 MB: two pieces
     at = len(text) - 1000   # past the head and the first block
     at = text.index(b"\n", at) + 3
     path = tmp_path / "log.csv"
@@ -91,6 +99,7 @@ def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(
     with pytest.raises(InputError) as whole:
         textfile.read_text(str(path), str(path))
     assert needle in str(from_disk.value) and str(from_disk.value) == str(whole.value)
+    assert len(pieces) == (2 * 2 if threads == 2 else 0)   # (read twice: by read_delimited_file, by read_runs)
 
 
 def test_a_name_is_only_a_name(tmp_path, monkeypatch):
@@ -123,6 +132,49 @@ def test_a_log_that_grows_while_pandas_reads_it_is_read_as_it_was(appended, tmp_
     monkeypatch.setattr(delimited, "_parse", appending)
     got = read_delimited_file(str(path), str(path), ",")
     pd.testing.assert_frame_equal(got.frame, expected.frame)
+
+
+def test_a_log_that_grows_while_its_pieces_are_parsed_is_read_as_it_was(tmp_path, monkeypatch):
+    """Pieces end where the file did when its size was taken: a row a writer appends meanwhile
+    (and the cut one after it) is not read."""
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,grad_norm\n" + _rows(160_000))   # ~3.7 MB: two pieces
+    expected = read_delimited_file(str(path), str(path), ",")
+    real, calls, outcomes = pd.read_csv, [], []
+    real_pieces = delimited._parse_pieces
+
+    def appending(rows, *args, **kwargs):
+        if not calls:
+            with open(path, "a") as fh:
+                fh.write("160000,0.5,0.25\n160001,0")
+        calls.append(rows)
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(delimited.pd, "read_csv", appending)
+    monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real_pieces(*a)) or outcomes[-1])
+    got = read_delimited_file(str(path), str(path), ",")
+    assert calls and all(isinstance(rows, delimited._ByteRange) for rows in calls)   # read in pieces alone
+    assert len(outcomes) == 1 and outcomes[0] is not None
+    pd.testing.assert_frame_equal(got.frame, expected.frame)
+
+
+def test_characters_cut_between_the_reads_of_a_piece_are_text(tmp_path, monkeypatch):
+    """A piece hands pandas its bytes a read at a time and checks each: two-byte characters cut
+    between two reads are carried over, not taken for bytes that are not UTF-8."""
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    outcomes = []
+    real = delimited._parse_pieces
+    monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,note\n" + "".join(f"{i},{i / 7:.5f},{'é' * (20 + i % 7)}\n" for i in range(80_000)))
+    got = read_delimited_file(str(path), str(path), ",")
+    assert outcomes and outcomes[0] is not None
+    pd.testing.assert_frame_equal(got.frame, _whole(path).frame)
 
 
 def test_a_character_cut_by_the_first_block_and_left_unfinished_is_not_utf8(tmp_path):
@@ -176,13 +228,13 @@ PIECE_SHAPES = {
 
 @pytest.mark.parametrize("shape", PIECE_SHAPES)
 def test_pieces_parsed_on_threads_give_the_whole_file_readers_table(shape, tmp_path, monkeypatch):
-    """A long CSV is cut after line breaks into pieces parsed on threads; cut into ~50 pieces here,
-    every shape gives the table of the whole-file reader, and pieces are only given up (for the
-    serial reader) where the file asks for it."""
+    """A long CSV is cut after line breaks into a piece per thread; cut into ~50 pieces here (on
+    as many threads), every shape gives the table of the whole-file reader, and pieces are only
+    given up (for the serial reader) where the file asks for it."""
     from siamdiag.logs.readers import delimited
 
-    monkeypatch.setattr(delimited, "PIECE_BYTES", max(61, len(PIECE_SHAPES[shape]) // 50))
-    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(delimited, "PIECE_MIN_BYTES", 61)
+    monkeypatch.setattr(delimited, "PARSE_THREADS", min(50, len(PIECE_SHAPES[shape]) // 61))
     outcomes = []
     real = delimited._parse_pieces
     monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
@@ -239,14 +291,18 @@ def test_a_short_log_parsed_in_one_call_gives_the_table_of_chunks(shape, on_disk
 
 
 def test_a_long_log_parsed_in_pieces_equals_one_parse_of_it(tmp_path, monkeypatch):
-    """At the real piece size: ~20 MB, three pieces, against pandas reading the file in one go."""
+    """At a real size: ~20 MB, two pieces on two threads, against pandas reading the file in one go."""
     from siamdiag.logs.readers import delimited
 
     monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    outcomes, pieces = [], []
+    real_pieces, real_range = delimited._parse_pieces, delimited._ByteRange
+    monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real_pieces(*a)) or outcomes[-1])
+    monkeypatch.setattr(delimited, "_ByteRange", lambda *a: pieces.append(a[2:4]) or real_range(*a))
     path = tmp_path / "log.csv"
     path.write_text("step,loss,grad_norm\n" + _rows(800_000))
-    assert path.stat().st_size >= 2 * delimited.PIECE_BYTES
     got = read_delimited_file(str(path), str(path), ",")
+    assert len(outcomes) == 1 and outcomes[0] is not None and len(pieces) == 2
     pd.testing.assert_frame_equal(got.frame, pd.read_csv(path, engine="c", keep_default_na=False, na_values=[""]))
 
 

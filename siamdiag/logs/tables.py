@@ -88,10 +88,15 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     Anything else non-numeric is an error pointing at its cell."""
     series = table.frame[column]
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        present = table.present.get(column)
+        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":   # numpy's ints: none missing
+            return series.to_numpy().astype(np.float64), (np.ones(len(series), bool) if present is None else present)
         values = (series.to_numpy(copy=False) if series.dtype == np.float64   # no copy of a float column
                   else series.to_numpy(dtype=np.float64, na_value=np.nan))
-        present = table.present.get(column)
-        return values, (~np.isnan(values) if present is None else present)
+        if present is None:   # NaN is what pandas made of an empty cell
+            present = np.isnan(values)
+            np.logical_not(present, out=present)
+        return values, present
     raw = series.astype("string")
     present = raw.notna().to_numpy() & (raw.str.strip() != "").fillna(False).to_numpy(dtype=bool)
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)

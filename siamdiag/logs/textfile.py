@@ -157,33 +157,47 @@ def bytes_from(path: str, offset: int) -> bytes:
         return fh.read()
 
 
+class BlockCheck:
+    """Bytes seen a block at a time, in order: raises ``NotPlainText`` at a NUL byte or bytes that
+    are not UTF-8, and remembers whether a carriage return went by (``carriage``) and any of
+    ``needles`` (two bytes each, found across block boundaries too; ``before`` is the byte before
+    the first block). Most blocks are settled by memchr and an ASCII check; a block is decoded only
+    when not ASCII, and searched for the needles only when it holds their last byte."""
+
+    def __init__(self, needles: tuple[bytes, ...], before: bytes = b""):
+        self.needles, self.lasts = needles, {needle[-1:] for needle in needles}
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.carriage = self.found = False
+        self.previous = before
+
+    def see(self, block: bytes, final: bool) -> None:
+        """Check the next block; ``final``: nothing follows it (a character it cuts is an error)."""
+        if b"\x00" in block:
+            raise NotPlainText("NUL byte")
+        if not block.isascii() or self.utf8.getstate()[0]:
+            try:
+                self.utf8.decode(block, final=final)
+            except UnicodeDecodeError:
+                raise NotPlainText("not UTF-8") from None
+        self.carriage = self.carriage or b"\r" in block
+        if not self.found and any(last in block for last in self.lasts):
+            joined = self.previous + block
+            self.found = any(needle in joined for needle in self.needles)
+        self.previous = block[-1:] or self.previous
+
+
 def inspect(path: str, end: int, *needles: bytes) -> tuple[bool, bool]:
-    """Whether the first ``end`` bytes hold a carriage return, and any of ``needles`` (two bytes
-    each), read a block at a time; raises ``NotPlainText`` at a NUL byte or bytes that are not
-    UTF-8. Most blocks are settled by memchr and an ASCII check; a block is decoded only when not
-    ASCII, and searched for the needles only when it holds their last byte."""
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    lasts = {needle[-1:] for needle in needles}
-    carriage, found, previous, left = False, False, b"", end
+    """Whether the first ``end`` bytes hold a carriage return, and any of ``needles``, read a
+    block at a time (``BlockCheck``, which raises ``NotPlainText`` at anything but clean text)."""
+    check, left = BlockCheck(needles), end
     with open(path, "rb") as fh:
         while left > 0:
             block = fh.read(min(BLOCK, left))
             if not block:
                 break
             left -= len(block)
-            if b"\x00" in block:
-                raise NotPlainText("NUL byte")
-            if not block.isascii() or utf8.getstate()[0]:
-                try:
-                    utf8.decode(block, final=left <= 0)
-                except UnicodeDecodeError:
-                    raise NotPlainText("not UTF-8") from None
-            carriage = carriage or b"\r" in block
-            if not found and any(last in block for last in lasts):
-                joined = previous + block
-                found = any(needle in joined for needle in needles)
-            previous = block[-1:]
-    return carriage, found
+            check.see(block, final=left <= 0)
+    return check.carriage, check.found
 
 
 def count_lines(path: str, end: int | None = None) -> int:

@@ -40,7 +40,7 @@ def field_column(line: str, delimiter: str, index: int) -> int:
 
 CHUNK_ROWS = 1 << 18   # rows parsed together from text (about 25 MB of a wide log's text)
 CHUNK_BYTES = 25 << 20   # a file on disk: as many rows as about this much of it holds
-PIECE_BYTES = 8 << 20   # a long file on disk is cut into pieces of about this size, parsed on threads
+PIECE_MIN_BYTES = 3 << 19   # a file on disk is cut into a piece per thread when each is at least this long (1.5 MB)
 WHOLE_BYTES = 1 << 20   # a log this short is parsed in one call: joining chunks saves it nothing
 # Threads that parse pieces: pandas' C parser releases the GIL while it tokenises and converts, as
 # pandas' own reader of a whole file does on these cores. The pool workers of --jobs set it to 1
@@ -252,43 +252,43 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None) ->
     else:
         body_end = size
     reread = lambda: textfile.read_text(path, source)  # noqa: E731
-    row_bytes = max(1, len(start_text.encode()) // max(1, start_text.count("\n")))
-    carriage, spaces = textfile.inspect(path, body_end, (delimiter + " ").encode(), b"\n ", b"\r ")
-    spaces = spaces or start_text.startswith(" ")
-    parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
-                              chunk_rows=None if size <= WHOLE_BYTES else max(CHUNK_ROWS, CHUNK_BYTES // row_bytes),
-                              spaces_open_fields=spaces)
-    piece_options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces)
-    frame = _parse_path(path, size, parse, piece_options) if body_end == size and not carriage else None
-    if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
-        frame = _parse_as_one(parse, lambda: textfile.open_lines(path, body_end))
+    needles = ((delimiter + " ").encode(), b"\n ", b"\r ")   # spaces that may open a field
+    frame = None
+    if body_end == size and PARSE_THREADS > 1 and size >= PARSE_THREADS * PIECE_MIN_BYTES:
+        frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "))
+    if frame is None:   # a short file, an unterminated last line, carriage returns, a piece that did not parse...
+        carriage, spaces = textfile.inspect(path, body_end, *needles)
+        row_bytes = max(1, len(start_text.encode()) // max(1, start_text.count("\n")))
+        parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
+                                  chunk_rows=None if size <= WHOLE_BYTES else max(CHUNK_ROWS, CHUNK_BYTES // row_bytes),
+                                  spaces_open_fields=spaces or start_text.startswith(" "))
+        if body_end == size and not carriage:
+            frame = _parse_path(path, size, parse)
+        if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
+            frame = _parse_as_one(parse, lambda: textfile.open_lines(path, body_end))
     return _with_last_line(frame, header, last, delimiter, source, reread,
                            lambda: textfile.count_lines(path, body_end) + 1)
 
 
-def _parse_path(path: str, size: int, parse: Callable, piece_options: dict) -> pd.DataFrame | None:
-    """The table in the file, read from the path (faster than from any file object): in pieces on
-    threads when the file is long enough, else by pandas itself. None when the file no longer has
-    ``size`` bytes once read: a log being written grew meanwhile, and a row it was cut in may have
-    been read (the caller reads the bytes it had)."""
-    frame = None
-    if PARSE_THREADS > 1 and size >= 2 * PIECE_BYTES:
-        frame = _parse_pieces(path, size, piece_options, PIECE_BYTES)
-    if frame is None:
-        try:   # absolute: pandas would read '~...' or 'file:...' as more than a path
-            frame = _parse_as_one(parse, lambda: contextlib.nullcontext(os.path.abspath(path)))
-        except InputError:
-            if os.path.getsize(path) != size:
-                return None
-            raise
+def _parse_path(path: str, size: int, parse: Callable) -> pd.DataFrame | None:
+    """The table in the file, read by ``parse`` from the path (faster than from any file object).
+    None when the file no longer has ``size`` bytes once read: a log being written grew meanwhile,
+    and a row it was cut in may have been read (the caller reads the bytes it had)."""
+    try:   # absolute: pandas would read '~...' or 'file:...' as more than a path
+        frame = _parse_as_one(parse, lambda: contextlib.nullcontext(os.path.abspath(path)))
+    except InputError:
+        if os.path.getsize(path) != size:
+            return None
+        raise
     return frame if os.path.getsize(path) == size else None
 
 
 class _ByteRange:
-    """The bytes ``prefix`` then ``[start, end)`` of an open file, as a file pandas reads."""
+    """The bytes ``prefix`` then ``[start, end)`` of an open file, as a file pandas reads; each
+    block of the range goes by ``check`` as it is handed out."""
 
-    def __init__(self, fd: int, prefix: bytes, start: int, end: int):
-        self.fd, self.prefix, self.pos, self.end = fd, prefix, start, end
+    def __init__(self, fd: int, prefix: bytes, start: int, end: int, check: textfile.BlockCheck):
+        self.fd, self.prefix, self.pos, self.end, self.check = fd, prefix, start, end, check
 
     def read(self, size: int = -1) -> bytes:
         if self.prefix:
@@ -297,6 +297,7 @@ class _ByteRange:
         size = self.end - self.pos if size is None or size < 0 else min(size, self.end - self.pos)
         data = os.pread(self.fd, size, self.pos) if size > 0 else b""
         self.pos += len(data)
+        self.check.see(data, final=not data or self.pos >= self.end)
         return data
 
     def __iter__(self):   # pandas asks file objects for iteration; reads go through read()
@@ -313,25 +314,28 @@ def header_end(data: bytes) -> int:
     return end + 1
 
 
-def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.DataFrame | None:
-    """The table, parsed in pieces of at most about ``piece_bytes`` cut after a line break, each
-    behind the header line, on PARSE_THREADS threads, joined column by column in file order: the
-    table the serial reader gives. None, for the serial reader to decide, when the file does not
-    open with its header line, when a column holds numbers in one piece and words in another, or
-    when any piece does not parse: a cut inside a quoted line break leaves a piece ending in an
-    open quote, which pandas refuses, and the serial reader then reads the file or locates its
-    error."""
+def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ...],
+                  spaces_open_fields: bool) -> pd.DataFrame | None:
+    """The table, parsed in a piece per thread (PARSE_THREADS pieces of about equal size, cut after
+    a line break, each behind the header line), joined column by column in file order: the table
+    the serial reader gives. More pieces than threads would only add a parser and a frame each:
+    slower, and no less memory. Each piece's bytes are checked as pandas reads them (``BlockCheck``:
+    NotPlainText at anything but clean text), so the file is read once. Read again skipping spaces
+    that open a field when one of ``needles`` went by. None, for the serial reader to decide, when
+    a carriage return went by (its line breaks are made universal), when the file does not open
+    with its header line, when a column holds numbers in one piece and words in another, when any
+    piece does not parse (a cut inside a quoted line break leaves a piece ending in an open quote,
+    which pandas refuses; the serial reader then reads the file or locates its error). The pieces
+    end where the file did when its size was taken: what a writer appends meanwhile is not read."""
+    options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_open_fields)
     with open(path, "rb") as fh:
         fd = fh.fileno()
         body = header_end(os.pread(fd, textfile.HEAD_BYTES, 0))
-        if not body:
-            return None
         prefix = os.pread(fd, body, 0)
-        # as many pieces of at most piece_bytes as keeps every thread busy to the end: a multiple
-        # of the thread count, of equal size
-        count = PARSE_THREADS * -(-(size - body) // (PARSE_THREADS * piece_bytes))
+        if not body or b"\r" in prefix:
+            return None
         cuts = [body]
-        for target in (body + (size - body) * k // count for k in range(1, count)):
+        for target in (body + (size - body) * k // PARSE_THREADS for k in range(1, PARSE_THREADS)):
             if target <= cuts[-1]:
                 continue
             line_break = os.pread(fd, textfile.BLOCK, target).find(b"\n")
@@ -339,16 +343,23 @@ def _parse_pieces(path: str, size: int, options: dict, piece_bytes: int) -> pd.D
                 break
             cuts.append(target + line_break + 1)
         cuts.append(size)
+        checks = [textfile.BlockCheck(needles, before=b"\n") for _ in cuts[1:]]   # each piece follows a line break
 
-        def piece(bounds: tuple[int, int]) -> pd.DataFrame:
-            return pd.read_csv(_ByteRange(fd, prefix, *bounds), engine="c", compression=None, **options)
+        def piece(k: int) -> pd.DataFrame:
+            return pd.read_csv(_ByteRange(fd, prefix, cuts[k], cuts[k + 1], checks[k]), engine="c", compression=None,
+                               **options)
 
         try:
-            with ThreadPoolExecutor(max_workers=min(PARSE_THREADS, len(cuts) - 1)) as pool, warnings.catch_warnings():
+            with ThreadPoolExecutor(max_workers=len(checks)) as pool, warnings.catch_warnings():
                 warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns go to the serial reader
-                pieces = list(pool.map(piece, zip(cuts[:-1], cuts[1:])))
+                pieces = list(pool.map(piece, range(len(checks))))
         except (ValueError, OverflowError):   # pandas' parse and data errors (ParserError is a ValueError)
             return None
+    if any(check.carriage for check in checks):
+        return None
+    if not spaces_open_fields and any(check.found for check in checks):
+        del pieces
+        return _parse_pieces(path, size, delimiter, needles, True)
     if any(list(p.columns) != list(pieces[0].columns) for p in pieces):
         return None
     pieces = [p for p in pieces if len(p)] or pieces[:1]   # a piece of blank lines types its columns as text
