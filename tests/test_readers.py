@@ -635,3 +635,26 @@ def test_a_numeric_column_reads_as_its_plain_definition(column):
     np.testing.assert_array_equal(values, expected)
     assert values.dtype == np.float64 and present.dtype == bool
     np.testing.assert_array_equal(present, ~np.isnan(expected))
+
+
+@pytest.mark.parametrize("text", ["", "\n", "a", "a\n", "a\nb", "\n\na\n\n", "x\n" * 10, "x\n" * 3 + "tail", "é\r\nü\n"])
+@pytest.mark.parametrize("count", [1, 2, 6, 200])
+def test_first_lines_are_the_first_lines_of_a_split(text, count):
+    """first_lines (which does not copy the rest of a long log) against str.split's first lines."""
+    from siamdiag.logs.readers.lines import first_lines
+
+    assert first_lines(text, count) == text.split("\n", count)[:count]
+
+
+def test_line_blocks_cover_the_lines_once_with_their_numbers(monkeypatch):
+    """The blocks, joined, are the text's whole lines; each block's first line number and line
+    count are those of str.split (oracle), with blocks of a few lines."""
+    from siamdiag.logs.readers import lines
+
+    monkeypatch.setattr(lines, "BLOCK_CHARS", 7)
+    text = "".join(f"{'x' * (i % 5)}{i}\n" for i in range(40))
+    whole = text.split("\n")[:-1]
+    blocks = list(lines.line_blocks(text, len(text)))
+    assert "\n".join(block for _n, block, _c in blocks) == "\n".join(whole)
+    for number, block, count in blocks:
+        assert block.split("\n") == whole[number - 1:number - 1 + count]

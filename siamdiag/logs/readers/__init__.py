@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..tables import Table, to_float
 from .delimited import parse_delimited, sniff_delimiter
+from .lines import first_lines
 from .wandb import is_chart_export, read_wandb
 
 
@@ -77,7 +78,7 @@ def detect_format(path: str, text: str) -> str:
     """The reader for a decoded file: its suffix when it has a known one (a CSV whose header has
     '<run> - <metric>' columns is a W&B chart export), else what its content looks like."""
     by_name = format_from_name(path)
-    lines = [line for line in text.split("\n", 6)[:6] if line.strip()]
+    lines = [line for line in first_lines(text, 6) if line.strip()]
     if by_name in ("csv", "tsv"):
         return "wandb" if lines and is_chart_export(_header_names(lines[0])) else by_name
     if by_name:
@@ -88,6 +89,6 @@ def detect_format(path: str, text: str) -> str:
     if _looks_delimited(lines):
         return "wandb" if is_chart_export(_header_names(lines[0])) else "csv"
     loss = _lazy("text", "LOSS")
-    if any(loss.search(line) for line in text.split("\n", 200)[:200]):
+    if any(loss.search(line) for line in first_lines(text, 200)):
         return "text"
     return "csv"

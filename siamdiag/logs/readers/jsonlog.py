@@ -187,12 +187,13 @@ def _skeleton(line: str) -> tuple[list[str], list[str]] | None:
 
 
 @lru_cache(maxsize=256)
-def _conversion(middles: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], re.Pattern, dict] | None:
+def _conversion(middles: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], re.Pattern, tuple[bytes, bytes]] | None:
     """How the texts between the numbers of a line (``middles``) become commas: one that is a
     comma among characters translate can delete (ASCII, none a number's) stays, matched as it is;
     any other is replaced by a separator of its own. The replacements, the pattern the lines then
-    match (JSON numbers apart by these, in order) and the translation of such lines into CSV; None
-    when the separators run out."""
+    match (JSON numbers apart by these, in order) and the translation of such lines, once matched
+    (ASCII), into CSV bytes (``bytes.translate``'s table and characters to delete: pandas reads
+    bytes without encoding them again); None when the separators run out."""
     replaced, pieces, deleted = [], [], set()
     for literal in middles:
         rest = literal.replace(",", "", 1)
@@ -205,14 +206,15 @@ def _conversion(middles: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], 
         else:
             return None
     line = _NUMBER + "".join(piece + _NUMBER for piece in pieces)
-    to_csv = str.maketrans({**dict.fromkeys(deleted), **{separator: "," for _, separator in replaced}})
+    to_csv = (bytes.maketrans("".join(separator for _, separator in replaced).encode(), b"," * len(replaced)),
+              "".join(sorted(deleted)).encode())
     return tuple(replaced), re.compile(f"(?:{line}\n)*{line}"), to_csv
 
 
 def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.ndarray, bool]]] | None:
     """The keys and, key by key, the values (float64, and whether every one was an int) of the
     ``count`` lines of ``block`` when each line repeats the first one but for its numbers; None
-    when that is not proven. The lines become CSV (str.replace, str.translate), read by pandas'
+    when that is not proven. The lines become CSV (str.replace, bytes.translate), read by pandas'
     C parser.
 
     Proof: the joint of two lines (the first line's text after its last number, a line break,
@@ -253,7 +255,7 @@ def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.n
         lines = lines.replace(literal, separator)
     if not number_lines.fullmatch(lines):
         return None
-    frame = pd.read_csv(io.StringIO(lines.translate(to_csv)), header=None, engine="c", na_filter=False,
+    frame = pd.read_csv(io.BytesIO(lines.encode("ascii").translate(*to_csv)), header=None, engine="c", na_filter=False,
                         low_memory=False, **EXACT_FLOATS)
     columns = [_as_json_reads(column.to_numpy()) for _, column in frame.items()]
     return None if None in columns else (keys, columns)
@@ -278,8 +280,7 @@ def read_jsonl(text: str, source: str) -> Table:
     columns: dict[str, Column] = {}
     line_of = array("q")
     body_end, notes = whole_lines(text)
-    for number, block in line_blocks(text, body_end):
-        count = block.count("\n") + 1
+    for number, block, count in line_blocks(text, body_end):
         at_once = _numbers_at_once(block, count)
         if at_once is not None and not any(key in columns and columns[key].objects is not None for key in at_once[0]):
             rows = np.arange(len(line_of), len(line_of) + count)

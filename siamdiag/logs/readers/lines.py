@@ -33,14 +33,30 @@ def whole_lines(text: str) -> tuple[int, tuple[str, ...]]:
 
 
 def line_blocks(text: str, end: int):
-    """(number of the first line, the block) for blocks of about BLOCK_CHARS of whole lines of
-    ``text[:end]`` (``end`` just after a line break), each without its last line break."""
+    """(number of the first line, the block, its number of lines) for blocks of about BLOCK_CHARS
+    of whole lines of ``text[:end]`` (``end`` just after a line break), each without its last
+    line break."""
     start, number = 0, 1
     while start < end:
         stop = text.find("\n", min(start + BLOCK_CHARS, end - 1))
         block = text[start:stop]
-        yield number, block
-        start, number = stop + 1, number + block.count("\n") + 1
+        count = block.count("\n") + 1
+        yield number, block, count
+        start, number = stop + 1, number + count
+
+
+def first_lines(text: str, count: int) -> list[str]:
+    """The first ``count`` lines of ``text`` (fewer when it has fewer), without copying the rest
+    of it as ``split("\\n", count)`` does."""
+    lines, start = [], 0
+    while len(lines) < count:
+        end = text.find("\n", start)
+        if end < 0:
+            lines.append(text[start:])
+            break
+        lines.append(text[start:end])
+        start = end + 1
+    return lines
 
 
 def line_number(text: str, number: int) -> str:

@@ -283,13 +283,13 @@ class _SkeletonScan:
             self.enabled = False
         return fields["marker"], fields["loss"], fields["grad"], logs_loss
 
-    def rows(self, block: str, first: int, current: float | None, source: str):
-        """The loss lines of ``block`` (whose first line is ``first``) as ``_found_rows`` gives
-        them, and the step in force after them: what searching every line on its own gives."""
+    def rows(self, block: str, first: int, count: int, current: float | None, source: str):
+        """The loss lines of ``block`` (whose first line is ``first``, ``count`` lines) as
+        ``_found_rows`` gives them, and the step in force after them: what searching every line on
+        its own gives."""
         if not self.enabled or (not block.isascii() and _FOREIGN_DIGIT.search(block)) or \
                 (self.known is None and not self._learn(block.split("\n", LEARN_SAMPLE)[:LEARN_SAMPLE])):
             return _searched_rows(block, first, current, source)
-        count = block.count("\n") + 1
         marker, loss, grad, logs_loss = self._fields(*self._search(block, count), count)
         last_marker = np.where(np.isnan(marker), -1, np.arange(count))   # the line of the marker in force
         np.maximum.accumulate(last_marker, out=last_marker)
@@ -320,9 +320,9 @@ def read_text(text: str, source: str, pattern: re.Pattern | None = None, *, by_s
     columns = ([np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)])   # each block's rows, joined once
     scan = _SkeletonScan() if pattern is None and by_skeleton else None
     current, unmarked = None, 0
-    for first, block in line_blocks(text, body_end):
+    for first, block, count in line_blocks(text, body_end):
         if scan is not None:
-            rows, current = scan.rows(block, first, current, source)
+            rows, current = scan.rows(block, first, count, current, source)
         elif pattern is None:
             rows, current = _searched_rows(block, first, current, source)
         else:
