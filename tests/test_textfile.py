@@ -223,6 +223,7 @@ PIECE_SHAPES = {
     "nan in a later piece": "step,loss\n" + "".join(f"{i},{i / 9:.4f}\n" for i in range(60)) + "60,nan\n61,-inf\n",
     "empty cells in some pieces": "step,loss,val\n" + "".join(f"{i},{i / 9:.4f},{'' if i < 40 else i}\n" for i in range(80)),
     "blank lines between pieces": "step,loss,grad_norm\n" + _rows(20) + "\n" * 200 + _rows(20),
+    "spaces opening the header's fields alone": "step, loss, grad_norm\n" + _rows(60),
 }
 
 

@@ -327,13 +327,14 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
     piece does not parse (a cut inside a quoted line break leaves a piece ending in an open quote,
     which pandas refuses; the serial reader then reads the file or locates its error). The pieces
     end where the file did when its size was taken: what a writer appends meanwhile is not read."""
-    options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_open_fields)
     with open(path, "rb") as fh:
         fd = fh.fileno()
         body = header_end(os.pread(fd, textfile.HEAD_BYTES, 0))
         prefix = os.pread(fd, body, 0)
         if not body or b"\r" in prefix:
             return None
+        spaces_open_fields = spaces_open_fields or any(needle in prefix for needle in needles)   # the header's
+        options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_open_fields)
         cuts = [body]
         for target in (body + (size - body) * k // PARSE_THREADS for k in range(1, PARSE_THREADS)):
             if target <= cuts[-1]:
