@@ -71,7 +71,7 @@ class _Lines(io.RawIOBase):
 
     def __init__(self, path: str, end: int):
         self.handle, self.left = open(path, "rb"), end
-        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.check = BlockCheck(needles=())
         self.block, self.pos, self.after_cr = memoryview(b""), 0, False
 
     def readable(self) -> bool:
@@ -88,13 +88,7 @@ class _Lines(io.RawIOBase):
     def _next_block(self) -> bytes:
         data = self.handle.read(min(BLOCK, self.left))
         self.left = self.left - len(data) if data else 0
-        if b"\x00" in data:
-            raise NotPlainText("NUL byte")
-        if not data.isascii() or self.utf8.getstate()[0]:   # a character cut by the last block
-            try:
-                self.utf8.decode(data, final=not self.left)
-            except UnicodeDecodeError:
-                raise NotPlainText("not UTF-8") from None
+        self.check.see(data, final=not self.left)
         if self.after_cr:   # the LF of a CRLF that the last block cut
             data = data.removeprefix(b"\n")
         self.after_cr = data.endswith(b"\r")
