@@ -161,6 +161,33 @@ def test_a_log_that_grows_while_its_pieces_are_parsed_is_read_as_it_was(tmp_path
     pd.testing.assert_frame_equal(got.frame, expected.frame)
 
 
+def test_a_piece_stops_at_the_first_space_opening_a_field_and_the_pieces_are_read_again_skipping_them(
+        tmp_path, monkeypatch):
+    """Spaces after the delimiters of the rows, not of the header: each piece's first parse stops at
+    its first block (the rest would be thrown away), the second skips the spaces and gives the
+    whole-file reader's table."""
+    from siamdiag.logs.readers import delimited
+
+    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    readers, reads = [], []   # each piece's reader (kept), in the order it first read, and its reads
+    real_read = delimited._ByteRange.read
+
+    def counted(self, size=-1):
+        if not any(reader is self for reader in readers):
+            readers.append(self)
+            reads.append(0)
+        reads[next(k for k, reader in enumerate(readers) if reader is self)] += 1
+        return real_read(self, size)
+
+    monkeypatch.setattr(delimited._ByteRange, "read", counted)
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,grad_norm\n" + _rows(160_000).replace(",", ", "))   # ~4.2 MB
+    got = read_delimited_file(str(path), str(path), ",")
+    assert len(reads) == 4   # two pieces, read twice
+    assert max(reads[:2]) <= 2 < 5 < min(reads[2:])   # the header and one block, then stopped; then all of it
+    pd.testing.assert_frame_equal(got.frame, _whole(path).frame)
+
+
 def test_characters_cut_between_the_reads_of_a_piece_are_text(tmp_path, monkeypatch):
     """A piece hands pandas its bytes a read at a time and checks each: two-byte characters cut
     between two reads are carried over, not taken for bytes that are not UTF-8."""

@@ -283,12 +283,25 @@ def _parse_path(path: str, size: int, parse: Callable) -> pd.DataFrame | None:
     return frame if os.path.getsize(path) == size else None
 
 
+class _PieceStopped(Exception):
+    """A piece met what the pieces' parse cannot take as it is: a carriage return (``carriage``),
+    or a space opening a field where spaces are not skipped. Its parse stops there: the rest would
+    be thrown away."""
+
+    def __init__(self, carriage: bool):
+        super().__init__()
+        self.carriage = carriage
+
+
 class _ByteRange:
     """The bytes ``prefix`` then ``[start, end)`` of an open file, as a file pandas reads; each
-    block of the range goes by ``check`` as it is handed out."""
+    block of the range goes by ``check`` as it is handed out, and the reading stops
+    (``_PieceStopped``) at a carriage return, or at a space opening a field unless ``spaces_skipped``."""
 
-    def __init__(self, fd: int, prefix: bytes, start: int, end: int, check: textfile.BlockCheck):
+    def __init__(self, fd: int, prefix: bytes, start: int, end: int, check: textfile.BlockCheck,
+                 spaces_skipped: bool):
         self.fd, self.prefix, self.pos, self.end, self.check = fd, prefix, start, end, check
+        self.spaces_skipped = spaces_skipped
 
     def read(self, size: int = -1) -> bytes:
         if self.prefix:
@@ -298,6 +311,8 @@ class _ByteRange:
         data = os.pread(self.fd, size, self.pos) if size > 0 else b""
         self.pos += len(data)
         self.check.see(data, final=not data or self.pos >= self.end)
+        if self.check.carriage or (self.check.found and not self.spaces_skipped):
+            raise _PieceStopped(self.check.carriage)
         return data
 
     def __iter__(self):   # pandas asks file objects for iteration; reads go through read()
@@ -320,9 +335,10 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
     a line break, each behind the header line), joined column by column in file order: the table
     the serial reader gives. More pieces than threads would only add a parser and a frame each:
     slower, and no less memory. Each piece's bytes are checked as pandas reads them (``BlockCheck``:
-    NotPlainText at anything but clean text), so the file is read once. Read again skipping spaces
-    that open a field when one of ``needles`` went by. None, for the serial reader to decide, when
-    a carriage return went by (its line breaks are made universal), when the file does not open
+    NotPlainText at anything but clean text), so the file is read once. A piece stops at the first
+    carriage return, or space opening a field (one of ``needles``) while such spaces are not
+    skipped: the pieces are then read again skipping them. None, for the serial reader to decide,
+    when a carriage return went by (its line breaks are made universal), when the file does not open
     with its header line, when a column holds numbers in one piece and words in another, when any
     piece does not parse (a cut inside a quoted line break leaves a piece ending in an open quote,
     which pandas refuses; the serial reader then reads the file or locates its error). The pieces
@@ -333,8 +349,6 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
         prefix = os.pread(fd, body, 0)
         if not body or b"\r" in prefix:
             return None
-        spaces_open_fields = spaces_open_fields or any(needle in prefix for needle in needles)   # the header's
-        options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_open_fields)
         cuts = [body]
         for target in (body + (size - body) * k // PARSE_THREADS for k in range(1, PARSE_THREADS)):
             if target <= cuts[-1]:
@@ -344,23 +358,29 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
                 break
             cuts.append(target + line_break + 1)
         cuts.append(size)
-        checks = [textfile.BlockCheck(needles, before=b"\n") for _ in cuts[1:]]   # each piece follows a line break
 
-        def piece(k: int) -> pd.DataFrame:
-            return pd.read_csv(_ByteRange(fd, prefix, cuts[k], cuts[k + 1], checks[k]), engine="c", compression=None,
-                               **options)
+        def parse(spaces_skipped: bool) -> list[pd.DataFrame] | None:
+            """Every piece, spaces opening a field skipped or not; None when a piece does not parse
+            or stops at a carriage return."""
+            checks = [textfile.BlockCheck(needles, before=b"\n") for _ in cuts[1:]]   # each piece follows a line break
+            options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_skipped)
 
-        try:
-            with ThreadPoolExecutor(max_workers=len(checks)) as pool, warnings.catch_warnings():
-                warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns go to the serial reader
-                pieces = list(pool.map(piece, range(len(checks))))
-        except (ValueError, OverflowError):   # pandas' parse and data errors (ParserError is a ValueError)
-            return None
-    if any(check.carriage for check in checks):
+            def piece(k: int) -> pd.DataFrame:
+                return pd.read_csv(_ByteRange(fd, prefix, cuts[k], cuts[k + 1], checks[k], spaces_skipped),
+                                   engine="c", compression=None, **options)
+
+            try:
+                with ThreadPoolExecutor(max_workers=len(checks)) as pool, warnings.catch_warnings():
+                    warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns go to the serial reader
+                    return list(pool.map(piece, range(len(checks))))
+            except _PieceStopped as stop:
+                return None if stop.carriage or spaces_skipped else parse(True)   # spaces in the rows: again, skipping them
+            except (ValueError, OverflowError):   # pandas' parse and data errors (ParserError is a ValueError)
+                return None
+
+        pieces = parse(spaces_open_fields or any(needle in prefix for needle in needles))   # (the header's spaces too)
+    if pieces is None:
         return None
-    if not spaces_open_fields and any(check.found for check in checks):
-        del pieces
-        return _parse_pieces(path, size, delimiter, needles, True)
     if any(list(p.columns) != list(pieces[0].columns) for p in pieces):
         return None
     pieces = [p for p in pieces if len(p)] or pieces[:1]   # a piece of blank lines types its columns as text
