@@ -4,8 +4,12 @@ One trainer alternates two kinds of blocks of a few steps, their order swapped e
 machine noise and slow drifts hit both alike, and both use the same model, optimiser and data in
 memory (two trainers differ in where their tensors lie, which alone moved paired ratios by up
 to 3 %). Plain blocks train as a user's own loop would: the learning-rate schedule, the sampler,
-augmentation, forward, loss, zero_grad, backward, clipping when configured, optimiser step,
-nothing recorded. Instrumented blocks run ``Trainer.train_step`` (the grad norm; the step's loss,
+augmentation, forward, loss, zeroing the gradients, backward, clipping when configured, optimiser
+step, nothing recorded. They zero the gradients as the trainer does, in its flat buffer
+(``--plain-zeroing buffer``, the default: the difference is the instrumentation alone), or as
+PyTorch's ``zero_grad()`` does by default, setting them to None (``--plain-zeroing none``: siamdiag
+train against a typical loop; its instrumented steps then also put the gradients back in the buffer
+each step). Instrumented blocks run ``Trainer.train_step`` (the grad norm; the step's loss,
 distances and embedding norms kept on the device and reduced to sums every few dozen steps) and the
 run loop's per-step check whether rows are due.
 
@@ -23,6 +27,7 @@ wall time (wall time is shown too); on a GPU in wall time, synchronised at the b
 
     python benchmarks/overhead.py                        # default run (digits, CNN), CPU
     python benchmarks/overhead.py --pairs 1600           # +/-0.3 % on the shared 2-core machine
+    python benchmarks/overhead.py --plain-zeroing none   # against a loop that sets gradients to None
     python benchmarks/overhead.py --model mlp --batch-size 128
     python benchmarks/overhead.py --device cuda          # on a GPU, also counts host synchronisations
 """
@@ -88,14 +93,18 @@ class CollectorTime:
             self.full += info["generation"] == 2
 
 
-def plain_steps(trainer: Trainer, first: int, steps: int) -> None:
-    """``steps`` training steps as a loop without siamdiag would run them, with the trainer's parts."""
+def plain_steps(trainer: Trainer, first: int, steps: int, zeroing: str) -> None:
+    """``steps`` training steps as a loop without siamdiag would run them, with the trainer's parts;
+    ``zeroing``: "buffer" (the trainer's flat gradient buffer) or "none" (gradients set to None)."""
     cfg, placement = trainer.cfg, trainer.placement
     for step in range(first, first + steps):
         set_lr(trainer.optimizer, cfg, step - 1, trainer.total_steps)
         batch = trainer.sampler.batch(step).shard(placement.rank, placement.world)
         out, _, _ = trainer.forward(batch, trainer.margin.value)
-        trainer.optimizer.zero_grad(set_to_none=True)
+        if zeroing == "buffer":
+            trainer.gradients.zero()
+        else:
+            trainer.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(trainer.params, cfg.clip_grad)
@@ -153,7 +162,7 @@ def measure(args, placement: Placement, cfg: TrainConfig, collector: CollectorTi
         trainer = Trainer(TrainConfig(**{**cfg.to_dict(), "steps": args.warmup + 2 * args.pairs * args.steps}),
                           workdir, placement)
         log = MetricsFile(os.path.join(workdir, METRICS_FILE))
-        plain_steps(trainer, 1, args.warmup // 2)   # warm-up: allocator, kernels, caches
+        plain_steps(trainer, 1, args.warmup // 2, args.plain_zeroing)   # warm-up: allocator, kernels, caches
         first = 1 + args.warmup // 2
         with Clocks(device) as warm:
             instrumented_steps(trainer, first, args.warmup - args.warmup // 2, 10**9)
@@ -175,7 +184,7 @@ def measure(args, placement: Placement, cfg: TrainConfig, collector: CollectorTi
                 collector.phase = side
                 with Clocks(device) as block[side]:
                     if side == "plain":
-                        plain_steps(trainer, first, args.steps)
+                        plain_steps(trainer, first, args.steps, args.plain_zeroing)
                     else:
                         due = instrumented_steps(trainer, first, args.steps, next_flush)
                 first += args.steps
@@ -204,6 +213,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per block")
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=200, help="untimed steps on each side first")
+    parser.add_argument("--plain-zeroing", choices=("buffer", "none"), default="buffer",
+                        help="how plain blocks zero the gradients: the trainer's buffer, or set to None")
     args = parser.parse_args()
     placement = Placement(resolve_device(args.device))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -235,7 +246,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
           f"model={model_kind} hidden={args.hidden} loss={args.loss} batch={args.batch_size} "
-          f"normalize={args.normalize} clip_grad={args.clip_grad}")
+          f"normalize={args.normalize} clip_grad={args.clip_grad} plain zeroing={args.plain_zeroing}")
     print(f"{args.pairs} pairs of {args.steps}-step blocks after {args.warmup} warm-up steps; "
           f"load average {load_before:.2f} before, {load_after:.2f} after")
     for label, wall, cpu in (("plain loop:", PLAIN_WALL, PLAIN_CPU), ("instrumented:", RECORDED_WALL, RECORDED_CPU)):

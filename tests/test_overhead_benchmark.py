@@ -58,9 +58,10 @@ def test_the_bootstrap_interval_covers_the_median_and_narrows_with_more_pairs():
     assert many[1] - many[0] < 0.02                      # +/-1 % resolved by 1,000 pairs at this noise
 
 
-def test_a_tiny_run_prints_every_figure(tmp_path):
+@pytest.mark.parametrize("zeroing", ["buffer", "none"])
+def test_a_tiny_run_prints_every_figure(tmp_path, zeroing):
     done = subprocess.run([sys.executable, SCRIPT, "--pairs", "4", "--steps", "2", "--warmup", "4",
-                           "--model", "mlp", "--hidden", "16"],
+                           "--model", "mlp", "--hidden", "16", "--plain-zeroing", zeroing],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 import siamdiag.train.loop as loop  # noqa: E402
 from siamdiag.train.config import TrainConfig  # noqa: E402
 from siamdiag.train.distributed import Placement  # noqa: E402
+from siamdiag.train.gradients import GradientBuffer  # noqa: E402
 from siamdiag.train.losses import LossOutput  # noqa: E402
 from siamdiag.train.recorder import FOLD, ROW_KEYS, StepRecorder  # noqa: E402
 
@@ -35,8 +36,8 @@ def expected_row(out: dict, grads: list, norms) -> dict:
         return None if mask.sum() == 0 else (values * mask).sum() / mask.sum()
 
     finite = norms[np.isfinite(norms)]
-    # the global norm of the per-parameter norms in float32, as clip_grad_norm_ forms it: it overflows
-    # once the norm passes sqrt(float32 max), ~1.8e19 (a diverging run logs inf there)
+    # the global norm in float32: it overflows once the norm passes sqrt(float32 max), ~1.8e19, as the
+    # gradient buffer's norm and clip_grad_norm_ both do (a diverging run logs inf there)
     per_parameter = np.array([math.sqrt(float((g ** 2).sum())) for g in grads], dtype=np.float32)
     with np.errstate(over="ignore"):
         grad_norm = float(np.sqrt((per_parameter ** 2).sum(dtype=np.float32)))
@@ -54,14 +55,20 @@ def train_and_recompute(tmp_path, monkeypatch, **changes):
     trainer = loop.Trainer(TrainConfig(**{**FAST, **changes}).validate(), str(tmp_path), CPU)
     grads, steps = [], []
 
-    def snapshot_grads(parameters, *args, _original, **kwargs):
-        parameters = list(parameters)
+    def snapshot(parameters):
         grads.append([numpy64(p.grad) for p in parameters if p.grad is not None])
-        return _original(parameters, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "gradient_norms", lambda p, _o=loop.gradient_norms: snapshot_grads(p, _original=_o))
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
-                        lambda p, *a, _o=torch.nn.utils.clip_grad_norm_, **k: snapshot_grads(p, *a, _original=_o, **k))
+    def snapshot_norm(buffer, _norm=GradientBuffer.norm):
+        snapshot(buffer.params)
+        return _norm(buffer)
+
+    def snapshot_clip(parameters, *args, _clip=torch.nn.utils.clip_grad_norm_, **kwargs):
+        parameters = list(parameters)
+        snapshot(parameters)
+        return _clip(parameters, *args, **kwargs)
+
+    monkeypatch.setattr(GradientBuffer, "norm", snapshot_norm)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", snapshot_clip)
     record = trainer.recorder.record
 
     def snapshot_step(step, epoch, lr, margin, out, norms, grad_norms):
@@ -125,8 +132,8 @@ def synthetic_step(rng, batch, *, pos_mask=None, easy=False, all_pairs=False, lo
                      has_active=not all_pairs)
     if norms is None:
         norms = rng.uniform(0.5, 1.5, size=2 * batch)
-    grads = tuple(torch.tensor(v, dtype=torch.float32) for v in rng.uniform(0, 1, size=3))
-    return out, torch.tensor(norms, dtype=torch.float32), grads
+    grad_norm = torch.tensor(rng.uniform(0, 2), dtype=torch.float32)
+    return out, torch.tensor(norms, dtype=torch.float32), grad_norm
 
 
 def tensors(kept):
@@ -145,8 +152,8 @@ def test_rows_hold_the_statistics_known_by_construction():
              synthetic_step(rng, 4, pos_mask=[1, 0, 1, 0], easy=True),
              synthetic_step(rng, 4, pos_mask=[1, 1, 1, 1], easy=True, loss=math.inf,
                             norms=[1.0, math.nan, 2.0, math.inf, 3.0, 4.0, 5.0, 6.0])]
-    for i, (out, norms, grads) in enumerate(steps):
-        recorder.record(i + 1, 0, 0.1, 0.5 if i else None, out, norms, grads)
+    for i, (out, norms, grad_norm) in enumerate(steps):
+        recorder.record(i + 1, 0, 0.1, 0.5 if i else None, out, norms, grad_norm)
     assert recorder.pending == 3
     rows = recorder.drain()
     assert recorder.pending == 0 and recorder.drain() == []
@@ -156,7 +163,7 @@ def test_rows_hold_the_statistics_known_by_construction():
     assert second["pos_dist"] == pytest.approx(float(steps[1][0].pos_dist[[0, 2]].mean()), rel=1e-6)
     assert second["easy_fraction"] == pytest.approx(float(steps[1][0].easy.mean()))
     assert second["easy_count"] == float(steps[1][0].easy.sum()) and second["items"] == 4
-    assert first["grad_norm"] == pytest.approx(math.sqrt(sum(float(g) ** 2 for g in steps[0][2])), rel=1e-6)
+    assert first["grad_norm"] == float(steps[0][2])
     assert third["loss"] == math.inf and third["nonfinite"] == 2 + 1           # nan and inf norms, the loss
     assert third["embedding_norm"] == pytest.approx((1 + 2 + 3 + 4 + 5 + 6) / 6)
     assert [type(r[k]) for r in rows for k in ("step", "nonfinite", "items")] == [int] * 9
@@ -165,8 +172,8 @@ def test_rows_hold_the_statistics_known_by_construction():
 def test_an_all_pairs_matrix_is_reduced_to_its_sum_and_count_when_recorded():
     rng = np.random.default_rng(5)
     recorder = StepRecorder(CPU)
-    out, norms, grads = synthetic_step(rng, 6, all_pairs=True)
-    recorder.record(1, 0, 0.1, None, out, norms, grads)
+    out, norms, grad_norm = synthetic_step(rng, 6, all_pairs=True)
+    recorder.record(1, 0, 0.1, None, out, norms, grad_norm)
     assert max(t.numel() for t in tensors(recorder.kept[0])) == 2 * 6  # the embedding norms; no 6 x 6 matrix
     (row,) = recorder.drain()
     mask = out.neg_mask.double()

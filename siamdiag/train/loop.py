@@ -22,6 +22,7 @@ from .checkpoint import METRICS_FILE, save_checkpoint, write_config
 from .config import TrainConfig
 from .data import Batch, PairSampler, load_dataset
 from .distributed import Placement
+from .gradients import GradientBuffer
 from .losses import LOSSES, LossOutput
 from .models import build_encoder
 from .metrics_file import MetricsFile, keep_steps_through
@@ -45,12 +46,6 @@ def rows_per_flush(rows: int, seconds: float, previous: int) -> int:
     ``rows`` steps, which took ``seconds`` (``previous`` rows per second when no time was measured)."""
     pace = rows / seconds if seconds > 0 else previous
     return int(max(1, pace * FLUSH_SECONDS))
-
-
-def gradient_norms(parameters) -> tuple[torch.Tensor, ...]:
-    """Each parameter's gradient L2 norm, on the device, in one ``_foreach_norm`` call (what
-    clip_grad_norm_ itself uses); the recorder combines them into the global norm at drain time."""
-    return tuple(torch._foreach_norm([p.grad for p in parameters if p.grad is not None]))
 
 
 class Trainer:
@@ -83,6 +78,7 @@ class Trainer:
 
             self.model = DistributedDataParallel(self.encoder)
         self.params = [p for p in self.encoder.parameters() if p.requires_grad]
+        self.gradients = GradientBuffer(self.params)
         self.optimizer = build_optimizer(cfg, self.params)
         self.loss_fn = LOSSES[cfg.loss]
         self.margin = MarginSchedule(cfg, math.ceil(self.total_steps / self.steps_per_epoch))
@@ -137,16 +133,16 @@ class Trainer:
         margin = self.margin.value
         batch = self.sampler.batch(step).shard(self.placement.rank, self.placement.world)
         out, raw, norms = self.forward(batch, margin)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.gradients.zero()
         out.loss.backward()
         if cfg.clip_grad is not None:  # the returned norm is the one before clipping
-            grad_norms = (torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad),)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
         else:
-            grad_norms = gradient_norms(self.params)
+            grad_norm = self.gradients.norm()
         self.optimizer.step()
         if norms is None:
             norms = torch.linalg.vector_norm(raw.detach(), dim=1)
-        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, norms, grad_norms)
+        self.recorder.record(step, (step - 1) // self.steps_per_epoch, lr, margin, out, norms, grad_norm)
 
     # ------------------------------------------------------------------------------- the run
 

@@ -1,7 +1,7 @@
 """Per-step measurements, kept on the training device and written in batches.
 
 ``record`` keeps references to what the step computed anyway (detached distances, per-item terms,
-each embedding's norm) and one small tensor of its scalars (the loss and each parameter's gradient
+each embedding's norm) and one small tensor of its two scalars (the loss and the global gradient
 norm). Every FOLD steps those are reduced, on the device, to one block of per-step sums and counts
 and let go: a step's half-dozen tensor objects, held until the rows are written (about 2 s),
 outlived the garbage collector's young generations, and their promotion made it walk every object
@@ -40,7 +40,7 @@ def step_sums(kept: list[tuple]) -> torch.Tensor:
     """(steps, len(SUMS)) block of per-step sums and counts of recorded steps, on the device."""
     scalars, terms, pos_dist, pos_mask, neg_dist, neg_mask, easy, norms, has_active = zip(*kept)
     stack = lambda values: torch.stack(values).to(torch.float32)  # noqa: E731
-    scalars = stack(scalars)   # (steps, 1 + parameters): the loss, then each parameter's gradient norm
+    scalars = stack(scalars)   # (steps, 2): the loss and the global gradient norm
     nan = torch.full((len(scalars),), torch.nan, device=scalars.device)
     pos_sum, pos_n = masked_sums(stack(pos_dist), None if pos_mask[0] is None else stack(pos_mask))
     if isinstance(neg_dist[0], tuple):  # reduced by record(): (sum, count), each of shape (1,)
@@ -49,7 +49,7 @@ def step_sums(kept: list[tuple]) -> torch.Tensor:
         neg_sum, neg_n = masked_sums(stack(neg_dist), None if neg_mask[0] is None else stack(neg_mask))
     norms = stack(norms)
     finite = torch.isfinite(norms)
-    columns = [scalars[:, 0], torch.linalg.vector_norm(scalars[:, 1:].contiguous(), dim=1),
+    columns = [scalars[:, 0], scalars[:, 1],
                pos_sum, pos_n, neg_sum, neg_n,
                stack(easy).sum(1) if easy[0] is not None else nan,
                (stack(terms) > 0).sum(1).to(torch.float32) if has_active[0] else nan,
@@ -75,9 +75,9 @@ class StepRecorder:
         return len(self.steps)
 
     def record(self, step: int, epoch: int, lr: float, margin: float | None, out: LossOutput,
-               embedding_norms: torch.Tensor, grad_norms: tuple[torch.Tensor, ...]) -> None:
+               embedding_norms: torch.Tensor, grad_norm: torch.Tensor) -> None:
         """Keep the step's tensors (detached: no graph is held) until the next fold. The loss and the
-        gradient norms are stacked now, so that one object is held instead of nine. Contrastive and
+        gradient norm are stacked now, so that one object is held instead of two. Contrastive and
         cosine losses pass one distance tensor as both positive and negative: detached once."""
         pos_dist = out.pos_dist.detach()
         neg_dist = pos_dist if out.neg_dist is out.pos_dist else out.neg_dist.detach()
@@ -85,7 +85,7 @@ class StepRecorder:
         if neg_dist.numel() > out.terms.numel():  # an all-pairs matrix: keep two numbers, not B^2
             neg_dist = masked_sums(neg_dist[None], None if neg_mask is None else neg_mask[None])
             neg_mask = None
-        self.kept.append((torch.stack((out.loss.detach(), *grad_norms)), out.terms.detach(), pos_dist,
+        self.kept.append((torch.stack((out.loss.detach(), grad_norm)), out.terms.detach(), pos_dist,
                           out.pos_mask, neg_dist, neg_mask, out.easy, embedding_norms.detach(), out.has_active))
         self.steps.append(step)
         self.epochs.append(epoch)
