@@ -17,7 +17,7 @@ import pandas as pd
 
 from ...errors import InputError, UsageError
 from ..tables import PANDAS_READS_EXACTLY, Table, to_float
-from .lines import line_blocks, whole_lines
+from .lines import first_lines, line_blocks, whole_lines
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 # The finest step marker on a line wins: a step/iteration counter over an epoch counter.
@@ -288,7 +288,7 @@ class _SkeletonScan:
         ``_found_rows`` gives them, and the step in force after them: what searching every line on
         its own gives."""
         if not self.enabled or (not block.isascii() and _FOREIGN_DIGIT.search(block)) or \
-                (self.known is None and not self._learn(block.split("\n", LEARN_SAMPLE)[:LEARN_SAMPLE])):
+                (self.known is None and not self._learn(first_lines(block, LEARN_SAMPLE))):
             return _searched_rows(block, first, current, source)
         marker, loss, grad, logs_loss = self._fields(*self._search(block, count), count)
         last_marker = np.where(np.isnan(marker), -1, np.arange(count))   # the line of the marker in force
