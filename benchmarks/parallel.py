@@ -3,6 +3,11 @@ learning, drifting: every verdict path of a realistic sweep), judged end to end 
 fresh process per setting, best of --repeat. Prints seconds, runs per second, the speed-up over
 --jobs 1 (issue #13's bar: at least 1.6x with 2 jobs on 2 cores) and whether the JSON reports
 are identical byte for byte.
+
+Each round also times the floor of speed.py, `import pandas; pandas.read_csv(F)` on one of the
+logs, in a fresh interpreter between the settings, so that a time can be read against the
+machine it ran on: issue #20 set its bar (4 s with --jobs 2) on a machine whose floor was 0.49 s,
+that is 8.2 floors. A shared machine's speed moves from hour to hour, and the floor with it.
 Usage: python benchmarks/parallel.py [--runs 1000] [--steps 2000] [--jobs 1,2] [--repeat 2]
 """
 from __future__ import annotations
@@ -17,7 +22,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from speed import ENV  # noqa: E402
+from speed import ENV, floor_code, timed  # noqa: E402
+
+# Issue #20's bar for 1,000 runs of 2,000 steps with --jobs 2, and the floor of the machine it was
+# set on (a 2,000-step CSV read by `import pandas; pandas.read_csv(F)`, measured in the issue).
+ISSUE_BAR_SECONDS, ISSUE_FLOOR_SECONDS = 4.0, 0.49
 
 
 def write_runs(directory: str, runs: int, steps: int) -> None:
@@ -58,18 +67,26 @@ def main() -> None:
     settings = [int(j) for j in args.jobs.split(",")]
     with tempfile.TemporaryDirectory() as directory:
         write_runs(directory, args.runs, args.steps)
-        results = {}
+        floor = floor_code(os.path.join(directory, "run00000.csv"))
+        timed(floor)   # untimed once: bytecode cached, the file in the page cache
+        results, floors = {}, []
         for _ in range(args.repeat):   # interleaved, so that a burst of load hits every setting alike
             for jobs in settings:
+                floors.append(timed(floor)[0])
                 wall, report = analyze(directory, jobs)
                 best = results.get(jobs)
                 results[jobs] = (min(wall, best[0]) if best else wall, report)
     base_wall, base_report = results[settings[0]]
+    floor_wall = min(floors)
     print(f"siamdiag analyze, {args.runs:,} runs x {args.steps:,} steps, {os.cpu_count()} cores, "
-          f"best of {args.repeat}:")
-    print(f"{'jobs':>5} {'seconds':>8} {'runs/s':>8} {'speed-up':>9}  same JSON")
+          f"best of {args.repeat}; floor (one {args.steps:,}-step log read by pandas) {floor_wall:.3f} s, best of {len(floors)}:")
+    print(f"{'jobs':>5} {'seconds':>8} {'runs/s':>8} {'speed-up':>9} {'floors':>7}  same JSON")
     for jobs, (wall, report) in results.items():
-        print(f"{jobs:>5} {wall:8.2f} {args.runs / wall:8.1f} {base_wall / wall:9.2f}  {report == base_report}")
+        print(f"{jobs:>5} {wall:8.2f} {args.runs / wall:8.1f} {base_wall / wall:9.2f} {wall / floor_wall:7.2f}  "
+              f"{report == base_report}")
+    bar = ISSUE_BAR_SECONDS / ISSUE_FLOOR_SECONDS
+    print(f"issue #20's bar with --jobs 2: {ISSUE_BAR_SECONDS:g} s on a machine whose floor was {ISSUE_FLOOR_SECONDS} s, "
+          f"{bar:.1f} floors; {bar * floor_wall:.2f} s on this machine now")
 
 
 if __name__ == "__main__":

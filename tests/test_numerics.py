@@ -15,10 +15,23 @@ def test_nested_rss_matches_separate_least_squares():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 6))
     y = X[:, :3] @ [1.0, -2.0, 0.5] + rng.standard_normal(200)
-    rss = numerics.nested_rss(y, X)
+    rss = numerics.nested_rss(y, X.T)
     for k in range(1, 7):
         coef, *_ = np.linalg.lstsq(X[:, :k], y, rcond=None)
         assert rss[k - 1] == pytest.approx(np.sum((y - X[:, :k] @ coef) ** 2), rel=1e-9)
+
+
+def test_nested_rss_of_lag_views_has_the_bits_of_a_qr_of_the_stacked_matrix():
+    # the Fortran-ordered fill hands LAPACK the same numbers as stacking the columns row-major did
+    x = np.cumsum(np.random.default_rng(1).standard_normal(900))
+    columns = numerics.lag_columns(x, 20)
+    target = x[20:]
+    r = np.linalg.qr(np.column_stack(columns + [target]), mode="r")
+    qty = r[:-1, -1]
+    stacked = r[-1, -1] ** 2 + np.append(np.cumsum((qty * qty)[::-1])[::-1][1:], 0.0)
+    assert numerics.nested_rss(target, columns).tolist() == stacked.tolist()
+    assert all(np.shares_memory(c, x) for c in columns)   # views, not copies
+    assert [c[0] for c in columns[:3]] == [x[19], x[18], x[17]]   # lag k starts at x[20 - k]
 
 
 def test_ar_order_recovers_an_ar2_process():

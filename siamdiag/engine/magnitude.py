@@ -94,7 +94,7 @@ def smooth_path(window: np.ndarray) -> Path:
     components = int(max(1, min(MAX_COMPONENTS, m // MIN_POINTS_PER_COMPONENT)))
     basis = path_basis(m, components)
     centred = window - window.mean()
-    rss = np.concatenate([[float(centred @ centred)], nested_rss(centred, basis)])
+    rss = np.concatenate([[float(centred @ centred)], nested_rss(centred, basis.T)])
     coef, *_ = np.linalg.lstsq(basis, centred, rcond=None)
     resid = centred - basis @ coef
     tau = integrated_autocorrelation_time(resid)

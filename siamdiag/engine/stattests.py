@@ -55,9 +55,8 @@ def adf_aic_lag(x: np.ndarray, max_lag: int) -> int:
     nobs = len(dx) - max_lag
     columns = [np.ones(nobs), x[max_lag: max_lag + nobs]]
     columns += [dx[max_lag - k: max_lag - k + nobs] for k in range(1, max_lag + 1)]
-    design = np.column_stack(columns)
     target = dx[max_lag:]
-    rss = nested_rss(target, design)[1:]  # models with const, level, and 0..max_lag lags
+    rss = nested_rss(target, columns)[1:]  # models with const, level, and 0..max_lag lags
     k = np.arange(2, max_lag + 3)
     aic = nobs * np.log(np.maximum(rss, 1e-300) / nobs) + 2 * k
     return int(np.argmin(aic))  # argmin keeps the first (smallest lag) on ties, as statsmodels

@@ -358,11 +358,12 @@ def read_delimited_in_blocks(path: str, source: str, fmt: str) -> Table | None:
     try:
         if textfile.is_gzip(path):
             return None
+        start_text = textfile.head(path)
         if fmt == "auto":   # a named .csv/.tsv: only its header decides (a W&B chart export?)
-            fmt = detect_format(path, textfile.head(path))
+            fmt = detect_format(path, start_text)
         if fmt not in ("csv", "tsv"):
             return None
-        return read_delimited_file(path, source, DELIMITERS[fmt])
+        return read_delimited_file(path, source, DELIMITERS[fmt], start_text)
     except (OSError, textfile.NotPlainText):
         return None
 

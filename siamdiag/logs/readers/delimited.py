@@ -228,12 +228,13 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None,
                            lambda: text.count("\n") + 1)
 
 
-def read_delimited_file(path: str, source: str, delimiter: str | None = None) -> Table:
+def read_delimited_file(path: str, source: str, delimiter: str | None = None, start_text: str | None = None) -> Table:
     """A CSV/TSV file on disk, parsed as ``parse_delimited`` parses its text but read as bytes a
     chunk at a time (pandas parses UTF-8 bytes; text would be encoded again for it): neither the
-    file's bytes nor its text are ever held whole. Raises ``NotPlainText`` when the file is not
-    clean UTF-8 text (the whole-file reader locates the problem)."""
-    start_text = textfile.head(path)
+    file's bytes nor its text are ever held whole. ``start_text`` is the file's textfile.head when
+    the caller has it. Raises ``NotPlainText`` when the file is not clean UTF-8 text (the
+    whole-file reader locates the problem)."""
+    start_text = textfile.head(path) if start_text is None else start_text
     size = os.path.getsize(path)
     has_rows = "\n" in start_text.strip("\n")   # a line break after the header, as parse_delimited asks
     if not start_text.strip() or (size > textfile.HEAD_BYTES and not has_rows):
