@@ -1,5 +1,5 @@
 """Reading speed of each log format on a long run: the same N-step loss (and grad norm) written
-as CSV, JSON lines, a TensorBoard event file, an MLflow run, an MLflow SQLite store (when mlflow
+as CSV (with LF line ends, and with the CRLF of Keras' and Lightning's CSVLoggers), JSON lines, a TensorBoard event file, an MLflow run, an MLflow SQLite store (when mlflow
 is installed: its schema is MLflow's) and a plain-text log, plus siamdiag train's twelve-column
 log sized like issue #12's. Two measures, each paired in one invocation (the formats alternate,
 the order reversed every round; medians of the rounds, ratios the medians of paired ratios):
@@ -71,6 +71,9 @@ def write_all(directory: str, n: int) -> dict[str, str]:
     with open(paths["csv"], "w") as fh:
         fh.write("step,loss,grad_norm\n")
         fh.writelines(f"{s},{v:.6f},{g:.6f}\n" for s, v, g in zip(steps, loss, grad))
+    paths["csv (crlf)"] = os.path.join(directory, "crlf.csv")   # line ends as the csv module writes them (CSVLoggers)
+    with open(paths["csv"], "rb") as lf, open(paths["csv (crlf)"], "wb") as crlf:
+        crlf.write(lf.read().replace(b"\n", b"\r\n"))
     paths["jsonl"] = os.path.join(directory, "log.jsonl")
     with open(paths["jsonl"], "w") as fh:
         fh.writelines(json.dumps({"step": int(s), "loss": round(float(v), 6), "grad_norm": round(float(g), 6)}) + "\n"

@@ -2,8 +2,8 @@
 Read whole (``read_text``, which locates what is wrong by line and column), or, for a large
 uncompressed log on disk, a block at a time so that neither its bytes nor its text are held
 whole: ``inspect`` checks a file's bytes (and says whether a parser reading them itself would
-meet carriage returns), ``open_lines`` hands them to a parser checked and with line breaks made
-universal. Either raises ``NotPlainText`` at anything but clean text (a NUL byte, bytes that are
+meet carriage returns it reads otherwise than universal newlines), ``open_lines`` hands them to a
+parser checked and with line breaks made universal. Either raises ``NotPlainText`` at anything but clean text (a NUL byte, bytes that are
 not UTF-8), and the caller reads the file whole instead.
 """
 from __future__ import annotations
@@ -153,16 +153,25 @@ def bytes_from(path: str, offset: int) -> bytes:
 
 class BlockCheck:
     """Bytes seen a block at a time, in order: raises ``NotPlainText`` at a NUL byte or bytes that
-    are not UTF-8, and remembers whether a carriage return went by (``carriage``) and any of
-    ``needles`` (two bytes each, found across block boundaries too; ``before`` is the byte before
-    the first block). Most blocks are settled by memchr and an ASCII check; a block is decoded only
-    when not ASCII, and searched for the needles only when it holds their last byte."""
+    are not UTF-8, and remembers whether a parser reading the bytes themselves would see other
+    lines than universal newlines make (``carriage``) and whether any of ``needles`` went by (two
+    bytes each, found across block boundaries too; ``before`` is the byte before the first block).
+    Most blocks are settled by memchr and an ASCII check; a block is decoded only when not ASCII,
+    and searched for the needles only when it holds their last byte."""
 
     def __init__(self, needles: tuple[bytes, ...], before: bytes = b""):
         self.needles, self.lasts = needles, {needle[-1:] for needle in needles}
         self.utf8 = codecs.getincrementaldecoder("utf-8")()
-        self.carriage = self.found = False
+        self.lone_cr = self.crlf = self.quote = self.found = False
         self.previous = before
+
+    @property
+    def carriage(self) -> bool:
+        """A carriage return that the parser would read otherwise than universal newlines: one
+        outside a CRLF (a line break to pandas, or a character inside a field), or a CRLF where a
+        quote went by (a quoted field would keep it whole). The CRLFs of a Keras or Lightning
+        CSVLogger, whose numbers are never quoted, end lines for pandas just as LF does."""
+        return self.lone_cr or (self.crlf and self.quote)
 
     def see(self, block: bytes, final: bool) -> None:
         """Check the next block; ``final``: nothing follows it (a character it cuts is an error)."""
@@ -173,7 +182,14 @@ class BlockCheck:
                 self.utf8.decode(block, final=final)
             except UnicodeDecodeError:
                 raise NotPlainText("not UTF-8") from None
-        self.carriage = self.carriage or b"\r" in block
+        if self.previous == b"\r" and not block.startswith(b"\n"):
+            self.lone_cr = True
+        if b"\r" in block:
+            self.crlf = True
+            ends_in_cr = block.endswith(b"\r")   # its LF, if any, opens the next block
+            if block.count(b"\r") != block.count(b"\r\n") + ends_in_cr or (ends_in_cr and final):
+                self.lone_cr = True
+        self.quote = self.quote or b'"' in block
         if not self.found and any(last in block for last in self.lasts):
             joined = self.previous + block
             self.found = any(needle in joined for needle in self.needles)
@@ -181,8 +197,9 @@ class BlockCheck:
 
 
 def inspect(path: str, end: int, *needles: bytes) -> tuple[bool, bool]:
-    """Whether the first ``end`` bytes hold a carriage return, and any of ``needles``, read a
-    block at a time (``BlockCheck``, which raises ``NotPlainText`` at anything but clean text)."""
+    """Whether the first ``end`` bytes hold a carriage return that a parser would read otherwise
+    than universal newlines (``BlockCheck.carriage``), and any of ``needles``, read a block at a
+    time (``BlockCheck``, which raises ``NotPlainText`` at anything but clean text)."""
     check, left = BlockCheck(needles), end
     with open(path, "rb") as fh:
         while left > 0:

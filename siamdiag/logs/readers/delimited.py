@@ -285,8 +285,9 @@ def _parse_path(path: str, size: int, parse: Callable) -> pd.DataFrame | None:
 
 
 class _PieceStopped(Exception):
-    """A piece met what the pieces' parse cannot take as it is: a carriage return (``carriage``),
-    or a space opening a field where spaces are not skipped. Its parse stops there: the rest would
+    """A piece met what the pieces' parse cannot take as it is: a carriage return that universal
+    newlines would read otherwise (``carriage``; see BlockCheck), or a space opening a field where
+    spaces are not skipped. Its parse stops there: the rest would
     be thrown away."""
 
     def __init__(self, carriage: bool):
@@ -297,7 +298,8 @@ class _PieceStopped(Exception):
 class _ByteRange:
     """The bytes ``prefix`` then ``[start, end)`` of an open file, as a file pandas reads; each
     block of the range goes by ``check`` as it is handed out, and the reading stops
-    (``_PieceStopped``) at a carriage return, or at a space opening a field unless ``spaces_skipped``."""
+    (``_PieceStopped``) at a carriage return that universal newlines would read otherwise, or at a
+    space opening a field unless ``spaces_skipped``."""
 
     def __init__(self, fd: int, prefix: bytes, start: int, end: int, check: textfile.BlockCheck,
                  spaces_skipped: bool):
@@ -337,9 +339,10 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
     the serial reader gives. More pieces than threads would only add a parser and a frame each:
     slower, and no less memory. Each piece's bytes are checked as pandas reads them (``BlockCheck``:
     NotPlainText at anything but clean text), so the file is read once. A piece stops at the first
-    carriage return, or space opening a field (one of ``needles``) while such spaces are not
-    skipped: the pieces are then read again skipping them. None, for the serial reader to decide,
-    when a carriage return went by (its line breaks are made universal), when the file does not open
+    carriage return that universal newlines would read otherwise (a CRLF ends a line for pandas as
+    LF does, unless a quote went by), or space opening a field (one of ``needles``) while such spaces
+    are not skipped: the pieces are then read again skipping them. None, for the serial reader to
+    decide, when such a carriage return went by (its line breaks are made universal), when the file does not open
     with its header line, when a column holds numbers in one piece and words in another, when any
     piece does not parse (a cut inside a quoted line break leaves a piece ending in an open quote,
     which pandas refuses; the serial reader then reads the file or locates its error). The pieces
@@ -348,7 +351,7 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
         fd = fh.fileno()
         body = header_end(os.pread(fd, textfile.HEAD_BYTES, 0))
         prefix = os.pread(fd, body, 0)
-        if not body or b"\r" in prefix:
+        if not body or b"\r" in prefix.replace(b"\r\n", b""):   # (a header's CRLF ends it, as LF would)
             return None
         cuts = [body]
         for target in (body + (size - body) * k // PARSE_THREADS for k in range(1, PARSE_THREADS)):
