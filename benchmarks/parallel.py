@@ -78,15 +78,15 @@ def main() -> None:
                 results[jobs] = (min(wall, best[0]) if best else wall, report)
     base_wall, base_report = results[settings[0]]
     floor_wall = min(floors)
-    print(f"siamdiag analyze, {args.runs:,} runs x {args.steps:,} steps, {os.cpu_count()} cores, "
-          f"best of {args.repeat}; floor (one {args.steps:,}-step log read by pandas) {floor_wall:.3f} s, best of {len(floors)}:")
+    print(f"siamdiag analyze, {args.runs:,} runs x {args.steps:,} steps, {os.cpu_count()} cores, best of "
+          f"{args.repeat}; floor (one {args.steps:,}-step log read by pandas) {floor_wall:.3f} s, best of {len(floors)}:")
     print(f"{'jobs':>5} {'seconds':>8} {'runs/s':>8} {'speed-up':>9} {'floors':>7}  same JSON")
     for jobs, (wall, report) in results.items():
         print(f"{jobs:>5} {wall:8.2f} {args.runs / wall:8.1f} {base_wall / wall:9.2f} {wall / floor_wall:7.2f}  "
               f"{report == base_report}")
     bar = ISSUE_BAR_SECONDS / ISSUE_FLOOR_SECONDS
-    print(f"issue #20's bar with --jobs 2: {ISSUE_BAR_SECONDS:g} s on a machine whose floor was {ISSUE_FLOOR_SECONDS} s, "
-          f"{bar:.1f} floors; {bar * floor_wall:.2f} s on this machine now")
+    print(f"issue #20's bar with --jobs 2: {ISSUE_BAR_SECONDS:g} s on a machine whose floor was "
+          f"{ISSUE_FLOOR_SECONDS} s, {bar:.1f} floors; {bar * floor_wall:.2f} s on this machine now")
 
 
 if __name__ == "__main__":

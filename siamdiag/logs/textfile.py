@@ -3,8 +3,8 @@ Read whole (``read_text``, which locates what is wrong by line and column), or, 
 uncompressed log on disk, a block at a time so that neither its bytes nor its text are held
 whole: ``inspect`` checks a file's bytes (and says whether a parser reading them itself would
 meet carriage returns it reads otherwise than universal newlines), ``open_lines`` hands them to a
-parser checked and with line breaks made universal. Either raises ``NotPlainText`` at anything but clean text (a NUL byte, bytes that are
-not UTF-8), and the caller reads the file whole instead.
+parser checked and with line breaks made universal. Either raises ``NotPlainText`` at anything
+but clean text (a NUL byte, bytes that are not UTF-8), and the caller reads the file whole instead.
 """
 from __future__ import annotations
 

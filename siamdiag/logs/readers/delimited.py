@@ -228,7 +228,8 @@ def parse_delimited(text: str, source: str, delimiter: str | None = None,
                            lambda: text.count("\n") + 1)
 
 
-def read_delimited_file(path: str, source: str, delimiter: str | None = None, start_text: str | None = None) -> Table:
+def read_delimited_file(path: str, source: str, delimiter: str | None = None,
+                        start_text: str | None = None) -> Table:
     """A CSV/TSV file on disk, parsed as ``parse_delimited`` parses its text but read as bytes a
     chunk at a time (pandas parses UTF-8 bytes; text would be encoded again for it): neither the
     file's bytes nor its text are ever held whole. ``start_text`` is the file's textfile.head when
@@ -287,8 +288,7 @@ def _parse_path(path: str, size: int, parse: Callable) -> pd.DataFrame | None:
 class _PieceStopped(Exception):
     """A piece met what the pieces' parse cannot take as it is: a carriage return that universal
     newlines would read otherwise (``carriage``; see BlockCheck), or a space opening a field where
-    spaces are not skipped. Its parse stops there: the rest would
-    be thrown away."""
+    spaces are not skipped. Its parse stops there: the rest would be thrown away."""
 
     def __init__(self, carriage: bool):
         super().__init__()
@@ -342,11 +342,12 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
     carriage return that universal newlines would read otherwise (a CRLF ends a line for pandas as
     LF does, unless a quote went by), or space opening a field (one of ``needles``) while such spaces
     are not skipped: the pieces are then read again skipping them. None, for the serial reader to
-    decide, when such a carriage return went by (its line breaks are made universal), when the file does not open
-    with its header line, when a column holds numbers in one piece and words in another, when any
-    piece does not parse (a cut inside a quoted line break leaves a piece ending in an open quote,
-    which pandas refuses; the serial reader then reads the file or locates its error). The pieces
-    end where the file did when its size was taken: what a writer appends meanwhile is not read."""
+    decide, when such a carriage return went by (its line breaks are made universal), when the file
+    does not open with its header line, when a column holds numbers in one piece and words in
+    another, when any piece does not parse (a cut inside a quoted line break leaves a piece ending in
+    an open quote, which pandas refuses; the serial reader then reads the file or locates its error).
+    The pieces end where the file did when its size was taken: what a writer appends meanwhile is
+    not read."""
     with open(path, "rb") as fh:
         fd = fh.fileno()
         body = header_end(os.pread(fd, textfile.HEAD_BYTES, 0))
