@@ -1,7 +1,8 @@
 """Reading speed of each log format on a long run: the same N-step loss (and grad norm) written
-as CSV (with LF line ends, and with the CRLF of Keras' and Lightning's CSVLoggers), JSON lines, a TensorBoard event file, an MLflow run, an MLflow SQLite store (when mlflow
-is installed: its schema is MLflow's) and a plain-text log, plus siamdiag train's twelve-column
-log sized like issue #12's. Two measures, each paired in one invocation (the formats alternate,
+as CSV (with LF line ends, and with the CRLF of Keras' and Lightning's CSVLoggers), JSON lines, a
+TensorBoard event file, an MLflow run, an MLflow SQLite store (when mlflow is installed: its
+schema is MLflow's) and a plain-text log, plus siamdiag train's twelve-column log sized like
+issue #12's. Two measures, each paired in one invocation (the formats alternate,
 the order reversed every round; medians of the rounds, ratios the medians of paired ratios):
 
 - reading alone, in one interpreter after its imports: ``read_runs`` on each log against a plain

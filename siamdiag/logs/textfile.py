@@ -162,7 +162,7 @@ class BlockCheck:
     def __init__(self, needles: tuple[bytes, ...], before: bytes = b""):
         self.needles, self.lasts = needles, {needle[-1:] for needle in needles}
         self.utf8 = codecs.getincrementaldecoder("utf-8")()
-        self.lone_cr = self.crlf = self.quote = self.found = False
+        self.lone_cr = self.cr = self.quote = self.found = False
         self.previous = before
 
     @property
@@ -171,7 +171,7 @@ class BlockCheck:
         outside a CRLF (a line break to pandas, or a character inside a field), or a CRLF where a
         quote went by (a quoted field would keep it whole). The CRLFs of a Keras or Lightning
         CSVLogger, whose numbers are never quoted, end lines for pandas just as LF does."""
-        return self.lone_cr or (self.crlf and self.quote)
+        return self.lone_cr or (self.cr and self.quote)
 
     def see(self, block: bytes, final: bool) -> None:
         """Check the next block; ``final``: nothing follows it (a character it cuts is an error)."""
@@ -185,7 +185,7 @@ class BlockCheck:
         if self.previous == b"\r" and not block.startswith(b"\n"):
             self.lone_cr = True
         if b"\r" in block:
-            self.crlf = True
+            self.cr = True   # (a lone one also sets lone_cr, which decides alone)
             ends_in_cr = block.endswith(b"\r")   # its LF, if any, opens the next block
             if block.count(b"\r") != block.count(b"\r\n") + ends_in_cr or (ends_in_cr and final):
                 self.lone_cr = True
