@@ -113,7 +113,7 @@ def frame_runs(frame: pd.DataFrame, overrides: ColumnOverrides) -> list[RawRun]:
     loss = detect_columns(list(table.frame.columns), overrides, FRAME_SOURCE).loss
     table = replace(table, present={loss: np.ones(len(table.frame), dtype=bool)})
     runs = table_to_runs(table, FRAME_SOURCE, overrides, label_runs_by_source=False)
-    if not pd.api.types.is_numeric_dtype(table.frame[loss]):
+    if not pd.api.types.is_numeric_dtype(table.columns[loss]):
         return runs
     return [nan_loss_note(run, loss) for run in runs]
 

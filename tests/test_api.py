@@ -80,6 +80,21 @@ def test_a_nan_loss_in_a_frame_is_divergence_and_a_left_out_row_is_not_logged():
     assert siamdiag.analyze(pd.DataFrame({"loss": text})).runs[0].points == 1200
 
 
+def test_a_frame_that_names_the_loss_twice_is_judged_on_the_first_loss_column():
+    """A DataFrame may repeat a column name (a CSV cannot: pandas reads the second as 'loss.1');
+    the first is the loss, as a CSV's duplicate-column note says. Oracle: the frame without the
+    second column. Here the second blows up, so judging it would say diverged."""
+    rng = np.random.default_rng(5)
+    settled = 0.3 + 0.02 * rng.standard_normal(1500)
+    blown = settled * np.exp(np.linspace(0.0, 30.0, 1500))
+    both = pd.DataFrame(np.column_stack([np.arange(1500), settled, blown]), columns=["step", "loss", "loss"])
+    first_only = pd.DataFrame({"step": np.arange(1500.0), "loss": settled})
+    judged, expected = siamdiag.analyze(both).runs[0], siamdiag.analyze(first_only).runs[0]
+    assert judged.verdict.value == "stationary"
+    assert judged == expected
+    assert siamdiag.analyze(pd.DataFrame({"step": np.arange(1500.0), "loss": blown})).runs[0].verdict.value == "diverged"
+
+
 def test_a_run_logged_every_k_steps_too_short_to_judge_says_to_log_every_step():
     """issue #18: insufficient_data passes; a log written every k steps is told how to get k times
     the points (in the logger's words for a trainer_state.json or a Lightning CSVLogger file,

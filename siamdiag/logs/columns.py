@@ -49,10 +49,15 @@ class ColumnOverrides:
     run: str | None = None  # comma-separated for composite run keys, e.g. "method,seed"
 
 
-def _find(columns: list[str], aliases: tuple[str, ...]) -> str | None:
+def _by_normalised_name(columns: list[str]) -> dict[str, str]:
+    """Each normalised name with the first column that has it (the one an alias picks)."""
     by_norm: dict[str, str] = {}
     for c in columns:
         by_norm.setdefault(normalise(c), c)
+    return by_norm
+
+
+def _find(by_norm: dict[str, str], aliases: tuple[str, ...]) -> str | None:
     for alias in aliases:
         if alias in by_norm:
             return by_norm[alias]
@@ -76,9 +81,11 @@ def _guess_loss(columns: list[str]) -> str | None:
 
 def detect_columns(columns: list[str], overrides: ColumnOverrides, source: str) -> ColumnMap:
     """Pick the column for each role, honouring explicit overrides; a missing loss column is
-    a usage error that lists what the file does have."""
+    a usage error that lists what the file does have. The names are normalised once, not once
+    per role."""
+    by_norm = _by_normalised_name(columns)
     pick = lambda wanted, role, aliases: (  # noqa: E731
-        _resolve_override(columns, wanted, role, source) if wanted else _find(columns, aliases))
+        _resolve_override(columns, wanted, role, source) if wanted else _find(by_norm, aliases))
     loss = pick(overrides.loss, "loss", LOSS_ALIASES) or _guess_loss(columns)
     if loss is None:
         raise UsageError(f"{source}: cannot tell which column is the training loss; columns are: "
@@ -88,12 +95,12 @@ def detect_columns(columns: list[str], overrides: ColumnOverrides, source: str) 
     if overrides.run:
         run = tuple(_resolve_override(columns, r.strip(), "run", source) for r in overrides.run.split(","))
     else:
-        found = _find(columns, RUN_ALIASES)
+        found = _find(by_norm, RUN_ALIASES)
         run = (found,) if found else ()
     taken = {loss, step, grad, *run}
     extras = {}
     for name, aliases in EXTRA_COLUMNS.items():
-        col = _find(columns, aliases)
+        col = _find(by_norm, aliases)
         if col is not None and col not in taken:
             extras[name] = col
     return ColumnMap(loss=loss, step=step, grad_norm=grad, run=run, extras=extras)

@@ -4,6 +4,7 @@ and Siamese extras chosen by the column rules of ``columns``."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -73,6 +74,16 @@ class Table:
     notes: tuple[str, ...] = ()
     present: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @functools.cached_property
+    def columns(self) -> dict[str, pd.Series]:
+        """The frame's columns by name (the first of a repeated name), taken in one pass: looking
+        one up by name first builds a hash table of the names, a tenth of the time a 2,000-step log
+        takes to read."""
+        columns: dict[str, pd.Series] = {}
+        for name, column in self.frame.items():
+            columns.setdefault(name, column)
+        return columns
+
 
 def to_float(token: str) -> float | None:
     """A number, or a NaN/inf spelling; None when the token is neither."""
@@ -86,7 +97,7 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     """A column as float64 plus a mask of the cells that hold a value. Empty cells are
     missing (sparse logging); 'nan'/'inf' tokens are values (the loss really was non-finite).
     Anything else non-numeric is an error pointing at its cell."""
-    series = table.frame[column]
+    series = table.columns[column]
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         present = table.present.get(column)
         if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":   # numpy's ints: none missing

@@ -147,8 +147,8 @@ def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_
 def _checked(frame: pd.DataFrame) -> pd.DataFrame:
     """A table parsed in one call, as it is; MixedChunks when a column holds numbers and words
     (pandas types each block of rows it tokenises on its own, in one call too)."""
-    _refuse_mixed({name: [frame[name]] for name, dtype in frame.dtypes.items()
-                   if not pd.api.types.is_numeric_dtype(dtype)})   # a numeric column holds no words
+    _refuse_mixed({name: [column] for name, column in frame.items()
+                   if not pd.api.types.is_numeric_dtype(column.dtype)})   # a numeric column holds no words
     return frame
 
 
