@@ -175,10 +175,12 @@ def test_a_piece_stops_at_the_first_space_opening_a_field_and_the_pieces_are_rea
         tmp_path, monkeypatch):
     """Spaces after the delimiters of the rows, not of the header: each piece's first parse stops at
     its first block (the rest would be thrown away), the second skips the spaces and gives the
-    whole-file reader's table."""
+    whole-file reader's table. Reads as pandas asks for them (256 KB), not PIECE_READ_BYTES, so that
+    each piece takes several."""
     from siamdiag.logs.readers import delimited
 
     monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(delimited, "PIECE_READ_BYTES", 0)
     readers, reads = [], []   # each piece's reader (kept), in the order it first read, and its reads
     real_read = delimited._ByteRange.read
 
@@ -198,12 +200,17 @@ def test_a_piece_stops_at_the_first_space_opening_a_field_and_the_pieces_are_rea
     pd.testing.assert_frame_equal(got.frame, _whole(path).frame)
 
 
-def test_characters_cut_between_the_reads_of_a_piece_are_text(tmp_path, monkeypatch):
+@pytest.mark.parametrize("read_bytes", [0, 1 << 20])   # reads of 256 KB (as pandas asks them), of 1 MB
+def test_characters_cut_between_the_reads_of_a_piece_are_text(read_bytes, tmp_path, monkeypatch):
     """A piece hands pandas its bytes a read at a time and checks each: two-byte characters cut
     between two reads are carried over, not taken for bytes that are not UTF-8."""
     from siamdiag.logs.readers import delimited
 
     monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(delimited, "PIECE_READ_BYTES", read_bytes)
+    reads = []
+    real_read = delimited._ByteRange.read
+    monkeypatch.setattr(delimited._ByteRange, "read", lambda self, size=-1: reads.append(real_read(self, size)) or reads[-1])
     outcomes = []
     real = delimited._parse_pieces
     monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
@@ -211,7 +218,16 @@ def test_characters_cut_between_the_reads_of_a_piece_are_text(tmp_path, monkeypa
     path.write_text("step,loss,note\n" + "".join(f"{i},{i / 7:.5f},{'é' * (20 + i % 7)}\n" for i in range(80_000)))
     got = read_delimited_file(str(path), str(path), ",")
     assert outcomes and outcomes[0] is not None
+    assert any(not _decodes(data) for data in reads)   # a character was cut between two reads
     pd.testing.assert_frame_equal(got.frame, _whole(path).frame)
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_a_character_cut_by_the_first_block_and_left_unfinished_is_not_utf8(tmp_path):
