@@ -125,7 +125,7 @@ def head(path: str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise NotPlainText("not UTF-8") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def last_line_start(path: str) -> int:

@@ -43,8 +43,8 @@ CHUNK_BYTES = 25 << 20   # a file on disk: as many rows as about this much of it
 PIECE_MIN_BYTES = 3 << 19   # a file on disk is cut into a piece per thread when each is at least this long (1.5 MB)
 WHOLE_BYTES = 1 << 20   # a log this short is parsed in one call: joining chunks saves it nothing
 # A piece hands pandas at least this much per read (pandas asks for 256 KB; each read is a call
-# into Python, under the GIL): reading a 1M-step log in two pieces took 1.2x read_csv with 4 MB
-# reads against 1.7x (BENCHMARKS.md), for 4 MB more held per piece.
+# into Python, under the GIL): a 1M-step log read in two pieces took 1.19-1.38x read_csv with
+# 4 MB reads against 1.53-1.72x (BENCHMARKS.md), for 4 MB more held per piece.
 PIECE_READ_BYTES = 4 << 20
 # Threads that parse pieces: pandas' C parser releases the GIL while it tokenises and converts, as
 # pandas' own reader of a whole file does on these cores. The pool workers of --jobs set it to 1
@@ -264,9 +264,8 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None,
         frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "))
     if frame is None:   # a short file, an unterminated last line, carriage returns, a piece that did not parse...
         carriage, spaces = textfile.inspect(path, body_end, *needles)
-        row_bytes = max(1, len(start_text.encode()) // max(1, start_text.count("\n")))
         parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
-                                  chunk_rows=None if size <= WHOLE_BYTES else max(CHUNK_ROWS, CHUNK_BYTES // row_bytes),
+                                  chunk_rows=None if size <= WHOLE_BYTES else _chunk_rows(start_text),
                                   spaces_open_fields=spaces or start_text.startswith(" "))
         if body_end == size and not carriage:
             frame = _parse_path(path, size, parse)
@@ -274,6 +273,13 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None,
             frame = _parse_as_one(parse, lambda: textfile.open_lines(path, body_end))
     return _with_last_line(frame, header, last, delimiter, source, reread,
                            lambda: textfile.count_lines(path, body_end) + 1)
+
+
+def _chunk_rows(start_text: str) -> int:
+    """Rows to parse together: as many as CHUNK_BYTES of the file hold, at the row length of its
+    first lines (CHUNK_ROWS at least)."""
+    row_bytes = max(1, len(start_text.encode()) // max(1, start_text.count("\n")))
+    return max(CHUNK_ROWS, CHUNK_BYTES // row_bytes)
 
 
 def _parse_path(path: str, size: int, parse: Callable) -> pd.DataFrame | None:
