@@ -72,9 +72,10 @@ def by_function(out: str) -> collections.Counter:
     return totals
 
 
-def per_run(tree: str, stage: str, runs: int, directory: str, scratch: str) -> tuple[float, collections.Counter]:
-    """Instructions per run, and per function per run, for the checkout at ``tree``."""
-    with_runs, without = os.path.join(scratch, "with.out"), os.path.join(scratch, "without.out")
+def per_run(tree: str, stage: str, runs: int, directory: str) -> tuple[float, collections.Counter]:
+    """Instructions per run, and per function per run, for the checkout at ``tree`` (callgrind's
+    outputs are written beside the logs in ``directory``)."""
+    with_runs, without = os.path.join(directory, "with.out"), os.path.join(directory, "without.out")
     total = counted(tree, stage, runs, directory, with_runs) - counted(tree, stage, 0, directory, without)
     functions = by_function(with_runs)
     functions.subtract(by_function(without))
@@ -91,7 +92,7 @@ def main() -> None:
     trees = [HERE] + ([os.path.abspath(args.tree)] if args.tree else [])
     with tempfile.TemporaryDirectory() as directory:
         write_runs(directory, args.runs + 1, 2000)
-        results = [per_run(tree, args.stage, args.runs, directory, directory) for tree in trees]
+        results = [per_run(tree, args.stage, args.runs, directory) for tree in trees]
     print(f"instructions per 2,000-step run ({args.stage}), {args.runs} runs, callgrind:")
     for tree, (total, _functions) in zip(trees, results):
         print(f"{total / 1e6:10.2f} M  {tree}")

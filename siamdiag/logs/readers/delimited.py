@@ -320,7 +320,8 @@ class _ByteRange:
         if self.prefix:
             data, self.prefix = self.prefix, b""
             return data
-        size = self.end - self.pos if size is None or size < 0 else min(max(size, PIECE_READ_BYTES), self.end - self.pos)
+        left = self.end - self.pos
+        size = left if size is None or size < 0 else min(max(size, PIECE_READ_BYTES), left)
         data = os.pread(self.fd, size, self.pos) if size > 0 else b""
         self.pos += len(data)
         self.check.see(data, final=not data or self.pos >= self.end)
