@@ -117,10 +117,35 @@ def _arrays_for_exact_median():
     yield rng.random(3 * n)[::2]                                               # a strided view, not contiguous
 
 
+def _short_arrays_for_exact_median():
+    """Short float arrays, which take the plain partition: lengths 1 to 9 and a window's 1,000,
+    signed zeros (np.median's mean turns a middle -0.0 into 0.0), ties, infinities of both signs
+    at the middle (their mean is NaN), a NaN anywhere, ints (left to np.median)."""
+    rng = np.random.default_rng(12)
+    for n in [*range(1, 10), 1000, 1001]:
+        yield rng.standard_normal(n)
+        yield np.where(rng.random(n) < 0.5, 0.0, -0.0)
+        yield np.full(n, -0.0)
+        yield np.round(rng.standard_normal(n))
+        yield np.where(rng.random(n) < 0.5, np.inf, -np.inf)
+        with_nan = rng.standard_normal(n)
+        with_nan[rng.integers(n)] = np.nan
+        yield with_nan
+        yield rng.standard_normal(2 * n)[::2]
+    yield np.arange(7)
+
+
 def test_exact_median_is_np_median_bit_for_bit():
     for x in _arrays_for_exact_median():
         expected, got = np.median(x), numerics.exact_median(x)
         assert (np.isnan(expected) and np.isnan(got)) or got.tobytes() == expected.tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")   # the mean of inf and -inf, as np.median says
+def test_exact_median_of_a_short_array_is_np_median_bit_for_bit():
+    for x in _short_arrays_for_exact_median():
+        expected, got = np.median(x), numerics.exact_median(x)
+        assert type(got) is type(expected) and np.asarray(got).tobytes() == np.asarray(expected).tobytes(), x
 
 
 def test_robust_spreads_are_unchanged_by_the_fast_median():

@@ -11,7 +11,7 @@ from . import checks, magnitude, running_mean, siamese, smoothing
 from .decide import Verdict, WindowTests, decide_tests, move_verdict
 from .magnitude import Wander
 from ..logs.tables import Metric, RawRun, Tracker
-from .numerics import HUGE, block_means, robust_sigma
+from .numerics import HUGE, block_means, exact_median, robust_sigma
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
 
 
@@ -425,7 +425,7 @@ def short_run(run: OrderedRun, options: Options, base: dict) -> RunResult:
     start = window_start_index(finite_steps, options) if len(finite_loss) else 0
     window_values = finite_loss[start:]
     if len(window_values) >= SHORT_MIN_POINTS:
-        level = float(np.median(window_values))
+        level = float(exact_median(window_values))
         spread = robust_sigma(window_values - level) or 1.0
         move = checks.persistent_move((window_values - level) / spread, options.alpha,
                                       options.tolerance(level) / spread)

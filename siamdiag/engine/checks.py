@@ -195,7 +195,7 @@ def fell_to(level: float, before: np.ndarray) -> bool:
         return False
     band = FELL_RTOL * abs(level)
     start = finite[: max(1, int(np.ceil(FELL_START_SHARE * len(finite))))]
-    return bool(np.median(start) - level > band and np.mean(level - finite > band) <= 1 - PINNED_SHARE)
+    return bool(exact_median(start) - level > band and np.mean(level - finite > band) <= 1 - PINNED_SHARE)
 
 
 def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarray], before: np.ndarray) -> Degeneracy:
@@ -210,15 +210,15 @@ def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarr
     fell = fell_to(level, before) if pinned else None
     distinct = distinct_count(window_loss)
     easy = finite_values(extras, "easy_fraction")
-    easy_median = None if easy is None else float(np.median(easy))
+    easy_median = None if easy is None else float(exact_median(easy))
     all_easy = easy_median is not None and easy_median >= EASY_ALL
     active = finite_values(extras, "active_fraction")
     inactive = active is not None and float(np.max(active)) == 0.0
     pos, neg, margin = (finite_values(extras, k) for k in ("pos_dist", "neg_dist", "margin"))
     collapsed = False
     if pos is not None and neg is not None:
-        distance = max(float(np.median(np.abs(pos))), float(np.median(np.abs(neg))))
-        reference = float(np.median(margin)) if margin is not None else 0.0
+        distance = max(float(exact_median(np.abs(pos))), float(exact_median(np.abs(neg))))
+        reference = float(exact_median(margin)) if margin is not None else 0.0
         limit = COLLAPSE_OF_MARGIN * reference if reference > 0 else COLLAPSE_ABSOLUTE
         collapsed = distance <= limit
     kind = None
@@ -226,7 +226,7 @@ def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarr
         kind = "collapsed"   # the more specific reason: a pinned loss because the embeddings collapsed
     elif pinned and level == 0.0:
         kind = "easy" if all_easy else "zero"
-    elif pinned and margin is not None and np.isclose(level, np.median(margin), rtol=1e-3, atol=0.0):
+    elif pinned and margin is not None and np.isclose(level, exact_median(margin), rtol=1e-3, atol=0.0):
         kind = "margin"
     elif pinned and not (fell and distinct > 1):   # one exact value leaves the window tests no noise to judge by
         kind = "constant"

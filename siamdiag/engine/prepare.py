@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..logs.tables import Metric, RawRun, Tracker
-from .numerics import (HUGE, block_means, block_variances, median, mser_truncation, power_of_two_near,
+from .numerics import (HUGE, block_means, block_variances, exact_median, median, mser_truncation, power_of_two_near,
                        robust_sigma, winsorize)
 
 MAX_BLOCKS = 2000          # judge at most this many block means per run (research §6.1)
@@ -225,7 +225,7 @@ def fell(head: np.ndarray, rest: np.ndarray) -> bool:
     """Whether ``head`` lies above ``rest`` by more than WARMUP_SES standard errors of its mean
     (the spread measured on ``rest``): a learning transient, not noise MSER happened to cut."""
     spread = robust_sigma(rest)
-    return bool(len(head) and float(np.mean(head) - np.median(rest)) > WARMUP_SES * spread / np.sqrt(len(head)))
+    return bool(len(head) and float(np.mean(head) - exact_median(rest)) > WARMUP_SES * spread / np.sqrt(len(head)))
 
 
 def warmup_end(loss: np.ndarray, limit: int) -> int:
@@ -258,13 +258,13 @@ def interval_change(steps: np.ndarray) -> tuple[int, float, float] | None:
     spacing = np.diff(steps)
     if len(spacing) < 4:
         return None
-    new = float(np.median(spacing[-min(len(spacing), 50):]))
+    new = float(exact_median(spacing[-min(len(spacing), 50):]))
     # |spacing - new| is largest at the smallest or the largest spacing (rounding keeps the order)
     if not any(abs(extreme - new) > 0.25 * new for extreme in (spacing.min(), spacing.max())):
         return None
     differs = np.flatnonzero(np.abs(spacing - new) > 0.25 * new)
     last = int(differs[-1])   # spacing[last] is the last one at another interval
-    old = float(np.median(spacing[max(0, last - 50): last + 1]))
+    old = float(exact_median(spacing[max(0, last - 50): last + 1]))
     if not (old > 0 and new > 0) or max(old / new, new / old) < 2:
         return None
     return last + 1, old, new
@@ -279,7 +279,7 @@ def match_noise(loss: np.ndarray, start: int, change: int) -> np.ndarray:
     before, after = out[start:change], out[change:]
     spread_before, spread_after = robust_sigma(before), robust_sigma(after)
     if spread_before > 0 and spread_after > 0:
-        centre = float(np.median(before))
+        centre = float(exact_median(before))
         out[start:change] = centre + (before - centre) * (spread_after / spread_before)
     return out
 
@@ -291,7 +291,7 @@ def restart_period(jumps: np.ndarray, lr: np.ndarray) -> int | None:
     if len(up) < 3:
         return None
     gaps = np.diff(up)
-    period = int(np.median(gaps))
+    period = int(exact_median(gaps))
     return period if period >= 4 and np.all(np.abs(gaps - period) <= 1 + 0.02 * period) else None
 
 

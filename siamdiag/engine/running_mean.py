@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .numerics import autocorrelation, power_of_two_near, robust_sigma
+from .numerics import autocorrelation, exact_median, power_of_two_near, robust_sigma
 
 MIN_EPOCH = 5          # shorter epochs are not told apart from noise
 MIN_EPOCHS = 3         # at least this many epoch starts must show
@@ -39,7 +39,7 @@ def epoch_length(loss: np.ndarray) -> tuple[int, int] | None:
     if len(steps) < MIN_EPOCHS * 2 * MIN_EPOCH or not np.any(steps > 0):
         return None
     # cheap screen: most increments of a running mean are far smaller than its average increment
-    if np.median(steps) > SKEW_SCREEN * steps.mean():
+    if exact_median(steps) > SKEW_SCREEN * steps.mean():
         return None
     # candidate period: the first lag where the log increments' autocorrelation nearly peaks
     logs = np.log(steps + steps[steps > 0].min() * 1e-3)
@@ -110,7 +110,7 @@ def epoch_column_disagrees(epoch: np.ndarray | None, period: int) -> str | None:
         return None
     whole = np.floor(epoch[known])
     starts = known[1:][whole[1:] != whole[:-1]]
-    rows = float(np.median(np.diff(starts))) if len(starts) >= 2 else float(len(epoch))
+    rows = float(exact_median(np.diff(starts))) if len(starts) >= 2 else float(len(epoch))
     if abs(rows - period) <= 1 + EPOCH_TOLERANCE * period:
         return None
     return f"its epoch column has {rows:,.0f} rows per epoch, not {period:,}"

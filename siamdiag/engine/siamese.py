@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .numerics import exact_median
+
 START_SHARE = 0.01        # the start of a log: its first 1 % of points ...
 START_MIN_POINTS = 20     # ... and at least this many
 STARTS_AT_BEGINNING = 0.01  # a log starts at the beginning of training if its first step is this early
@@ -66,7 +68,7 @@ def margin_fixed(margin: np.ndarray | None) -> bool:
     """No margin logged, or one that stayed within 1 %: a loss under a growing margin (a margin
     schedule) cannot be compared with its start."""
     values = finite(margin)
-    return values is None or float(np.ptp(values)) <= MARGIN_FIXED * max(abs(float(np.median(values))), 1e-12)
+    return values is None or float(np.ptp(values)) <= MARGIN_FIXED * max(abs(float(exact_median(values))), 1e-12)
 
 
 def blew_up_early(embedding_norm: np.ndarray | None) -> bool:
@@ -76,10 +78,10 @@ def blew_up_early(embedding_norm: np.ndarray | None) -> bool:
     if values is None or len(values) < 2 * START_MIN_POINTS:
         return False
     first = finite(values[:3])
-    if first is None or not float(np.median(first)) > 0:
+    if first is None or not float(exact_median(first)) > 0:
         return False
     early = values[: max(START_MIN_POINTS, int(np.ceil(EARLY_BLOWUP * len(values))))]
-    return bool(np.any(early[np.isfinite(early)] >= NORM_GROWTH * float(np.median(first))))
+    return bool(np.any(early[np.isfinite(early)] >= NORM_GROWTH * float(exact_median(first))))
 
 
 def never_learned(steps: np.ndarray, loss: np.ndarray, level: float) -> Finding | None:
@@ -90,7 +92,7 @@ def never_learned(steps: np.ndarray, loss: np.ndarray, level: float) -> Finding 
     values = loss[np.isfinite(loss)]
     if not starts_at_beginning(steps) or len(values) < 2 * START_MIN_POINTS or np.min(values) < 0:
         return None
-    start = float(np.median(values[:start_count(len(values))]))
+    start = float(exact_median(values[:start_count(len(values))]))
     if start <= 0 or level < (1 - STALLED_FALL) * start:
         return None
     change = level / start - 1
@@ -111,7 +113,7 @@ def norm_growth(embedding_norm: np.ndarray | None) -> Finding | None:
     if values is None or len(values) < 2 * START_MIN_POINTS:
         return None
     head = 3
-    first, peak = float(np.median(values[:head])), float(np.quantile(values[head:], 0.95))
+    first, peak = float(exact_median(values[:head])), float(np.quantile(values[head:], 0.95))
     if not first > 0 or peak < NORM_GROWTH * first:
         return None
     return Finding("embedding_norm_growth", peak / first,
@@ -128,7 +130,7 @@ def margin_findings(easy: np.ndarray | None) -> list[Finding]:
     easy = finite(easy)
     if easy is None:
         return []
-    median = float(np.median(easy))
+    median = float(exact_median(easy))
     if median >= EASY_ALL:
         return [Finding("margin_too_easy", median, f"every triplet already meets the margin (easy_fraction {median:.2f})",
                         "raise the margin, schedule it from the easy fraction, or mine harder triplets")]
@@ -148,7 +150,7 @@ def distance_gap(pos: np.ndarray | None, neg: np.ndarray | None, window_start: i
     late = finite(gap[window_start:])
     if early is None or late is None:
         return None
-    before, after = float(np.median(early)), float(np.median(late))
+    before, after = float(exact_median(early)), float(exact_median(late))
     if not before > 0 or after > GAP_SHRINK * before:
         return None
     return Finding("distances_converging", after / before,
@@ -164,7 +166,7 @@ def gradient_trend(grad_norm: np.ndarray | None, window_start: int) -> Finding |
     if window is None or len(window) < 2 * START_MIN_POINTS:
         return None
     tenth = max(START_MIN_POINTS // 2, len(window) // 10)
-    first, last = float(np.median(window[:tenth])), float(np.median(window[-tenth:]))
+    first, last = float(exact_median(window[:tenth])), float(exact_median(window[-tenth:]))
     if not (first > 0 and last > 0):
         return None
     ratio = last / first
