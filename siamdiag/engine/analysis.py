@@ -11,7 +11,7 @@ from . import checks, magnitude, running_mean, siamese, smoothing
 from .decide import Verdict, WindowTests, decide_tests, move_verdict
 from .magnitude import Wander
 from ..logs.tables import Metric, RawRun, Tracker
-from .numerics import HUGE, block_means, exact_median, robust_sigma
+from .numerics import HUGE, block_means, exact_median, mean, robust_sigma
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
 
 
@@ -197,10 +197,10 @@ def loss_profile(loss: np.ndarray, points: int = PROFILE_POINTS) -> tuple[float,
     if len(finite) == 0:
         return ()
     chunks = np.array_split(finite, min(points, len(finite)))
-    means = [float(chunk.mean()) for chunk in chunks]
+    means = [float(mean(chunk)) for chunk in chunks]
     if not np.isfinite(means).all():   # a sum of values near 1e308 overflowed: scale (exactly) first
         scale = running_mean.magnitude(finite)
-        means = [float((chunk / scale).mean() * scale) for chunk in chunks]
+        means = [float(mean(chunk / scale) * scale) for chunk in chunks]
     return tuple(means)
 
 

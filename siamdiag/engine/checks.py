@@ -13,7 +13,7 @@ import numpy as np
 
 from . import stattests
 from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, exact_median,
-                       integrated_autocorrelation_time, ols_slope, winsorize)
+                       integrated_autocorrelation_time, mean, ols_slope, winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
 MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
@@ -276,8 +276,9 @@ def slope_test(values: np.ndarray, margin: float, inflation: float = 1.0) -> tup
     over the values| <= margin, df = len - 2. Returns (total change, t, one-sided p)."""
     count = len(values)
     x = np.arange(count) - (count - 1) / 2.0
-    slope = float(x @ (values - values.mean()) / (x @ x))
-    resid = values - values.mean() - slope * x
+    level = mean(values)
+    slope = float(x @ (values - level) / (x @ x))
+    resid = values - level - slope * x
     se = float(np.sqrt(resid @ resid / (count - 2) / (x @ x)))
     total, se_total = slope * count, se * count * inflation
     t = (abs(total) - margin) / se_total if se_total > 0 else (np.inf if abs(total) > margin else -np.inf)
@@ -351,9 +352,9 @@ def end_change(window: np.ndarray, sigma: float, tolerance: float = 0.0) -> EndC
     tau = integrated_autocorrelation_time(body)
     variance = float(np.var(body))
     margin = max(END_MARGIN_SIGMA * sigma, tolerance)
-    best = (-np.inf, 0.0, 0)
+    best, body_mean = (-np.inf, 0.0, 0), mean(body)
     for length in lengths:
-        delta = float(window[-length:].mean() - body.mean())
+        delta = float(mean(window[-length:]) - body_mean)
         se = np.sqrt(variance * (min(tau, length) / length + tau / len(body)))
         t = (abs(delta) - margin) / se if se > 0 else (np.inf if abs(delta) > margin else -np.inf)
         if t > best[0]:
@@ -377,7 +378,7 @@ def two_segment_rss(values: np.ndarray) -> np.ndarray:
     """Residual sum of squares of a two-mean fit for every split with >= MIN_SEGMENT values a
     side, from cumulative sums of the centred values (one pass instead of one per split)."""
     n = len(values)
-    centred = values - values.mean()
+    centred = values - mean(values)
     total, total_sq = np.cumsum(centred), float(np.sum(centred * centred))
     ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
     left = total[ks - 1]
@@ -519,7 +520,7 @@ def best_step_fit(x: np.ndarray) -> tuple[int, np.ndarray]:
     ks = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
     left, right = csum[ks - 1] / ks, (csum[-1] - csum[ks - 1]) / (n - ks)
     k = int(ks[np.argmax(ks * (n - ks) * (right - left) ** 2)])
-    return k, np.where(np.arange(n) < k, x[:k].mean(), x[k:].mean())
+    return k, np.where(np.arange(n) < k, mean(x[:k]), mean(x[k:]))
 
 
 @dataclass(frozen=True)
@@ -544,7 +545,7 @@ def persistent_move(window: np.ndarray, alpha: float, tolerance: float = 0.0) ->
     persistent noise leaves persistent residuals, so it stays undecided; a real move does not."""
     n = len(window)
     x = np.linspace(-1.0, 1.0, n)
-    centred = window - window.mean()
+    centred = window - mean(window)
     rss0 = float(centred @ centred)
     fits = {}
     for degree in (1, 2):
@@ -592,7 +593,7 @@ def _prewhitened(x: np.ndarray) -> np.ndarray:
     """Residuals of x after a line, its best single step (a shared lr decay moves both series
     at once) and an AR fit, winsorised: a shared transient must not pass for coupling."""
     t = np.arange(len(x), dtype=float) - (len(x) - 1) / 2.0
-    detrended = x - x.mean() - ols_slope(t, x) * t          # the least-squares line, in closed form
+    detrended = x - mean(x) - ols_slope(t, x) * t          # the least-squares line, in closed form
     detrended = detrended - best_step_fit(detrended)[1]
     return winsorize(ar_residuals(detrended)[0], COUPLING_WINSOR)
 
@@ -611,10 +612,10 @@ def coupling(loss: np.ndarray, grad_norm: np.ndarray, confidence: float = 0.95) 
     su, sv = u.std(), v.std()
     if su == 0 or sv == 0:
         return None
-    u, v = (u - u.mean()) / su, (v - v.mean()) / sv
-    r = float(np.mean(u * v))
+    u, v = (u - mean(u)) / su, (v - mean(v)) / sv
+    r = float(mean(u * v))
     influence = u * v - 0.5 * r * (u * u + v * v)
-    influence -= influence.mean()
+    influence -= mean(influence)
     bandwidth = int(np.floor(4 * (n / 100.0) ** (2.0 / 9.0)))
     se = float(np.sqrt(bartlett_long_run_variance(influence, bandwidth) / n))
     z = stattests.normal_quantile(0.5 + confidence / 2)
