@@ -176,3 +176,18 @@ def test_mean_is_ndarray_mean_bit_for_bit():
                   rng.standard_normal(2 * n)[::2], np.append(rng.random(n - 1), np.inf)):
             expected, got = x.mean(), numerics.mean(x)
             assert type(got) is type(expected) and got.tobytes() == expected.tobytes()
+
+
+def test_polynomial_residuals_are_np_polyfits_residuals():
+    """The projection on cached orthonormal polynomials leaves what np.polyfit's fit leaves, to
+    rounding, at the lengths the engine meets (a handful of batch means to a long window) and
+    for curves far from zero mean; a second call (the cached basis) gives the same again."""
+    rng = np.random.default_rng(14)
+    for n in [3, 4, 20, 999, 1000, 20000]:
+        x = np.linspace(-1.0, 1.0, n)
+        for degree in (1, 2):
+            y = 1e3 + 5.0 * x - 40.0 * x * x + rng.standard_normal(n)
+            expected = y - np.polyval(np.polyfit(x, y, degree), x)
+            got = numerics.polynomial_residuals(y, degree)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(y).max())
+            assert numerics.polynomial_residuals(y, degree).tobytes() == got.tobytes()

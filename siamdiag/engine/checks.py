@@ -13,7 +13,7 @@ import numpy as np
 
 from . import stattests
 from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, exact_median,
-                       integrated_autocorrelation_time, mean, ols_slope, winsorize)
+                       integrated_autocorrelation_time, mean, ols_slope, polynomial_residuals, winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
 MIN_VARIANCE_BATCHES = 10    # squared residuals under volatility clustering need longer batches
@@ -387,8 +387,8 @@ def two_segment_rss(values: np.ndarray) -> np.ndarray:
 
 def shape(window: np.ndarray, batches: int) -> Shape:
     bm = batch_means(window, batches)
-    x = np.linspace(-1.0, 1.0, batches)
-    curve_rss = float(np.sum((bm - np.polyval(np.polyfit(x, bm, 2), x)) ** 2))
+    curve = polynomial_residuals(bm, 2)
+    curve_rss = float(curve @ curve)
     step_rss = float(np.min(two_segment_rss(bm)))
     return Shape(step_rss, curve_rss, step_rss < STEP_LIKE_RATIO * curve_rss)
 
@@ -445,10 +445,9 @@ def variance_change(agg_window: np.ndarray, within: np.ndarray | None = None, fl
     logs = np.log(batch_means(resid * resid, batches) + floor + 1e-300)
     on_residuals = best_split(logs, VARIANCE_MARGIN_LOG)
     n = len(agg_window)
-    x = np.linspace(-1.0, 1.0, n)
-    detrended = agg_window - np.polyval(np.polyfit(x, agg_window, 2), x)
+    detrended = polynomial_residuals(agg_window, 2)
     squares = detrended * detrended
-    squares = squares - np.polyval(np.polyfit(x, squares, 1), x)  # a growing spread is not persistence
+    squares = polynomial_residuals(squares, 1)  # a growing spread is not persistence
     tau = max(integrated_autocorrelation_time(detrended), integrated_autocorrelation_time(squares))
     batches = batch_count(n, tau, MIN_VARIANCE_BATCHES)
     size = n // batches
@@ -544,16 +543,12 @@ def persistent_move(window: np.ndarray, alpha: float, tolerance: float = 0.0) ->
     the residual's long-run variance (sigma^2 tau), Bonferroni over step positions. Stationary
     persistent noise leaves persistent residuals, so it stays undecided; a real move does not."""
     n = len(window)
-    x = np.linspace(-1.0, 1.0, n)
     centred = window - mean(window)
     rss0 = float(centred @ centred)
-    fits = {}
-    for degree in (1, 2):
-        coef = np.polyfit(x, window, degree)
-        fits[degree] = (window - np.polyval(coef, x), coef)
     k, step_fit = best_step_fit(window)
     candidates = {  # residual, parameters beyond the mean, Bonferroni factor
-        "line": (fits[1][0], 1, 1), "parabola": (fits[2][0], 2, 1), "step": (window - step_fit, 1, n - 2 * MIN_SEGMENT + 1)}
+        "line": (polynomial_residuals(window, 1), 1, 1), "parabola": (polynomial_residuals(window, 2), 2, 1),
+        "step": (window - step_fit, 1, n - 2 * MIN_SEGMENT + 1)}
     best_name = min(candidates, key=lambda c: float(candidates[c][0] @ candidates[c][0]) * (1 + 0.05 * candidates[c][1]))
     resid, df, factor = candidates[best_name]
     tau = integrated_autocorrelation_time(resid)

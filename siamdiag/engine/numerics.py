@@ -2,6 +2,8 @@
 nested least squares, burn-in. Pure numpy; every function is O(n) or O(n·k²) with small k."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal sample -> its sigma
@@ -142,6 +144,24 @@ def integrated_autocorrelation_time(x: np.ndarray) -> float:
             break
         total += pair
     return max(1.0, 2.0 * total - 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _orthonormal_polynomials(n: int, degree: int) -> np.ndarray:
+    """An orthonormal basis (n x degree+1) of the polynomials up to ``degree`` sampled at n
+    evenly spaced points: the Q of their Vandermonde matrix. Windows of one sweep share their
+    length, so the basis is made once and kept (read-only)."""
+    basis = np.linalg.qr(np.vander(np.linspace(-1.0, 1.0, n), degree + 1))[0]
+    basis.flags.writeable = False
+    return basis
+
+
+def polynomial_residuals(y: np.ndarray, degree: int) -> np.ndarray:
+    """y minus its least-squares polynomial of ``degree`` in the position (evenly spaced): the
+    residual of projecting y on an orthonormal basis of those polynomials, two matrix-vector
+    products instead of a fresh SVD solve per call (np.polyfit), the same fit to rounding."""
+    basis = _orthonormal_polynomials(len(y), degree)
+    return y - basis @ (y @ basis)
 
 
 def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
