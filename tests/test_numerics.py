@@ -21,17 +21,41 @@ def test_nested_rss_matches_separate_least_squares():
         assert rss[k - 1] == pytest.approx(np.sum((y - X[:, :k] @ coef) ** 2), rel=1e-9)
 
 
-def test_nested_rss_of_lag_views_has_the_bits_of_a_qr_of_the_stacked_matrix():
-    # the Fortran-ordered fill hands LAPACK the same numbers as stacking the columns row-major did
-    x = np.cumsum(np.random.default_rng(1).standard_normal(900))
+def _qr_nested_rss(columns, target):
+    """The nested fits' residual sums of squares from a Householder QR of the stacked columns."""
+    r = np.linalg.qr(np.column_stack(list(columns) + [target]), mode="r")
+    qty = r[:-1, -1]
+    return r[-1, -1] ** 2 + np.append(np.cumsum((qty * qty)[::-1])[::-1][1:], 0.0)
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.9, 0.99, 1.0])   # white noise to a random walk
+def test_nested_rss_of_lag_views_from_the_normal_equations_matches_a_qr(phi):
+    rng = np.random.default_rng(1)
+    x = np.zeros(900)
+    for t in range(1, 900):
+        x[t] = phi * x[t - 1] + rng.standard_normal()
     columns = numerics.lag_columns(x, 20)
     target = x[20:]
-    r = np.linalg.qr(np.column_stack(columns + [target]), mode="r")
-    qty = r[:-1, -1]
-    stacked = r[-1, -1] ** 2 + np.append(np.cumsum((qty * qty)[::-1])[::-1][1:], 0.0)
-    assert numerics.nested_rss(target, columns).tolist() == stacked.tolist()
+    assert numerics._normal_equations_factor(np.column_stack(columns + [target])) is not None
+    np.testing.assert_allclose(numerics.nested_rss(target, columns), _qr_nested_rss(columns, target), rtol=1e-10)
     assert all(np.shares_memory(c, x) for c in columns)   # views, not copies
     assert [c[0] for c in columns[:3]] == [x[19], x[18], x[17]]   # lag k starts at x[20 - k]
+
+
+@pytest.mark.parametrize("series", ["noiseless decay", "nearly noiseless decay", "repeated column"])
+def test_nested_rss_leaves_nearly_dependent_columns_to_the_qr(series):
+    """Where a column is (nearly) a combination of the ones before it, the normal equations would
+    lose the digits that tell the fits apart: the QR's own bits come back."""
+    t = np.arange(600.0)
+    x = np.exp(-t / 150.0)                                  # exactly x_t = c x_(t-1): lag 2 adds nothing
+    if series == "nearly noiseless decay":
+        x = x + 1e-7 * np.random.default_rng(2).standard_normal(600)
+    columns = numerics.lag_columns(x, 5)
+    if series == "repeated column":
+        columns = [columns[0], columns[1], columns[1].copy()]
+    target = x[5:]
+    assert numerics._normal_equations_factor(np.column_stack(columns + [target])) is None
+    assert numerics.nested_rss(target, columns).tolist() == _qr_nested_rss(columns, target).tolist()
 
 
 def test_ar_order_recovers_an_ar2_process():
