@@ -215,3 +215,30 @@ def test_polynomial_residuals_are_np_polyfits_residuals():
             got = numerics.polynomial_residuals(y, degree)
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(y).max())
             assert numerics.polynomial_residuals(y, degree).tobytes() == got.tobytes()
+
+
+def _geyer_tau_slowly(x):
+    """Geyer's initial positive sequence over every autocorrelation, each a plain sum."""
+    n = len(x)
+    y = x - x.mean()
+    energy = sum(v * v for v in y)
+    if not energy > 0:
+        return 1.0
+    rho = [sum(y[t] * y[t + k] for t in range(n - k)) / energy for k in range(min(n - 1, max(2, n // 2)) + 1)]
+    total = 0.0
+    for k in range(0, len(rho) - 1, 2):
+        if rho[k] + rho[k + 1] <= 0:
+            break
+        total += rho[k] + rho[k + 1]
+    return max(1.0, 2.0 * total - 1.0)
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9, 0.98])   # sums that stop within the dot products, and past them
+def test_tau_int_is_geyers_sum_over_plain_autocorrelations(phi):
+    rng = np.random.default_rng(15)
+    for n in [1, 2, 3, 4, 5, 17, 18, 40, 600]:
+        x = np.zeros(n)
+        for t in range(n):
+            x[t] = (phi * x[t - 1] if t else 0.0) + rng.standard_normal()
+        assert numerics.integrated_autocorrelation_time(x) == pytest.approx(_geyer_tau_slowly(x), rel=1e-9)
+    assert numerics.integrated_autocorrelation_time(np.full(50, 0.25)) == 1.0   # no spread at all (0.25: the mean is exact)
