@@ -6,6 +6,7 @@ asked for."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 Judged = list[tuple[OrderedRun | None, RunResult]]
 
+# Short logs are read a batch at a time, every one before any is judged: a pandas parse and a
+# judgement alternating log by log cost about a tenth more CPU per log (each evicts what the
+# other had warm in the processor's caches). A batch holds at most this many inputs and bytes.
+BATCH_INPUTS = 16
+BATCH_BYTES = 4 << 20
+
 
 def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOptions(),
                 jobs: int = 1, keep_runs: bool = True, progress=None) -> Judged:
@@ -34,9 +41,10 @@ def judge_paths(paths, options: Options = Options(), read: ReadOptions = ReadOpt
     judged: Judged = []
     with progress([log.path for log in logs]) if progress else contextlib.nullcontext(lambda: None) as advance:
         if jobs <= 1:
-            for log in logs:
-                judged += _judge_input(log, several, options, read, keep_runs)
-                advance()
+            for batch in _batches(logs):
+                for runs in _judge_batch(batch, several, options, read, keep_runs):
+                    judged += runs
+                    advance()
             judged += [_judged(raw, options, keep_runs) for raw in tracked_runs(read)]
         else:
             judged = _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance)
@@ -48,13 +56,15 @@ def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Ju
     from concurrent.futures import ProcessPoolExecutor
 
     judged: Judged = []
+    batches = _batches(logs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_start_worker) as pool:
         try:
-            chunk = max(1, len(logs) // (jobs * 8))   # small enough to balance, large enough to amortise
-            for results in pool.map(_judge_input, logs, [several] * len(logs), [options] * len(logs),
-                                    [read] * len(logs), [keep_runs] * len(logs), chunksize=chunk):
-                judged += results
-                advance()
+            chunk = max(1, len(batches) // (jobs * 8))   # small enough to balance, large enough to amortise
+            for batch in pool.map(_judge_batch, batches, [several] * len(batches), [options] * len(batches),
+                                  [read] * len(batches), [keep_runs] * len(batches), chunksize=chunk):
+                for runs in batch:
+                    judged += runs
+                    advance()
             tracked = tracked_runs(read)
             judged += pool.map(_judged, tracked, [options] * len(tracked), [keep_runs] * len(tracked))
         except BaseException:
@@ -77,9 +87,31 @@ def _judged(raw: RawRun, options: Options, keep_run: bool) -> tuple[OrderedRun |
     return (run if keep_run else None), analyze_run(run, options)
 
 
-def _judge_input(log: LogInput, several: bool, options: Options, read: ReadOptions, keep_runs: bool) -> Judged:
-    """A worker's task: every run of one input, read and judged."""
-    return [_judged(raw, options, keep_runs) for raw in read_input(log, read, label_runs_by_source=several)]
+def _judge_batch(batch: list[LogInput], several: bool, options: Options, read: ReadOptions,
+                 keep_runs: bool) -> list[Judged]:
+    """A worker's task: every run of each input in ``batch``, all read before any is judged."""
+    runs = [read_input(log, read, label_runs_by_source=several) for log in batch]
+    return [[_judged(raw, options, keep_runs) for raw in raws] for raws in runs]
+
+
+def _batches(logs: list[LogInput]) -> list[list[LogInput]]:
+    """The inputs in order, in batches: a file of at most BATCH_BYTES joins the batch before it
+    while that stays within BATCH_INPUTS inputs and BATCH_BYTES bytes of files; anything else
+    (a large file, a directory, stdin, a path that cannot be read) is a batch of its own."""
+    batches: list[list[LogInput]] = []
+    room = 0   # bytes the last batch can still take; 0 when it takes nothing more
+    for log in logs:
+        try:
+            size = os.path.getsize(log.path) if os.path.isfile(log.path) else BATCH_BYTES + 1
+        except OSError:
+            size = BATCH_BYTES + 1
+        if size <= room and len(batches[-1]) < BATCH_INPUTS:
+            batches[-1].append(log)
+            room -= size
+        else:
+            batches.append([log])
+            room = BATCH_BYTES - size if size <= BATCH_BYTES else 0
+    return batches
 
 
 def _context():

@@ -144,7 +144,7 @@ def test_an_interruption_ends_the_workers_at_once(tmp_path, monkeypatch):
     # waiting for the workers to finish their inputs would keep a cancelled job busy (a large log
     # takes minutes), and a kill that follows would leave them behind
     _logs(tmp_path)
-    monkeypatch.setattr(pipeline, "_judge_input", _never_done)
+    monkeypatch.setattr(pipeline, "_judge_batch", _never_done)
     previous = signal.signal(signal.SIGALRM, _interrupt)
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
@@ -154,3 +154,24 @@ def test_an_interruption_ends_the_workers_at_once(tmp_path, monkeypatch):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert multiprocessing.active_children() == []
+
+
+def test_short_logs_are_read_in_batches_in_input_order(tmp_path, monkeypatch):
+    """Files join the batch before them up to BATCH_INPUTS inputs and BATCH_BYTES bytes; a large
+    file, a directory and a path that does not exist each make a batch of their own."""
+    from siamdiag.logs.ingest import LogInput
+
+    monkeypatch.setattr(pipeline, "BATCH_INPUTS", 3)
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 100)
+    sizes = {"a": 10, "b": 10, "c": 10, "d": 10, "e": 60, "f": 50, "big": 101, "g": 1}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+    (tmp_path / "dir").mkdir()
+    names = ["a", "b", "c", "d", "e", "f", "big", "g", "dir", "missing", "h"]
+    (tmp_path / "h").write_bytes(b"x")
+    batches = pipeline._batches([LogInput(str(tmp_path / name)) for name in names])
+    assert [[os.path.basename(log.path) for log in batch] for batch in batches] == [
+        ["a", "b", "c"],      # three inputs: full
+        ["d", "e"],           # 70 bytes: f's 50 would pass 100
+        ["f"], ["big"],       # over BATCH_BYTES: alone
+        ["g"], ["dir"], ["missing"], ["h"]]
