@@ -99,7 +99,7 @@ def _batches(logs: list[LogInput]) -> list[list[LogInput]]:
     while that stays within BATCH_INPUTS inputs and BATCH_BYTES bytes of files; anything else
     (a large file, a directory, stdin, a path that cannot be read) is a batch of its own."""
     batches: list[list[LogInput]] = []
-    room = 0   # bytes the last batch can still take; 0 when it takes nothing more
+    room = -1   # bytes the last batch can still take; -1 when it takes nothing more
     for log in logs:
         try:
             size = os.path.getsize(log.path) if os.path.isfile(log.path) else BATCH_BYTES + 1
@@ -110,7 +110,7 @@ def _batches(logs: list[LogInput]) -> list[list[LogInput]]:
             room -= size
         else:
             batches.append([log])
-            room = BATCH_BYTES - size if size <= BATCH_BYTES else 0
+            room = BATCH_BYTES - size if size <= BATCH_BYTES else -1
     return batches
 
 

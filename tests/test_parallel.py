@@ -163,15 +163,15 @@ def test_short_logs_are_read_in_batches_in_input_order(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "BATCH_INPUTS", 3)
     monkeypatch.setattr(pipeline, "BATCH_BYTES", 100)
-    sizes = {"a": 10, "b": 10, "c": 10, "d": 10, "e": 60, "f": 50, "big": 101, "g": 1}
+    sizes = {"empty": 0, "a": 10, "b": 10, "c": 10, "d": 10, "e": 60, "f": 50, "big": 101, "g": 1, "empty2": 0}
     for name, size in sizes.items():
         (tmp_path / name).write_bytes(b"x" * size)
     (tmp_path / "dir").mkdir()
-    names = ["a", "b", "c", "d", "e", "f", "big", "g", "dir", "missing", "h"]
+    names = ["empty", "a", "b", "c", "d", "e", "f", "big", "empty2", "g", "dir", "missing", "h"]
     (tmp_path / "h").write_bytes(b"x")
     batches = pipeline._batches([LogInput(str(tmp_path / name)) for name in names])
     assert [[os.path.basename(log.path) for log in batch] for batch in batches] == [
-        ["a", "b", "c"],      # three inputs: full
-        ["d", "e"],           # 70 bytes: f's 50 would pass 100
+        ["empty", "a", "b"],  # three inputs: full (an empty file is a file, of no bytes)
+        ["c", "d", "e"],      # 80 bytes: f's 50 would pass 100
         ["f"], ["big"],       # over BATCH_BYTES: alone
-        ["g"], ["dir"], ["missing"], ["h"]]
+        ["empty2", "g"], ["dir"], ["missing"], ["h"]]

@@ -72,7 +72,7 @@ def adf(x: np.ndarray) -> UnitRootResult:
     design = np.column_stack([x[lag: lag + nobs], np.ones(nobs)] + [dx[lag - k: lag - k + nobs] for k in range(1, lag + 1)])
     target = dx[lag:]
     q, r = np.linalg.qr(design)
-    critical = {level: float(np.polyval(b[::-1], 1.0 / nobs)) for level, b in TAU_CRITICAL.items()}
+    critical = {level: polynomial(b, 1.0 / nobs) for level, b in TAU_CRITICAL.items()}
     pivots = np.abs(np.diag(r))
     if not pivots.min() > 1e-12 * pivots.max():
         # a window that barely moves (one value but for a blip) leaves the regression singular:
@@ -86,6 +86,15 @@ def adf(x: np.ndarray) -> UnitRootResult:
     return UnitRootResult(statistic, mackinnon_p(statistic), lag, critical)
 
 
+def polynomial(coefficients: tuple[float, ...], x: float) -> float:
+    """c0 + c1·x + c2·x² + ... by Horner's rule, the steps np.polyval takes (the same bits)
+    without turning the coefficients into an array at every call."""
+    value = 0.0
+    for c in reversed(coefficients):
+        value = value * x + c
+    return value
+
+
 def mackinnon_p(tau: float) -> float:
     """Asymptotic p-value of an ADF statistic (constant, one series): MacKinnon's surface."""
     if not np.isfinite(tau):
@@ -95,7 +104,7 @@ def mackinnon_p(tau: float) -> float:
     if tau < TAU_MIN:
         return 0.0
     coefficients = TAU_SMALL_P if tau <= TAU_STAR else TAU_LARGE_P
-    return normal_cdf(float(np.polyval(coefficients[::-1], tau)))
+    return normal_cdf(polynomial(coefficients, tau))
 
 
 def cramer_von_mises_sf(stat: float, terms: int = 12) -> float:
