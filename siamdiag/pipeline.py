@@ -59,7 +59,7 @@ def _judge_in_pool(logs, several, options, read, jobs, keep_runs, advance) -> Ju
     batches = _batches(logs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_start_worker) as pool:
         try:
-            chunk = max(1, len(batches) // (jobs * 8))   # small enough to balance, large enough to amortise
+            chunk = max(1, len(batches) // (jobs * 32))   # small enough to balance, large enough to amortise
             for batch in pool.map(_judge_batch, batches, [several] * len(batches), [options] * len(batches),
                                   [read] * len(batches), [keep_runs] * len(batches), chunksize=chunk):
                 for runs in batch:
