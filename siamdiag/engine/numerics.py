@@ -221,8 +221,12 @@ def nested_rss(y: np.ndarray, columns) -> np.ndarray:
 
 def _normal_equations_factor(a: np.ndarray) -> np.ndarray | None:
     """The upper triangular R with RᵀR = aᵀa, by Cholesky; None where its pivots say a column is
-    nearly explained by the ones before it (the normal equations would lose digits there)."""
-    gram = a.T @ a
+    nearly explained by the ones before it (the normal equations would lose digits there), or
+    where a squared norm overflows (beyond about 1e154, which the QR's scaled norms survive)."""
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow sends the fit to the QR
+        gram = a.T @ a
+    if not np.isfinite(gram).all():
+        return None
     try:
         lower = np.linalg.cholesky(gram)
     except np.linalg.LinAlgError:
