@@ -49,8 +49,9 @@ def adf_default_max_lag(nobs: int) -> int:
 
 
 def adf_aic_lag(x: np.ndarray, max_lag: int) -> int:
-    """The ADF lag order statsmodels' ``autolag='AIC'`` would choose, from one QR instead of
-    max_lag+1 separate OLS fits (same common sample, same AIC, same tie-break)."""
+    """The ADF lag order statsmodels' ``autolag='AIC'`` would choose, from one factorisation
+    (numerics.nested_rss) instead of max_lag+1 separate OLS fits (same common sample, same AIC,
+    same tie-break)."""
     dx = np.diff(x)
     nobs = len(dx) - max_lag
     columns = [np.ones(nobs), x[max_lag: max_lag + nobs]]
