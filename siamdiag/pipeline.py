@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -102,7 +103,8 @@ def _batches(logs: list[LogInput]) -> list[list[LogInput]]:
     room = -1   # bytes the last batch can still take; -1 when it takes nothing more
     for log in logs:
         try:
-            size = os.path.getsize(log.path) if os.path.isfile(log.path) else BATCH_BYTES + 1
+            status = os.stat(log.path)
+            size = status.st_size if stat.S_ISREG(status.st_mode) else BATCH_BYTES + 1
         except OSError:
             size = BATCH_BYTES + 1
         if size <= room and len(batches[-1]) < BATCH_INPUTS:

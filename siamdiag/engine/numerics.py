@@ -78,13 +78,13 @@ def exact_median(x: np.ndarray) -> np.floating:
 def _partitioned_median(x: np.ndarray) -> np.floating:
     """np.median's own steps on a 1-D float64 array of two or more values: partition at the
     middle and at the end (where a NaN would sort), the NaN if there is one, else the mean of
-    the middle value or two, by the same reduction np.mean uses (which turns a lone -0.0 into 0.0)."""
+    the middle value or two, as np.median takes it (its mean turns a lone -0.0 into 0.0)."""
     half = len(x) // 2
     low = half - 1 if len(x) % 2 == 0 else half
     part = np.partition(x, [low, half, -1] if low < half else [half, -1])
     if np.isnan(part[-1]):
         return part[-1]
-    return np.add.reduce(part[low:half + 1]) / (half + 1 - low)
+    return mean(part[low:half + 1])
 
 
 def robust_sigma(x: np.ndarray, center: float | None = None) -> float:
@@ -156,7 +156,7 @@ def integrated_autocorrelation_time(x: np.ndarray) -> float:
 def _autocorrelations(x: np.ndarray, y: np.ndarray, energy: float, max_lag: int):
     """ρ_0 .. ρ_max_lag of x (``y`` = x centred, ``energy`` = y·y), as Geyer's sum asks for them:
     a dot product each up to DIRECT_LAGS, where the sum of a series with little persistence
-    stops (a sixth of the time of the FFT), then the rest from one FFT."""
+    stops (a quarter of the time of the FFT), then the rest from one FFT."""
     n = len(y)
     for k in range(min(max_lag, DIRECT_LAGS) + 1):
         yield float(y[k:] @ y[:n - k]) / energy
