@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from .. import __version__
 from ..engine.analysis import RunResult, fmt_step
 from ..engine.decide import Verdict
+from . import indented_json
 from .model import Report, report_to_dict
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ VERDICT_STYLE = {
 
 
 def render_json(report: Report, color: bool = False) -> str:
-    return json.dumps(report_to_dict(report), indent=2, allow_nan=False) + "\n"
+    return indented_json.dumps(report_to_dict(report)) + "\n"
 
 
 # Below this many columns the table's six columns leave the "why" too narrow to read: each run
