@@ -36,7 +36,7 @@ def test_nested_rss_of_lag_views_from_the_normal_equations_matches_a_qr(phi):
         x[t] = phi * x[t - 1] + rng.standard_normal()
     columns = numerics.lag_columns(x, 20)
     target = x[20:]
-    assert numerics._normal_equations_factor(np.column_stack(columns + [target])) is not None
+    assert numerics.normal_equations_factor(np.column_stack(columns + [target])) is not None
     np.testing.assert_allclose(numerics.nested_rss(target, columns), _qr_nested_rss(columns, target), rtol=1e-10)
     assert all(np.shares_memory(c, x) for c in columns)   # views, not copies
     assert [c[0] for c in columns[:3]] == [x[19], x[18], x[17]]   # lag k starts at x[20 - k]
@@ -59,9 +59,33 @@ def test_nested_rss_leaves_nearly_dependent_columns_to_the_qr(series):
         x = 1e160 + 1e150 * np.random.default_rng(3).standard_normal(600)
         columns = [np.full(595, 1e160), x[4:-1]]
     target = x[5:]
-    assert numerics._normal_equations_factor(np.column_stack(columns + [target])) is None
+    assert numerics.normal_equations_factor(np.column_stack(columns + [target])) is None
     rss = numerics.nested_rss(target, columns)
     assert rss.tolist() == _qr_nested_rss(columns, target).tolist() and np.isfinite(rss).all()
+
+
+@pytest.mark.parametrize("series", ["white", "ar2", "persistent", "level far from zero", "noiseless decay"])
+def test_ar_residuals_are_the_least_squares_residuals_at_the_chosen_order(series):
+    """The prewhitening fit from the normal equations (or, for nearly dependent lags, the SVD)
+    leaves the residuals np.linalg.lstsq leaves at the same order (bit for bit on the SVD's route)."""
+    rng = np.random.default_rng(4)
+    e = rng.standard_normal(1200)
+    x = {"white": e, "ar2": np.convolve(e, [1.0, 0.6, 0.3], "same"),
+         "persistent": np.cumsum(e) * 0.05 + e, "level far from zero": 1e5 + np.convolve(e, [1.0, 0.7], "same"),
+         "noiseless decay": np.exp(-np.arange(1200) / 300.0)}[series]
+    residuals, order = numerics.ar_residuals(x)
+    y = x - x.mean()
+    assert order > 0 or series == "white"
+    if order:
+        design = np.column_stack(numerics.lag_columns(y, order))
+        coef, *_ = np.linalg.lstsq(design, y[order:], rcond=None)
+        expected = y[order:] - design @ coef
+        if series == "noiseless decay":
+            assert numerics.normal_equations_factor(numerics.stacked(numerics.lag_columns(y, order), y[order:]),
+                                                    numerics.FIT_MIN_NEW) is None
+            assert residuals.tolist() == expected.tolist()
+        else:
+            np.testing.assert_allclose(residuals, expected, rtol=0, atol=1e-10 * np.abs(y).max())
 
 
 def test_ar_order_recovers_an_ar2_process():

@@ -29,6 +29,21 @@ def test_adf_equals_statsmodels_autolag_aic(n, phi):
     assert ours.critical_values == pytest.approx(ref.critical_values, rel=1e-12)
 
 
+@pytest.mark.parametrize("level", [1e2, 1e3, 1e4, 1e5, 1e6])
+def test_adf_equals_statsmodels_on_a_level_far_from_zero(level):
+    """A loss far from 0 makes its level column nearly the constant's: the final fit takes the
+    normal equations only while they keep the statistic to about 1e-12, else the QR."""
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        x = level + ar1(1500, rng, 0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = adfuller(x, autolag="AIC", regression="c", result_object=True)
+        ours = stattests.adf(x)
+        assert ours.lags == ref.lags
+        assert ours.statistic == pytest.approx(ref.statistic, rel=1e-9)
+
+
 def _series(rng, kind: int, n: int) -> np.ndarray:
     """White noise, a random walk, an MA(2), a trend, a level shift: every shape the checks meet."""
     e = rng.standard_normal(n)

@@ -189,9 +189,13 @@ def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(centred @ (y - mean(y)) / denom) if denom > 0 else 0.0
 
 
-# The normal equations give each nested fit to about machine precision over this share: the part of
-# each column (and of y) that the columns before it leave unexplained, as a share of its squared norm.
+# The normal equations give each nested fit's residual sum of squares to about machine precision over
+# this share: the part of each column (and of y) that the columns before it leave unexplained, as a
+# share of its squared norm. A fit's coefficients lose about machine precision over the smallest
+# share (the normal equations square the condition number): fits whose coefficients are used ask for
+# FIT_MIN_NEW, which keeps them within about 1e-12.
 NORMAL_EQUATIONS_MIN_NEW = 1e-8
+FIT_MIN_NEW = 1e-4
 
 
 def nested_rss(y: np.ndarray, columns) -> np.ndarray:
@@ -199,19 +203,10 @@ def nested_rss(y: np.ndarray, columns) -> np.ndarray:
     the columns of a 2-D array given as its transpose), for k = 1..K (n > K rows), from the
     triangular factor R of [columns | y]: its last column holds Qᵀy and its corner the full fit's
     residual norm. Column order defines the nesting, so lag-order searches cost one factorisation
-    instead of one fit per candidate order.
-
-    R comes from the Cholesky factor of the Gram matrix (one symmetric product), a fifth of the
-    time of a Householder QR on these tall, narrow lag matrices; it is as accurate wherever every
-    column brings a share of at least NORMAL_EQUATIONS_MIN_NEW of its own norm that the columns
-    before it do not explain. Where one does not (a noiseless curve, a nearly deterministic
-    series, a column repeated) or the Gram matrix is not positive definite, the QR decides.
-    """
-    augmented = np.empty((len(y), len(columns) + 1), order="F")
-    for k, column in enumerate(columns):
-        augmented[:, k] = column
-    augmented[:, -1] = y
-    r = _normal_equations_factor(augmented)
+    instead of one fit per candidate order. R comes from the normal equations where they hold
+    (``normal_equations_factor``), else from a Householder QR."""
+    augmented = stacked(columns, y)
+    r = normal_equations_factor(augmented)
     if r is None:
         r = np.linalg.qr(augmented, mode="r")
     qty = r[:-1, -1]
@@ -219,10 +214,23 @@ def nested_rss(y: np.ndarray, columns) -> np.ndarray:
     return r[-1, -1] ** 2 + np.append(tail[1:], 0.0)
 
 
-def _normal_equations_factor(a: np.ndarray) -> np.ndarray | None:
-    """The upper triangular R with RᵀR = aᵀa, by Cholesky; None where its pivots say a column is
-    nearly explained by the ones before it (the normal equations would lose digits there), or
-    where a squared norm overflows (beyond about 1e154, which the QR's scaled norms survive)."""
+def stacked(columns, y: np.ndarray) -> np.ndarray:
+    """[columns | y] as one Fortran-ordered matrix (the layout LAPACK factorises without a copy)."""
+    augmented = np.empty((len(y), len(columns) + 1), order="F")
+    for k, column in enumerate(columns):
+        augmented[:, k] = column
+    augmented[:, -1] = y
+    return augmented
+
+
+def normal_equations_factor(a: np.ndarray, min_new: float = NORMAL_EQUATIONS_MIN_NEW) -> np.ndarray | None:
+    """The upper triangular R with RᵀR = aᵀa, by Cholesky: a fifth of the time of a Householder
+    QR on the tall, narrow matrices of lag fits, and as accurate wherever every column brings a
+    share of at least ``min_new`` of its own norm that the columns before it do not explain.
+    None where one does not (a noiseless curve, a nearly deterministic series, a column
+    repeated: the normal equations would lose digits there), where the Gram matrix is not positive
+    definite, or where a squared norm overflows (beyond about 1e154, which the QR's scaled norms
+    survive): the caller's QR or SVD decides then."""
     with np.errstate(over="ignore", invalid="ignore"):   # an overflow sends the fit to the QR
         gram = a.T @ a
     if not np.isfinite(gram).all():
@@ -232,7 +240,7 @@ def _normal_equations_factor(a: np.ndarray) -> np.ndarray | None:
     except np.linalg.LinAlgError:
         return None
     new = np.diagonal(lower) ** 2
-    if not np.all(new >= NORMAL_EQUATIONS_MIN_NEW * np.diagonal(gram)):   # NaN fails too
+    if not np.all(new >= min_new * np.diagonal(gram)):   # NaN fails too
         return None
     return lower.T
 
@@ -258,10 +266,14 @@ def ar_residuals(x: np.ndarray, max_lag: int = 20) -> tuple[np.ndarray, int]:
     order = int(np.argmin(bic))
     if order == 0:
         return y, 0
-    target = y[order:]
-    design = np.column_stack(lag_columns(y, order))
-    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
-    return target - design @ coef, order
+    target, lags = y[order:], lag_columns(y, order)
+    augmented = stacked(lags, target)
+    r = normal_equations_factor(augmented, FIT_MIN_NEW)
+    if r is None:   # (nearly) dependent lags: the SVD's minimum-norm fit
+        design = np.column_stack(lags)
+        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+        return target - design @ coef, order
+    return target - augmented[:, :-1] @ np.linalg.solve(r[:-1, :-1], r[:-1, -1]), order
 
 
 def mser_truncation(y: np.ndarray, batch: int = 5, search_limit: int | None = None) -> int:

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .numerics import bartlett_long_run_variance, nested_rss
+from .numerics import FIT_MIN_NEW, bartlett_long_run_variance, nested_rss, normal_equations_factor, stacked
 
 # MacKinnon (1994), one I(1) series, constant ('c'): the response surface p = Φ(c0 + c1·τ + c2·τ² (+ c3·τ³)),
 # with one polynomial below TAU_STAR and another above it; beyond [TAU_MIN, TAU_MAX] p is 0 or 1.
@@ -70,16 +70,23 @@ def adf(x: np.ndarray) -> UnitRootResult:
     lag = adf_aic_lag(x, adf_default_max_lag(len(x)))
     dx = np.diff(x)
     nobs = len(dx) - lag
-    design = np.column_stack([x[lag: lag + nobs], np.ones(nobs)] + [dx[lag - k: lag - k + nobs] for k in range(1, lag + 1)])
     target = dx[lag:]
-    q, r = np.linalg.qr(design)
+    columns = [x[lag: lag + nobs], np.ones(nobs)] + [dx[lag - k: lag - k + nobs] for k in range(1, lag + 1)]
+    augmented = stacked(columns, target)
+    factor = normal_equations_factor(augmented, FIT_MIN_NEW)
+    if factor is None:   # nearly dependent columns (a level far from 0 beside the constant): the QR
+        design = np.column_stack(columns)
+        q, r = np.linalg.qr(design)
+        qty = q.T @ target
+    else:   # R and Qᵀy (Q = design·R⁻¹) from the Cholesky factor of [design | target]
+        design, r, qty = augmented[:, :-1], factor[:-1, :-1], factor[:-1, -1]
     critical = {level: polynomial(b, 1.0 / nobs) for level, b in TAU_CRITICAL.items()}
     pivots = np.abs(np.diag(r))
     if not pivots.min() > 1e-12 * pivots.max():
         # a window that barely moves (one value but for a blip) leaves the regression singular:
         # no statistic, and no evidence against a unit root
         return UnitRootResult(float("nan"), 1.0, lag, critical)
-    coef = np.linalg.solve(r, q.T @ target)
+    coef = np.linalg.solve(r, qty)
     resid = target - design @ coef
     sigma2 = float(resid @ resid) / (nobs - design.shape[1])
     r_inv = np.linalg.inv(r)
