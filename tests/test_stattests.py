@@ -19,12 +19,7 @@ from siamdiag.engine.synthetic import ar1
 def test_adf_equals_statsmodels_autolag_aic(n, phi):
     rng = np.random.default_rng(n + int(phi * 100))
     x = np.cumsum(rng.standard_normal(n)) if phi == 1.0 else ar1(n, rng, phi)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = adfuller(x, autolag="AIC", regression="c", result_object=True)
-    ours = stattests.adf(x)
-    assert ours.lags == ref.lags
-    assert ours.statistic == pytest.approx(ref.statistic, rel=1e-9)
+    ours, ref = _adf_against_statsmodels(x)
     assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     assert ours.critical_values == pytest.approx(ref.critical_values, rel=1e-12)
 
@@ -35,13 +30,18 @@ def test_adf_equals_statsmodels_on_a_level_far_from_zero(level):
     normal equations only while they keep the statistic to about 1e-12, else the QR."""
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        x = level + ar1(1500, rng, 0.5)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = adfuller(x, autolag="AIC", regression="c", result_object=True)
-        ours = stattests.adf(x)
-        assert ours.lags == ref.lags
-        assert ours.statistic == pytest.approx(ref.statistic, rel=1e-9)
+        _adf_against_statsmodels(level + ar1(1500, rng, 0.5))
+
+
+def _adf_against_statsmodels(x: np.ndarray):
+    """Our ADF and statsmodels' (lag by AIC, a constant), the lag and the statistic checked."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = adfuller(x, autolag="AIC", regression="c", result_object=True)
+    ours = stattests.adf(x)
+    assert ours.lags == ref.lags
+    assert ours.statistic == pytest.approx(ref.statistic, rel=1e-9)
+    return ours, ref
 
 
 def _series(rng, kind: int, n: int) -> np.ndarray:
