@@ -136,11 +136,16 @@ def test_generated_numeric_tables_are_read_directly_as_read_csv_reads_them(tmp_p
 
 def test_the_reader_gives_the_same_table_with_and_without_the_direct_read(tmp_path):
     """read_delimited_file end to end: the same frame and notes whether the direct read is there
-    or not, for files it takes and files it leaves to read_csv."""
+    or not, for files it takes, files it tries and leaves to read_csv, and files whose first row
+    holds a word, which go to read_csv without the direct read's parse."""
     files = _files(tmp_path)
-    taken = []
+    files["run_names.csv"] = str(tmp_path / "run_names.csv")
+    (tmp_path / "run_names.csv").write_text("run,step,loss\n" + "".join(f"seed-{i % 2},{i},{1 / (i + 1)}\n"
+                                                                      for i in range(200)))
+    taken, tried = [], []
     for name in ("bom.csv", "repeated_name.csv", "short_rows.csv", "spaces.csv", "index_column.csv",
-                 "booleans.csv", "quoted_cells.csv", "nan_spellings.csv", "missing_step.csv"):
+                 "booleans.csv", "quoted_cells.csv", "nan_spellings.csv", "missing_step.csv", "crlf.csv",
+                 "run_names.csv"):
         calls = []
         original = delimited._numeric_frame
 
@@ -152,9 +157,22 @@ def test_the_reader_gives_the_same_table_with_and_without_the_direct_read(tmp_pa
             direct = delimited.read_delimited_file(files[name], name)
         with mock.patch.object(delimited, "TextReader", None):
             plain = delimited.read_delimited_file(files[name], name)
-        assert calls, name
         pd.testing.assert_frame_equal(direct.frame, plain.frame, check_exact=True)
         assert direct.notes == plain.notes
-        if delimited._numeric_frame(*calls[0]) is not None:
-            taken.append(name)
-    assert {"bom.csv", "repeated_name.csv", "short_rows.csv", "spaces.csv", "missing_step.csv"} <= set(taken)
+        if calls:
+            tried.append(name)
+            if delimited._numeric_frame(*calls[0]) is not None:
+                taken.append(name)
+    assert {"bom.csv", "repeated_name.csv", "short_rows.csv", "spaces.csv", "missing_step.csv", "crlf.csv"} <= set(taken)
+    assert {"index_column.csv", "nan_spellings.csv"} <= set(tried) - set(taken)   # tried, left to read_csv
+    assert not {"booleans.csv", "quoted_cells.csv", "run_names.csv"} & set(tried)   # a word in the first row
+
+
+@pytest.mark.parametrize("text, numbers", [
+    ("step,loss\n0,0.1\n", True), ("step,loss\r\n0,0.1\r\n", True), ("step,loss\n\n\n0,1e-3\n", True),
+    ("\ufeffstep,loss\n1,2\n", True), ("step,loss,x\n0,,0.5\n", True), ("step,loss\n0, 0.1\n", True),
+    ("run,step,loss\nseed-0,0,0.1\n", False), ("step,loss\n", False), ('step,loss\n"0",0.1\n', False),
+    ("step,loss\n   \n0,0.1\n", False), ("step,loss,note\n0,0.1,warm-up\n", False),
+])
+def test_the_first_row_says_whether_to_try_the_direct_read(text, numbers):
+    assert delimited.first_row_numbers(text, delimited.first_line(text), ",") is numbers

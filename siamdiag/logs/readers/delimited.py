@@ -125,15 +125,16 @@ def _only_text(part: pd.Series) -> bool:
 
 
 def _parse(rows, delimiter: str, source: str, text_of: Callable[[], str], chunk_rows: int | None = CHUNK_ROWS,
-           spaces_open_fields: bool = True, text_columns: list[str] | None = None) -> pd.DataFrame:
+           spaces_open_fields: bool = True, text_columns: list[str] | None = None, direct: bool = False) -> pd.DataFrame:
     """The table in ``rows`` (a file-like text, or UTF-8 bytes), through pandas' C parser, read
     ``chunk_rows`` rows at a time and joined column by column: pandas joining its own chunks holds
     every column twice at once. ``chunk_rows`` None parses a short log in one call, where that
     costs nothing and chunks would cost their join. Spaces opening a field are skipped (`a, "b, c"`
     is two fields) unless the caller knows no field opens with one (skipping costs pandas a third
     more time). ``text_of`` gives the whole text, only to locate a parse error. Raises MixedChunks
-    when a column holds numbers and words (``_numbers_and_words``; ``text_columns`` are read as text)."""
-    if chunk_rows is None and text_columns is None and isinstance(rows, str):   # a short log, by its path
+    when a column holds numbers and words (``_numbers_and_words``; ``text_columns`` are read as text).
+    ``direct``: ``rows`` being a path, try pandas' tokenizer alone first (``_numeric_frame``)."""
+    if direct and text_columns is None and isinstance(rows, str):
         frame = _numeric_frame(rows, delimiter, spaces_open_fields)
         if frame is not None:
             return frame
@@ -166,18 +167,17 @@ def _numeric_frame(path: str, delimiter: str, spaces_open_fields: bool) -> pd.Da
     a parse error, a pandas without that class): read_csv then reads the file, and decides."""
     if TextReader is None:
         return None
+    options = dict(PARSE_OPTIONS, na_values=set(PARSE_OPTIONS["na_values"]), na_fvalues=set())   # (as read_csv passes them)
     try:
         with open(path, "rb") as fh:
-            reader = TextReader(fh, delimiter=delimiter, header=0, skipinitialspace=spaces_open_fields,
-                                na_values={""}, na_fvalues=set(), keep_default_na=False, skip_blank_lines=True,
-                                float_precision=EXACT_FLOATS.get("float_precision"))
+            reader = TextReader(fh, delimiter=delimiter, header=0, skipinitialspace=spaces_open_fields, **options)
             header = reader.header
             columns = reader.read()
     except Exception:   # read_csv reads it again and reports what is wrong
         return None
     names = header[0] if header and len(header) == 1 else []
-    if (not names or reader.leading_cols or len(columns) != len(names) or len(set(names)) != len(names)
-            or not all(isinstance(name, str) for name in names)
+    if (not names or len(columns) != len(names)   # (rows longer than the header: an index column)
+            or len(set(names)) != len(names) or not all(isinstance(name, str) for name in names)
             or not all(columns[k].dtype.kind in "if" for k in range(len(names)))):
         return None
     return pd.DataFrame({name: columns[k] for k, name in enumerate(names)}, copy=False)
@@ -301,13 +301,29 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None,
         carriage, spaces = textfile.inspect(path, body_end, *needles)
         parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
                                   chunk_rows=None if size <= WHOLE_BYTES else _chunk_rows(start_text),
-                                  spaces_open_fields=spaces or start_text.startswith(" "))
+                                  spaces_open_fields=spaces or start_text.startswith(" "),
+                                  direct=size <= WHOLE_BYTES and first_row_numbers(start_text, header, delimiter))
         if body_end == size and not carriage:
             frame = _parse_path(path, size, parse)
         if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
             frame = _parse_as_one(parse, lambda: textfile.open_lines(path, body_end))
     return _with_last_line(frame, header, last, delimiter, source, reread,
                            lambda: textfile.count_lines(path, body_end) + 1)
+
+
+def first_row_numbers(start_text: str, header: str, delimiter: str) -> bool:
+    """Whether the first row after ``header`` holds numbers and empty cells only: a log whose first
+    row holds a word (a run's name) has a text column, which only read_csv types, and trying
+    pandas' tokenizer alone first would parse it twice. A guess from one row, on the safe side:
+    a table it lets through that is not all numbers is still read by read_csv."""
+    row = first_line(start_text[start_text.find(header) + len(header):])
+    for cell in row.split(delimiter):
+        if cell.strip():
+            try:
+                float(cell)
+            except ValueError:
+                return False
+    return bool(row.strip())
 
 
 def _chunk_rows(start_text: str) -> int:
