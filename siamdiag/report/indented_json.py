@@ -2,16 +2,16 @@
 byte, in about 60 % of its time. With an indent, Python's json module encodes through a chain of
 generators in pure Python (its C encoder takes no indent before Python 3.14): the JSON report of
 1,000 runs cost 0.17 s after every run was judged. Strings go through json's own C escaper.
-Anything else than dicts with string keys, lists, tuples, strings, ints, floats, booleans and None
+Anything but dicts with string keys, lists, tuples, strings, ints, floats, booleans and None
 (a subclass, NaN or infinity, which the report never holds) is left to json.dumps, which then
 writes the whole text or raises its own error."""
 from __future__ import annotations
 
 import json
+import math
 from json.encoder import encode_basestring_ascii
 
 INDENT = "  "
-INFINITY = float("inf")
 CONTAINERS = (dict, list, tuple)
 
 
@@ -35,7 +35,7 @@ def _scalar(value) -> str:
     if kind is str:
         return encode_basestring_ascii(value)
     if kind is float:
-        if value != value or value == INFINITY or value == -INFINITY:
+        if not math.isfinite(value):
             raise _Unsupported
         return float.__repr__(value)
     if value is None:
