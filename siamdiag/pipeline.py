@@ -129,9 +129,9 @@ def _start_worker() -> None:
     Ctrl-C reaches the whole process group, and the parent handles it (exit 130) by ending the
     workers; SIGTERM, which ends a worker, does so at once (a forked worker would otherwise
     inherit the CLI's handler, take it for its task's error and carry on)."""
-    from .logs.readers import delimited
+    from .logs import textfile
 
-    delimited.PARSE_THREADS = 1
+    textfile.PARSE_THREADS = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

@@ -604,9 +604,10 @@ def test_the_paths_for_pandas_before_3_1_read_every_decimal_as_float_does(column
     installed. Its exact paths (round_trip in read_csv, the numbers of a text column parsed again)
     are taken here under this pandas; run under pandas 2.2.3 by hand, every reader test passes."""
     from siamdiag.logs import tables
-    from siamdiag.logs.readers import delimited
+    from siamdiag.logs.readers import delimited, plain_csv
 
-    monkeypatch.setattr(tables, "PANDAS_READS_EXACTLY", False)
+    monkeypatch.setattr(plain_csv, "PLAIN_MAX_BYTES", -1)   # (numpy would read the plain column)
+    monkeypatch.setattr(tables, "pandas_reads_exactly", lambda: False)
     monkeypatch.setattr(delimited, "PARSE_OPTIONS", {**delimited.PARSE_OPTIONS, "float_precision": "round_trip"})
     literals = [repr(1 / (k + 3)) for k in range(300)] + ["0.1", "1e-300", "123456789.98765433"]
     if column == "numbers and nan":

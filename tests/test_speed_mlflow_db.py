@@ -10,7 +10,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from siamdiag.logs.readers import delimited, mlflow_db
+from siamdiag.logs import textfile
+from siamdiag.logs.readers import mlflow_db
 from siamdiag.logs.readers.mlflow_db import read_mlflow_db
 
 from .test_mlflow_db_speed_paths import T0, _filled, _wide_values, assert_reads_plainly, empty_store, logged_store  # noqa: F401
@@ -48,7 +49,7 @@ def _rows(seed: int) -> list[tuple]:
 @pytest.mark.parametrize("seed", range(6))
 def test_a_one_run_store_reads_through_its_primary_key_as_the_plain_query_does(
         empty_store, tmp_path, monkeypatch, sources, seed, threads):   # noqa: F811
-    monkeypatch.setattr(delimited, "PARSE_THREADS", threads)
+    monkeypatch.setattr(textfile, "PARSE_THREADS", threads)
     path = _filled(empty_store, tmp_path, _rows(seed))
     counts = assert_reads_plainly(path)
     assert counts["runs"] == 1 and counts["metrics"] >= 2
@@ -66,7 +67,7 @@ def test_a_value_that_is_not_a_number_fails_on_a_thread_as_on_one(empty_store, t
     path = _filled(empty_store, tmp_path, rows)
     errors = []
     for threads in (1, 2):
-        monkeypatch.setattr(delimited, "PARSE_THREADS", threads)
+        monkeypatch.setattr(textfile, "PARSE_THREADS", threads)
         with pytest.raises(ValueError) as raised:
             read_mlflow_db(path)
         errors.append(str(raised.value))

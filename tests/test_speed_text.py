@@ -23,7 +23,7 @@ def _field(rng: np.random.Generator, letters: bool) -> str:
 @pytest.mark.parametrize("seed", range(12))
 def test_template_fields_parse_as_float_does(seed, letters, monkeypatch):
     rng = np.random.default_rng(seed)
-    if not letters and text.PANDAS_READS_EXACTLY:   # pandas' parse is the one tested
+    if not letters and text.pandas_reads_exactly():   # pandas' parse is the one tested
         monkeypatch.setattr(text.np, "loadtxt", lambda *args, **kwargs: pytest.fail("parsed by loadtxt"))
     width, rows = int(rng.integers(1, 5)), int(rng.integers(1, 3000))
     lines = [[_field(rng, letters and k == 0) for _ in range(width)] for k in range(rows)]   # a template's first line

@@ -93,7 +93,7 @@ def test_bad_bytes_after_the_first_block_are_located_like_the_whole_file_reader(
                                                                                  monkeypatch):
     from siamdiag.logs.readers import delimited
 
-    monkeypatch.setattr(delimited, "PARSE_THREADS", threads)
+    monkeypatch.setattr(textfile, "PARSE_THREADS", threads)
     pieces = []
     real_range = delimited._ByteRange
     monkeypatch.setattr(delimited, "_ByteRange", lambda *a: pieces.append(a[2:4]) or real_range(*a))
@@ -149,7 +149,7 @@ def test_a_log_that_grows_while_its_pieces_are_parsed_is_read_as_it_was(tmp_path
     (and the cut one after it) is not read."""
     from siamdiag.logs.readers import delimited
 
-    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(textfile, "PARSE_THREADS", 2)
     path = tmp_path / "log.csv"
     path.write_text("step,loss,grad_norm\n" + _rows(160_000))   # ~3.7 MB: two pieces
     expected = read_delimited_file(str(path), str(path), ",")
@@ -180,7 +180,7 @@ def test_a_piece_stops_at_the_first_space_opening_a_field_and_the_pieces_are_rea
     started yet: the first parse has one reader or two."""
     from siamdiag.logs.readers import delimited
 
-    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(textfile, "PARSE_THREADS", 2)
     monkeypatch.setattr(delimited, "PIECE_READ_BYTES", 0)
     readers, reads = [], []   # each piece's reader (kept), in the order it first read, and its reads
     real_read = delimited._ByteRange.read
@@ -208,7 +208,7 @@ def test_characters_cut_between_the_reads_of_a_piece_are_text(read_bytes, tmp_pa
     between two reads are carried over, not taken for bytes that are not UTF-8."""
     from siamdiag.logs.readers import delimited
 
-    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(textfile, "PARSE_THREADS", 2)
     monkeypatch.setattr(delimited, "PIECE_READ_BYTES", read_bytes)
     reads = []
     real_read = delimited._ByteRange.read
@@ -324,7 +324,7 @@ def test_pieces_parsed_on_threads_give_the_whole_file_readers_table(shape, tmp_p
     from siamdiag.logs.readers import delimited
 
     monkeypatch.setattr(delimited, "PIECE_MIN_BYTES", 61)
-    monkeypatch.setattr(delimited, "PARSE_THREADS", min(50, len(PIECE_SHAPES[shape]) // 61))
+    monkeypatch.setattr(textfile, "PARSE_THREADS", min(50, len(PIECE_SHAPES[shape]) // 61))
     outcomes = []
     real = delimited._parse_pieces
     monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
@@ -386,7 +386,7 @@ def test_a_long_log_parsed_in_pieces_equals_one_parse_of_it(tmp_path, monkeypatc
     """At a real size: ~20 MB, two pieces on two threads, against pandas reading the file in one go."""
     from siamdiag.logs.readers import delimited
 
-    monkeypatch.setattr(delimited, "PARSE_THREADS", 2)
+    monkeypatch.setattr(textfile, "PARSE_THREADS", 2)
     outcomes, pieces = [], []
     real_pieces, real_range = delimited._parse_pieces, delimited._ByteRange
     monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real_pieces(*a)) or outcomes[-1])

@@ -18,12 +18,13 @@ from .columns import ColumnOverrides, detect_columns
 from ..errors import InputError, SiamdiagError, UsageError
 from . import INPUT_FORMAT_ALIASES, INPUT_FORMATS, textfile
 from .readers import TEXT_READERS, detect_format, format_from_name, is_event_file
-from .readers.delimited import DELIMITERS, read_delimited_file
+from .readers.dialect import DELIMITERS
+from .readers.plain_csv import read_plain_numbers
 from .readers.dvclive import is_dvclive_dir, read_dvclive
 from .readers.mlflow import find_run_dirs, holds_runs, is_run_dir, read_file_store
 from .readers.mlflow_db import RunFilter, TrackedRun, is_mlflow_db, read_mlflow_db, unique_names
 from .readers.wandb_run import EXTRA as WANDB_EXTRA, read_wandb_run, run_key, run_log, wandb_installed
-from .tables import RawRun, Table, Tracker, metric_roles, series_to_run, table_to_runs
+from .tables import RawRun, Tracker, metric_roles, numbers_to_run, series_to_run, table_to_runs
 
 # Files a directory walk picks up; anything else is read when named explicitly.
 WALKED_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".jsonl", ".ndjson", ".jsonl.gz")
@@ -338,21 +339,24 @@ def _read_input(log: LogInput, options: ReadOptions, label_runs_by_source: bool)
         return [series_to_run(log.path, log.path, series, options.overrides, notes,
                               Tracker("wandb", log.path, info.run_id if info else ""))]
     source = "<stdin>" if log.path == "-" else log.path
-    table = read_delimited_in_blocks(log.path, source, fmt)
-    if table is None:
-        text = textfile.read_text(log.path, source)
-        if fmt == "auto":
-            fmt = detect_format(log.path, text)
-        reread = None if log.path == "-" else (lambda: textfile.read_text(log.path, source))
-        table = TEXT_READERS[fmt](text, source, options.pattern, reread)
-        del text   # a reader that can reread keeps no copy: the text is freed before the runs are built
+    runs = read_delimited_runs(log.path, source, fmt, options, label_runs_by_source)
+    if runs is not None:
+        return runs
+    text = textfile.read_text(log.path, source)
+    if fmt == "auto":
+        fmt = detect_format(log.path, text)
+    reread = None if log.path == "-" else (lambda: textfile.read_text(log.path, source))
+    table = TEXT_READERS[fmt](text, source, options.pattern, reread)
+    del text   # a reader that can reread keeps no copy: the text is freed before the runs are built
     return table_to_runs(table, source, options.overrides, label_runs_by_source)
 
 
-def read_delimited_in_blocks(path: str, source: str, fmt: str) -> Table | None:
-    """A CSV/TSV log on disk, read without holding its bytes or text (the memory a large log
-    needs is then its table alone); None when it must be read whole: stdin, gzip, another
-    format, or a file that is not clean text (whose problem the whole-file reader locates)."""
+def read_delimited_runs(path: str, source: str, fmt: str, options: ReadOptions,
+                        label_runs_by_source: bool) -> list[RawRun] | None:
+    """The runs of a CSV/TSV log on disk: a short one of plain numbers read by numpy, without
+    loading pandas (``plain_csv``), any other read without holding its bytes or text (the memory
+    a large log needs is then its table alone). None when it must be read whole: stdin, gzip,
+    another format, or a file that is not clean text (whose problem the whole-file reader locates)."""
     if path == "-" or (fmt if fmt != "auto" else format_from_name(path)) not in ("csv", "tsv"):
         return None
     try:
@@ -363,9 +367,16 @@ def read_delimited_in_blocks(path: str, source: str, fmt: str) -> Table | None:
             fmt = detect_format(path, start_text)
         if fmt not in ("csv", "tsv"):
             return None
-        return read_delimited_file(path, source, DELIMITERS[fmt], start_text)
+        columns = read_plain_numbers(path, DELIMITERS[fmt])
+        runs = None if columns is None else numbers_to_run(columns, source, options.overrides)
+        if runs is not None:
+            return runs
+        from .readers.delimited import read_delimited_file   # (pandas: loaded with the first log that needs it)
+
+        table = read_delimited_file(path, source, DELIMITERS[fmt], start_text)
     except (OSError, textfile.NotPlainText):
         return None
+    return table_to_runs(table, source, options.overrides, label_runs_by_source)
 
 
 def read_mlflow_store(path: str, options: ReadOptions) -> list[RawRun]:

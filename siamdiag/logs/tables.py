@@ -7,18 +7,25 @@ import contextlib
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from .columns import ColumnMap, ColumnOverrides, detect_columns
 from .loggers import every_step_setting
 from ..errors import InputError
 
-# pandas reads a decimal as float() does (correctly rounded) from 3.1 on; before, its default parsers
-# may land on a neighbouring float, and only read_csv's round_trip parser reads one exactly
-PANDAS_READS_EXACTLY = tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1)
+if TYPE_CHECKING:
+    import pandas as pd   # (loaded by the readers that build a table: a plain CSV of numbers never needs it)
+
+
+@functools.cache
+def pandas_reads_exactly() -> bool:
+    """pandas reads a decimal as float() does (correctly rounded) from 3.1 on; before, its default
+    parsers may land on a neighbouring float, and only read_csv's round_trip parser reads one exactly."""
+    import pandas as pd
+
+    return tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1)
 NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
                     "-inf": -np.inf, "infinity": np.inf, "+infinity": np.inf, "-infinity": -np.inf}
 
@@ -97,6 +104,8 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     """A column as float64 plus a mask of the cells that hold a value. Empty cells are
     missing (sparse logging); 'nan'/'inf' tokens are values (the loss really was non-finite).
     Anything else non-numeric is an error pointing at its cell."""
+    import pandas as pd
+
     series = table.columns[column]
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         present = table.present.get(column)
@@ -111,7 +120,7 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
     raw = series.astype("string")
     present = raw.notna().to_numpy() & (raw.str.strip() != "").fillna(False).to_numpy(dtype=bool)
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    if not PANDAS_READS_EXACTLY:   # the numbers again, as float() reads them (where it reads them all)
+    if not pandas_reads_exactly():   # the numbers again, as float() reads them (where it reads them all)
         numbers = ~np.isnan(values)
         with contextlib.suppress(ValueError):
             values[numbers] = raw[numbers].to_numpy(dtype=str).astype(np.float64)
@@ -130,6 +139,8 @@ def numeric_column(table: Table, column: str, source: str) -> tuple[np.ndarray, 
 def run_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
     """Run code per row and run labels in order of first appearance; composite keys join
     their parts with '/'. Factorised column by column: no per-row string building."""
+    import pandas as pd
+
     codes = np.zeros(len(frame), dtype=np.int64)
     for col in columns:
         part, _ = pd.factorize(frame[col], sort=False, use_na_sentinel=False)
@@ -174,20 +185,43 @@ def table_to_runs(table: Table, source: str, overrides: ColumnOverrides, label_r
     if not cmap.run and step_values is not None:
         hint = several_runs_hint(table.frame, step_values, {cmap.step, *metric_roles(cmap).values()})
         notes += (hint,) if hint else ()
+    return _grouped_runs(groups, parsed, step_values, len(table.frame), notes, source, label_runs_by_source)
+
+
+def numbers_to_run(columns: dict[str, np.ndarray], source: str, overrides: ColumnOverrides) -> list[RawRun] | None:
+    """The run in a table whose every cell is a finite number (``columns``: float64 by column
+    name, as ``readers.plain_csv`` reads a plain CSV without pandas): what table_to_runs makes of
+    the same table. None where table_to_runs needs the table itself: a run column to split by, or
+    steps that start over (its hint names the columns that change with them)."""
+    cmap = detect_columns(list(columns), overrides, source)
+    step_values = columns[cmap.step] if cmap.step else None
+    if cmap.run or (step_values is not None and np.any(step_values[1:] < step_values[:-1])):
+        return None
+    rows = len(next(iter(columns.values())))
+    everywhere = np.ones(rows, dtype=bool)
+    parsed = {role: (columns[col], everywhere) for role, col in metric_roles(cmap).items()}
+    return _grouped_runs([(None, None)], parsed, step_values, rows, (), source, False)
+
+
+def _grouped_runs(groups: list[tuple[str | None, np.ndarray | None]], parsed: dict[str, tuple[np.ndarray, np.ndarray]],
+                  step_values: np.ndarray | None, rows: int, notes: tuple[str, ...], source: str,
+                  label_runs_by_source: bool) -> list[RawRun]:
+    """A RawRun per group of rows (label None: the file's one run, every row in order), each
+    metric its ``parsed`` values where present; without step values the row position is the step."""
     runs = []
     setting = every_step_setting(source)
-    for label, rows in groups:
+    for label, group in groups:
         if label is None:
             name = source
         else:
             name = f"{source}:{label}" if label_runs_by_source else label
         whole = len(groups) == 1   # one run: every row, in order, without copies
-        steps = (step_values if whole else step_values[rows]) if step_values is not None \
-            else np.arange(len(table.frame) if rows is None else len(rows), dtype=np.float64)
+        steps = (step_values if whole else step_values[group]) if step_values is not None \
+            else np.arange(rows if group is None else len(group), dtype=np.float64)
         metrics = {}
         for role, (values, present) in parsed.items():
-            keep = present if whole else present[rows]
-            mine = values if whole else values[rows]
+            keep = present if whole else present[group]
+            mine = values if whole else values[group]
             metrics[role] = (Metric(steps=steps, values=mine) if keep.all()
                              else Metric(steps=steps[keep], values=mine[keep]))
         runs.append(RawRun(name=name, source=source, metrics=metrics, notes=notes, every_step_setting=setting))
@@ -198,6 +232,8 @@ def several_runs_hint(frame: pd.DataFrame, steps: np.ndarray, taken: set[str]) -
     """Steps that start over in a file without a run column are a resumed run, or several runs
     in one file. When other columns hold one value per stretch between restarts and, together,
     change at every restart (a seed, a method), it is the second: name them for --run-col."""
+    import pandas as pd
+
     restarts = np.flatnonzero(steps[1:] < steps[:-1]) + 1   # (no array of differences: a long log's memory)
     if not len(restarts) or not np.isfinite(steps).all():
         return None

@@ -56,6 +56,10 @@ def read_text(path: str, source: str) -> str:
 
 
 BLOCK = 1 << 20
+# Threads a reader may parse one log on: pandas' C parser releases the GIL while it tokenises and
+# converts, as pandas' own reader of a whole file does on these cores. The pool workers of --jobs
+# set it to 1 (their processes already share the cores).
+PARSE_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 HEAD_BYTES = 1 << 16   # enough for a header and the first rows, to pick a format
 
 

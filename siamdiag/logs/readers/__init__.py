@@ -9,14 +9,15 @@ import re
 from typing import Callable
 
 from ..tables import Table, to_float
-from .delimited import parse_delimited, sniff_delimiter
+from .dialect import sniff_delimiter
 from .lines import first_lines
-from .wandb import is_chart_export, read_wandb
+from .wandb import is_chart_export
 
 
 def _lazy(module: str, name: str):
     """``name`` from a reader module loaded with the first log that needs it (a CSV run never
-    loads the JSON or text readers, nor compiles their patterns)."""
+    loads the JSON or text readers, nor compiles their patterns; a plain CSV of numbers never
+    loads pandas)."""
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
@@ -25,9 +26,9 @@ def _lazy(module: str, name: str):
 # ``reread`` gives the file's text again (None for stdin): a reader that can locate errors from it
 # need not hold the text (CSV/TSV).
 TEXT_READERS: dict[str, Callable[..., Table]] = {
-    "csv": lambda text, source, pattern, reread=None: parse_delimited(text, source, None, reread),
-    "tsv": lambda text, source, pattern, reread=None: parse_delimited(text, source, "\t", reread),
-    "wandb": lambda text, source, pattern, reread=None: read_wandb(text, source),
+    "csv": lambda text, source, pattern, reread=None: _lazy("delimited", "parse_delimited")(text, source, None, reread),
+    "tsv": lambda text, source, pattern, reread=None: _lazy("delimited", "parse_delimited")(text, source, "\t", reread),
+    "wandb": lambda text, source, pattern, reread=None: _lazy("wandb", "read_wandb")(text, source),
     "json": lambda text, source, pattern, reread=None: _lazy("jsonlog", "read_json")(text, source),
     "jsonl": lambda text, source, pattern, reread=None: _lazy("jsonlog", "read_jsonl")(text, source),
     "text": lambda text, source, pattern, reread=None: _lazy("text", "read_text")(text, source, pattern),

@@ -21,7 +21,8 @@ except ImportError:   # (private: _numeric_frame then leaves every file to read_
 
 from ...errors import InputError
 from .. import textfile
-from ..tables import NONFINITE_TOKENS, PANDAS_READS_EXACTLY, Table
+from ..tables import NONFINITE_TOKENS, Table, pandas_reads_exactly
+from .dialect import first_line, sniff_delimiter
 from .lines import unterminated_note
 
 
@@ -51,10 +52,6 @@ WHOLE_BYTES = 1 << 20   # a log this short is parsed in one call: joining chunks
 # into Python, under the GIL): a 1M-step log read in two pieces took 1.19-1.38x read_csv with
 # 4 MB reads against 1.53-1.72x (BENCHMARKS.md), for 4 MB more held per piece.
 PIECE_READ_BYTES = 4 << 20
-# Threads that parse pieces: pandas' C parser releases the GIL while it tokenises and converts, as
-# pandas' own reader of a whole file does on these cores. The pool workers of --jobs set it to 1
-# (their processes already share the cores).
-PARSE_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 
 
 class TextChunks:
@@ -76,7 +73,7 @@ class TextChunks:
 
 # read_csv's options that read every decimal as float() does, whatever the pandas installed: a log's
 # values, and so its verdict, do not depend on it
-EXACT_FLOATS = {} if PANDAS_READS_EXACTLY else {"float_precision": "round_trip"}
+EXACT_FLOATS = {} if pandas_reads_exactly() else {"float_precision": "round_trip"}
 PARSE_OPTIONS = dict(keep_default_na=False, na_values=[""], skip_blank_lines=True,   # only an empty cell is missing
                      **EXACT_FLOATS)
 
@@ -231,22 +228,6 @@ def duplicate_column_notes(header: str, delimiter: str) -> list[str]:
             + ", ".join(f"{n!r}" for n in [f"{n}.{k}" for k in range(1, names.count(n))]) for n in repeated]
 
 
-DELIMITERS = {"csv": None, "tsv": "\t"}   # a .csv's delimiter is sniffed from its header
-
-
-def sniff_delimiter(header: str) -> str:
-    """The delimiter a header row uses: the most frequent of comma, tab and semicolon (spreadsheets
-    in many locales write semicolons), the comma on a tie or a single column."""
-    return max((",", "\t", ";"), key=lambda d: (header.count(d), d == ","))
-
-
-def first_line(text: str) -> str:
-    """The first non-empty line, without copying the rest of the text."""
-    start = re.match(r"\n*", text).end()
-    end = text.find("\n", start)
-    return text[start:] if end < 0 else text[start:end]
-
-
 def parse_delimited(text: str, source: str, delimiter: str | None = None,
                     reread: Callable[[], str] | None = None) -> Table:
     """Parse CSV/TSV text with a header row; cells are located by file line and column. With
@@ -295,7 +276,7 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None,
     reread = lambda: textfile.read_text(path, source)  # noqa: E731
     needles = ((delimiter + " ").encode(), b"\n ", b"\r ")   # spaces that may open a field
     frame = None
-    if body_end == size and PARSE_THREADS > 1 and size >= PARSE_THREADS * PIECE_MIN_BYTES:
+    if body_end == size and textfile.PARSE_THREADS > 1 and size >= textfile.PARSE_THREADS * PIECE_MIN_BYTES:
         frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "))
     if frame is None:   # a short file, an unterminated last line, carriage returns, a piece that did not parse...
         carriage, spaces = textfile.inspect(path, body_end, *needles)
@@ -396,7 +377,7 @@ def header_end(data: bytes) -> int:
 
 def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ...],
                   spaces_open_fields: bool) -> pd.DataFrame | None:
-    """The table, parsed in a piece per thread (PARSE_THREADS pieces of about equal size, cut after
+    """The table, parsed in a piece per thread (textfile.PARSE_THREADS pieces of about equal size, cut after
     a line break, each behind the header line), joined column by column in file order: the table
     the serial reader gives. More pieces than threads would only add a parser and a frame each:
     slower, and no less memory. Each piece's bytes are checked as pandas reads them (``BlockCheck``:
@@ -417,7 +398,8 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
         if not body or b"\r" in prefix.replace(b"\r\n", b""):   # (a header's CRLF ends it, as LF would)
             return None
         cuts = [body]
-        for target in (body + (size - body) * k // PARSE_THREADS for k in range(1, PARSE_THREADS)):
+        threads = textfile.PARSE_THREADS
+        for target in (body + (size - body) * k // threads for k in range(1, threads)):
             if target <= cuts[-1]:
                 continue
             line_break = os.pread(fd, textfile.BLOCK, target).find(b"\n")

@@ -9,7 +9,6 @@ import os
 from ...errors import InputError
 from .. import textfile
 from ..tables import Metric, numeric_column
-from .delimited import parse_delimited
 
 METRICS_DIR = os.path.join("plots", "metrics")
 
@@ -21,6 +20,8 @@ def is_dvclive_dir(path: str) -> bool:
 def read_metric_tsv(path: str) -> tuple[Metric, tuple[str, ...]]:
     """One metric's history: its 'step' column and its value column (the one named after the
     file, else the last that is neither step nor timestamp), and the notes reading it left."""
+    from .delimited import parse_delimited   # (pandas, loaded with the first metric file)
+
     table = parse_delimited(textfile.read_text(path, path), path, "\t")
     columns = [str(c) for c in table.frame.columns]
     name = os.path.splitext(os.path.basename(path))[0]

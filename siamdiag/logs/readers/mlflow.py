@@ -10,11 +10,9 @@ import io
 import os
 
 import numpy as np
-import pandas as pd
 
 from ...errors import InputError
 from ..tables import Metric, to_float
-from .delimited import EXACT_FLOATS
 from .lines import unterminated_note
 from .mlflow_db import RunFilter, TrackedRun
 
@@ -112,6 +110,10 @@ def read_metric_file(path: str) -> tuple[Metric, str | None]:
 
 def well_formed_metric(data: bytes) -> Metric | None:
     """The metric when every line has three numeric fields, else None."""
+    import pandas as pd
+
+    from .delimited import EXACT_FLOATS
+
     if not data.strip():
         return Metric(steps=np.zeros(0), values=np.zeros(0))
     try:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..tables import Metric
-from . import delimited
+from .. import textfile
 
 if TYPE_CHECKING:
     import sqlite3
@@ -219,10 +219,10 @@ def read_history(db: sqlite3.Connection, source: str, run_id: str, key: str, has
 
 def read_histories(path: str, db: sqlite3.Connection, source: str, run_id: str, keys: list[str],
                    has_latest: bool) -> list[np.ndarray]:
-    """The rows of each of a run's metrics (read_history), on PARSE_THREADS threads when it has
+    """The rows of each of a run's metrics (read_history), on textfile.PARSE_THREADS threads when it has
     several, each thread with a connection of its own: sqlite3 lets go of the GIL while SQLite
     computes a query, so the metrics' queries run side by side."""
-    threads = min(delimited.PARSE_THREADS, len(keys))
+    threads = min(textfile.PARSE_THREADS, len(keys))
     if threads < 2:
         return [read_history(db, source, run_id, key, has_latest) for key in keys]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError, UsageError
-from ..tables import PANDAS_READS_EXACTLY, Table, to_float
+from ..tables import Table, pandas_reads_exactly, to_float
 from .lines import first_lines, line_blocks, whole_lines
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
@@ -173,7 +173,7 @@ def _numbers(text: str, width: int) -> np.ndarray:
     its sign), and all under older pandas (whose one exact converter, round_trip, is slower than
     loadtxt), by loadtxt, which parses an ASCII field as float() does (PyOS_string_to_double)."""
     first = text[:text.find("\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
-    if PANDAS_READS_EXACTLY and _PLAIN_NUMBERS.fullmatch(first):
+    if pandas_reads_exactly() and _PLAIN_NUMBERS.fullmatch(first):
         sep = " " if len(first.split(" ")) == width else r"\s+"
         try:
             return pd.read_csv(io.BytesIO(text.encode("ascii")), sep=sep, header=None, dtype=np.float64,

@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
 
 from ...errors import InputError
 from ..tables import Table
-from .delimited import parse_delimited
 
 RUN_METRIC = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
 BAND = re.compile(r"__(MIN|MAX)$")
@@ -21,6 +19,10 @@ def is_chart_export(columns: list[str]) -> bool:
 
 
 def read_wandb(text: str, source: str) -> Table:
+    import pandas as pd
+
+    from .delimited import parse_delimited
+
     wide = parse_delimited(text, source)
     columns = [str(c) for c in wide.frame.columns]
     step_cols = [c for c in columns if not RUN_METRIC.match(c)]
