@@ -152,7 +152,28 @@ def test_a_log_longer_than_the_limit_goes_to_pandas(tmp_path, monkeypatch):
     path.write_text("step,loss\n" + "".join(f"{k},{1 / (k + 1)!r}\n" for k in range(500)))
     assert plain_csv.read_plain_numbers(str(path), None) is not None
     monkeypatch.setattr(plain_csv, "PLAIN_MAX_BYTES", os.path.getsize(path) - 1)
+    reads = []
+
+    class Counted:   # the file, its reads counted: a longer log must not be read at all (malloc's threshold)
+        def __init__(self, *args):
+            self.fh = open(*args)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def fileno(self):
+            return self.fh.fileno()
+
+        def read(self, *args):
+            reads.append(args)
+            return self.fh.read(*args)
+
+    monkeypatch.setattr(plain_csv, "open", Counted, raising=False)
     assert plain_csv.read_plain_numbers(str(path), None) is None
+    assert reads == []
 
 
 NUMBER_FORMATS = [repr, "{:.6f}".format, "{:.3e}".format, "{:g}".format, lambda v: f"{v:.17g}".upper(), "{:+.4f}".format]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 
 import numpy as np
 
@@ -28,6 +29,11 @@ def read_plain_numbers(path: str, delimiter: str | None) -> dict[str, np.ndarray
     carriage returns, blank lines, an unterminated last line, rows of another width, a negative
     zero (pandas reads an integer column's -0 as 0), or a header alone."""
     with open(path, "rb") as fh:
+        # A longer log is not read here at all: once glibc's malloc frees a buffer of megabytes it
+        # serves every later block below that size from its heap, not from fresh pages, and pandas'
+        # read of a 169 MB log then peaked at 623 MB instead of 432 (benchmarks/readers.py).
+        if os.fstat(fh.fileno()).st_size > PLAIN_MAX_BYTES:
+            return None
         data = fh.read(PLAIN_MAX_BYTES + 1)
     header_end = data.find(b"\n")
     if len(data) > PLAIN_MAX_BYTES or header_end <= 0 or data.startswith(codecs.BOM_UTF8):
