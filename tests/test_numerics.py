@@ -272,3 +272,18 @@ def test_tau_int_is_geyers_sum_over_plain_autocorrelations(phi):
             x[t] = (phi * x[t - 1] if t else 0.0) + rng.standard_normal()
         assert numerics.integrated_autocorrelation_time(x) == pytest.approx(_geyer_tau_slowly(x), rel=1e-9)
     assert numerics.integrated_autocorrelation_time(np.full(50, 0.25)) == 1.0   # no spread at all (0.25: the mean is exact)
+
+
+@pytest.mark.parametrize("holes", [0, 1, 5, 1000])
+def test_kept_is_boolean_indexing_without_the_copy_when_every_value_is_kept(holes):
+    """Oracle: x[keep]. With every value kept the array itself comes back (no copy of a long run);
+    otherwise the values kept, in order, bit for bit."""
+    rng = np.random.default_rng(holes)
+    x = rng.standard_normal(5000)
+    x[rng.choice(len(x), holes, replace=False)] = np.nan
+    keep = np.isfinite(x)
+    got = numerics.kept(x, keep)
+    assert got.tobytes() == x[keep].tobytes()
+    assert (got is x) == (holes == 0)
+    view = x[100:]
+    assert (numerics.kept(view, np.isfinite(view)) is view) == (not np.isnan(view).any())

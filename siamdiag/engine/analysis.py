@@ -11,7 +11,7 @@ from . import checks, magnitude, running_mean, siamese, smoothing
 from .decide import Verdict, WindowTests, decide_tests, move_verdict
 from .magnitude import Wander
 from ..logs.tables import Metric, RawRun, Tracker
-from .numerics import HUGE, block_means, exact_median, mean, robust_sigma
+from .numerics import HUGE, block_means, exact_median, kept, mean, robust_sigma
 from .prepare import Options, OrderedRun, PreparedSeries, Window, order_run, prepare_series, window_start_index
 
 
@@ -193,7 +193,7 @@ PROFILE_POINTS = 16
 def loss_profile(loss: np.ndarray, points: int = PROFILE_POINTS) -> tuple[float, ...]:
     """The shape of the run at a glance: the finite loss cut into ``points`` equal chunks
     (fewer for short runs), each chunk's mean."""
-    finite = loss[np.isfinite(loss)]
+    finite = kept(loss, np.isfinite(loss))
     if len(finite) == 0:
         return ()
     chunks = np.array_split(finite, min(points, len(finite)))
@@ -508,7 +508,7 @@ def window_coupling(run: OrderedRun, prepared: PreparedSeries) -> checks.Couplin
     start = int(np.searchsorted(run.steps, prepared.window.first_step))
     loss, grad = run.loss[start:], run.grad_norm[start:]
     both = np.isfinite(loss) & np.isfinite(grad)
-    loss, grad = loss[both], grad[both]
+    loss, grad = kept(loss, both), kept(grad, both)
     block = prepared.window.block
     if len(loss) // block < 50:
         return None

@@ -16,6 +16,13 @@ def mean(x: np.ndarray) -> np.floating:
     return np.add.reduce(x) / len(x)
 
 
+def kept(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``x[keep]``, or ``x`` itself when ``keep`` keeps every value: the same values in the same
+    order, without copying a long run (at 3M steps a copy of the loss took 15-60 ms, most of it
+    the first touch of fresh memory). Read the result, never write into it."""
+    return x if keep.all() else x[keep]
+
+
 def block_means(x: np.ndarray, size: int) -> np.ndarray:
     """Means of non-overlapping blocks of ``size`` points.
 

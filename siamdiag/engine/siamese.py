@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .numerics import exact_median
+from .numerics import exact_median, kept
 
 START_SHARE = 0.01        # the start of a log: its first 1 % of points ...
 START_MIN_POINTS = 20     # ... and at least this many
@@ -51,7 +51,7 @@ class Finding:
 def finite(values: np.ndarray | None) -> np.ndarray | None:
     if values is None:
         return None
-    values = values[np.isfinite(values)]
+    values = kept(values, np.isfinite(values))
     return values if len(values) else None
 
 
