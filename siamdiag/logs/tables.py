@@ -26,6 +26,8 @@ def pandas_reads_exactly() -> bool:
     import pandas as pd
 
     return tuple(map(int, re.findall(r"\d+", pd.__version__)[:2])) >= (3, 1)
+
+
 NONFINITE_TOKENS = {"nan": np.nan, "+nan": np.nan, "-nan": np.nan, "inf": np.inf, "+inf": np.inf,
                     "-inf": -np.inf, "infinity": np.inf, "+infinity": np.inf, "-infinity": -np.inf}
 

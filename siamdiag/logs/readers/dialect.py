@@ -1,6 +1,6 @@
 """How a delimited log (CSV, TSV) writes its rows: the delimiter its header uses, and its first
-line. No pandas here: a log's format is told, and a plain CSV of numbers read
-(``plain_csv``), without loading it."""
+line. No pandas here, so that telling a log's format, and reading a plain CSV of numbers
+(``plain_csv``), never loads it."""
 from __future__ import annotations
 
 import re
