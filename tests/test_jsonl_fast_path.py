@@ -196,9 +196,17 @@ CRAFTED = {   # (log, whether the fast path may read it)
     "keys swapped in the middle, joints alike": (CLEAN + '{"step": 20, "grad_norm": 1.5, "loss": 0.25}\n', False),
     "a line that closes early": (CLEAN + '{"step": 20, "loss": 1}, "grad_norm": 3}\n', False),
     "a control character in a line": (CLEAN + '{"step": 20\x012, "grad_norm": 3}\n', False),
-    "a separator in a line": ('{"a": 1, "b": 2}\n{"a": 3\x014}\n', False),
-    "a separator forged where a key needs one": ('{"a": 1, "epoch": 2}\n{"a": 3\x014}\n', False),
-    "keys that need separators swapped": ('{"s": 1, "epoch": 2, "e2": 3}\n{"s": 4, "e2": 5, "epoch": 6}\n', False),
+    "a control character between two numbers": ('{"a": 1, "b": 2}\n{"a": 3\x014}\n', False),
+    "a control character in place of a key holding e": ('{"a": 1, "epoch": 2}\n{"a": 3\x014}\n', False),
+    "keys holding number characters swapped": ('{"s": 1, "epoch": 2, "e2": 3}\n{"s": 4, "e2": 5, "epoch": 6}\n', False),
+    "a key's e moved into a number": ('{"step": 1, "x": 2}\n{"stp": 1e, "x": 2}\n', False),
+    "keys holding e, no exponent in the numbers": ("".join('{"step": %d, "epoch": %r}\n' % (i, i / 3) for i in range(9)),
+                                                    True),
+    "keys holding e, an exponent in one number": ("".join('{"step": %d, "epoch": %r}\n' % (i, i / 3) for i in range(9))
+                                                   + '{"step": 9, "epoch": 1e-05}\n', True),
+    "keys holding every number character": ("".join('{"e-1.5E+2": %d, "loss_0": %r, "x": -%d}\n' % (i, i / 3, i)
+                                                    for i in range(9)), True),
+    "a key holding a colon and a digit": ("".join('{"a:1": %r, "b": %d}\n' % (i / 7, i) for i in range(9)), True),
     "the joint missing": (CLEAN.replace("}\n{", "}\n\n{", 1), False),
     "a blank last line": (CLEAN + "\n", False),
     "an unterminated last line": (CLEAN + '{"step": 20, "lo', True),
@@ -230,8 +238,9 @@ CRAFTED = {   # (log, whether the fast path may read it)
     "one key": ("".join('{"loss": %r}\n' % (i / 7) for i in range(30)), True),
     "28 keys": ("".join(json.dumps({f"k{j}": i * j for j in range(28)}) + "\n" for i in range(10)), True),
     "29 keys": ("".join(json.dumps({f"k{j}": i * j for j in range(29)}) + "\n" for i in range(10)), True),
-    "30 keys (more than the separators)": ("".join(json.dumps({f"k{j}": i * j for j in range(30)}) + "\n"
-                                                   for i in range(10)), False),
+    "30 keys": ("".join(json.dumps({f"k{j}": i * j for j in range(30)}) + "\n" for i in range(10)), True),
+    "60 keys, each with a digit": ("".join(json.dumps({f"k{j}": i * j / 7 for j in range(60)}) + "\n"
+                                           for i in range(10)), True),
     "40 keys that translate deletes": ("".join(json.dumps({f"k{chr(97 + j % 4)}{chr(102 + j // 4)}": i * j
                                                           for j in range(40)}) + "\n" for i in range(10)), True),
     "keys with commas, colons and braces": ("".join('{"x, y": %d, "x}": %d, ":{": 0.5}\n' % (i, i) for i in range(9)),

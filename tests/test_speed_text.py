@@ -28,7 +28,7 @@ def test_template_fields_parse_as_float_does(seed, letters, monkeypatch):
     width, rows = int(rng.integers(1, 5)), int(rng.integers(1, 3000))
     lines = [[_field(rng, letters and k == 0) for _ in range(width)] for k in range(rows)]   # a template's first line
     spaces = " " * int(rng.integers(1, 12))
-    got = text._numbers("\n".join(spaces.join(line) for line in lines), width)
+    got = text._numbers("\n".join(spaces.join(line) for line in lines).encode(), width)
     expected = np.array([[float(field) for field in line] for line in lines], dtype=np.float64).reshape(rows, width)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))   # bit for bit: -0.0, NaN signs
@@ -39,5 +39,5 @@ def test_negative_zero_and_the_longest_fields():
               "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207"
               "096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764"
               "47575" + "0" * 200]
-    got = text._numbers("\n".join(fields), 1)
+    got = text._numbers("\n".join(fields).encode(), 1)
     np.testing.assert_array_equal(got.ravel().view(np.int64), np.array([float(f) for f in fields]).view(np.int64))

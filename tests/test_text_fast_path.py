@@ -163,7 +163,7 @@ def test_a_template_captures_what_the_patterns_capture(data, shape):
     skeleton = text._DIGIT_RUN.sub("0", line)
     template = text._template(skeleton)
     assert template is not None   # the patterns' fields never overlap
-    source, groups = template
+    source, groups, translation = template
     match = re.fullmatch(source, line)
     assert match is not None
     for other in (text._DIGIT_RUN.sub("", line, count=1), line.replace("0", "0x", 1), line + "7"):
@@ -176,6 +176,28 @@ def test_a_template_captures_what_the_patterns_capture(data, shape):
         assert len(fields) == len(names)
         captured += zip(names, fields)
     assert captured == [(name, line[start:end]) for (start, end), name in spans]
+    if translation is not None:   # a template of one group: the line translated whole is its capture translated
+        (capture,), ((_names, spaces),) = match.groups(), groups
+        assert line.encode().translate(*translation) == (capture if spaces is None else capture.translate(spaces)).encode()
+
+
+def test_blocks_of_one_line_shape_are_read_whole(monkeypatch):
+    # 3,000 lines of one shape, as a training script prints them, in blocks of about 4,000
+    # characters: each block is translated whole (no findall of its lines) and the table is
+    # the per-line scan's; a block with another line shape in it is read by findall.
+    log = "".join(f"step {i} | loss: {1 / (i + 1):.6f} | grad_norm: {i % 7 + 0.5:.6f}\n" for i in range(3000))
+    mixed = log + "Epoch 2 done\n" + log
+    monkeypatch.setattr(shared_lines, "BLOCK_CHARS", 4000)
+    whole = []
+    original = text._SkeletonScan._whole_block
+    monkeypatch.setattr(text._SkeletonScan, "_whole_block",
+                        lambda scan, block, count: whole.append(original(scan, block, count) is not None) or
+                        original(scan, block, count))
+    assert outcome(log) == outcome(log, by_skeleton=False)
+    assert len(whole) > 20 and all(whole)
+    whole.clear()
+    assert outcome(mixed) == outcome(mixed, by_skeleton=False)
+    assert whole.count(False) >= 1 and whole.count(True) > 20
 
 
 def test_lines_differing_only_in_digits_are_searched_once(monkeypatch):

@@ -47,7 +47,7 @@ def decode(data: bytes, source: str) -> str:
         pos = text.index("\x00")
         raise InputError(source, "NUL byte in text; is this a loss log?", text.count("\n", 0, pos) + 1,
                          pos - (text.rfind("\n", 0, pos) + 1) + 1)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def read_text(path: str, source: str) -> str:

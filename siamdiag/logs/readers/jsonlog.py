@@ -7,10 +7,9 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
 from array import array
 from functools import lru_cache
-from itertools import chain, repeat
+from itertools import accumulate, chain, repeat
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from ...errors import InputError
 from ..tables import Table
 from .delimited import EXACT_FLOATS
-from .lines import Column, line_blocks, line_number, whole_lines
+from .lines import POSSESSIVE, Column, line_blocks, line_number, raw_bytes, whole_lines
 
 RECORD_KEYS = ("log_history", "history", "records", "metrics", "logs", "steps")
 INT64_DIGITS, INT64_END = 19, 2 ** 63
@@ -154,13 +153,11 @@ def _records_by_line(block: str, first_number: int, first_row: int, source: str)
 # Possessive quantifiers (Python 3.11 on) match the same numbers faster (no backtracking state).
 _NUMBER_PLAIN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+|)(?:[eE][-+]?[0-9]+|)"
 _NUMBER_POSSESSIVE = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+"
-_NUMBER = _NUMBER_POSSESSIVE if sys.version_info >= (3, 11) else _NUMBER_PLAIN
+_NUMBER = _NUMBER_POSSESSIVE if POSSESSIVE else _NUMBER_PLAIN
 _OPENING = re.compile(r"[ \t]*\{")
 _MEMBER = re.compile(r'[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*:[ \t]*(' + _NUMBER + r")[ \t]*([,}])")
-# Stand-ins for the text between two numbers of a line that translate cannot reduce to its comma:
-# control characters, which no line JSON accepts holds (they are checked absent all the same).
-_SEPARATORS = "".join(map(chr, [*range(1, 9), 11, 12, *range(14, 32)]))
-_KEPT = frozenset("0123456789.eE+-,\n" + _SEPARATORS)   # what translate must leave as it is
+_NUMBER_CHARS = frozenset("0123456789.eE+-")
+_ALL_BYTES = frozenset(range(256))
 
 
 def _skeleton(line: str) -> tuple[list[str], list[str]] | None:
@@ -187,46 +184,42 @@ def _skeleton(line: str) -> tuple[list[str], list[str]] | None:
 
 
 @lru_cache(maxsize=256)
-def _conversion(middles: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], re.Pattern, tuple[bytes, bytes]] | None:
-    """How the texts between the numbers of a line (``middles``) become commas: one that is a
-    comma among characters translate can delete (ASCII, none a number's) stays, matched as it is;
-    any other is replaced by a separator of its own. The replacements, the pattern the lines then
-    match (JSON numbers apart by these, in order) and the translation of such lines, once matched
-    (ASCII), into CSV bytes (``bytes.translate``'s table and characters to delete: pandas reads
-    bytes without encoding them again); None when the separators run out."""
-    replaced, pieces, deleted = [], [], set()
-    for literal in middles:
-        rest = literal.replace(",", "", 1)
-        if "," in literal and rest.isascii() and not _KEPT.intersection(rest):
-            pieces.append(re.escape(literal))
-            deleted.update(rest)
-        elif len(replaced) < len(_SEPARATORS):
-            replaced.append((literal, _SEPARATORS[len(replaced)]))
-            pieces.append(re.escape(replaced[-1][1]))
-        else:
-            return None
-    line = _NUMBER + "".join(piece + _NUMBER for piece in pieces)
-    to_csv = (bytes.maketrans("".join(separator for _, separator in replaced).encode(), b"," * len(replaced)),
-              "".join(sorted(deleted)).encode())
-    return tuple(replaced), re.compile(f"(?:{line}\n)*{line}"), to_csv
+def _line_form(literals: tuple[str, ...]) -> tuple[re.Pattern, tuple[tuple[str, int], ...]]:
+    """The pattern of lines made of the texts ``literals`` with a JSON number between each two,
+    and the characters a number may hold that these texts hold too (in keys), each with how
+    many times a line holds it."""
+    line = re.escape(literals[0]) + "".join(_NUMBER + re.escape(literal) for literal in literals[1:])
+    template = "".join(literals)
+    shared = tuple((char, template.count(char)) for char in sorted(_NUMBER_CHARS.intersection(template)))
+    return re.compile(f"{line}(?:\n{line})*" + "+" * POSSESSIVE), shared
+
+
+@lru_cache(maxsize=256)
+def _csv_form(literals: tuple[str, ...], absent: str) -> tuple[bytes, bytes, list[int] | None]:
+    """How lines made of ``literals`` and numbers become CSV bytes: every byte but a number's, a
+    comma and a line break is deleted, and so is each character of ``absent`` (key characters
+    that no number of these lines holds). When characters of keys are left, the colons are kept
+    too, as commas: each key's characters then make fields of their own, for the value of a JSON
+    member follows its colon and ends at the comma or brace after it. bytes.translate's table and
+    deletions, and the CSV columns of the values (None when the CSV has no other column)."""
+    kept = set(b"0123456789.eE+-,\n") - set(absent.encode())
+    if any(literal.encode().translate(None, bytes(_ALL_BYTES - kept)).replace(b",", b"") for literal in literals):
+        kept.add(ord(":"))
+    table, delete = bytes.maketrans(b":", b","), bytes(sorted(_ALL_BYTES - kept))
+    columns = list(accumulate(literal.encode().translate(table, delete).count(b",") for literal in literals[:-1]))
+    return table, delete, None if columns == list(range(len(columns))) else columns
 
 
 def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.ndarray, bool]]] | None:
     """The keys and, key by key, the values (float64, and whether every one was an int) of the
     ``count`` lines of ``block`` when each line repeats the first one but for its numbers; None
-    when that is not proven. The lines become CSV (str.replace, bytes.translate), read by pandas'
-    C parser.
+    when that is not proven. The lines become CSV (bytes.translate), read by pandas' C parser.
 
-    Proof: the joint of two lines (the first line's text after its last number, a line break,
-    its text before its first number) is replaced by a line break throughout the block, and each
-    text between two numbers of the first line that translate cannot reduce to its comma (one
-    holding a character a number may hold, a second comma or a non-ASCII character) by a
-    separator of its own, a character the block does not hold. When every line break of the block
-    went with a replaced joint (counted from the lengths), replacing back restores the block
-    exactly; what is left is matched as lines of JSON numbers apart by the first line's texts or
-    their separators, in order. So each line is the first one with its own numbers, and
-    translate, deleting the other characters of the texts and turning separators into commas,
-    leaves these numbers as CSV.
+    Proof: the block matches the first line's texts around its values with a JSON number in
+    each place, line after line (``_line_form``). A character that a number may hold and a key
+    holds too is known absent from every number when the block holds it exactly as often as the
+    keys of its lines do. Deleting every other byte then leaves each line's numbers in order,
+    apart by commas (``_csv_form``).
 
     Values: json.loads makes a number without fraction or exponent an int, any other a correctly
     rounded float; pandas reads a column of such ints as int64 (with one beyond int64: unsigned or
@@ -239,24 +232,13 @@ def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.n
     if shape is None:
         return None
     keys, literals = shape
-    conversion = _conversion(tuple(literals[1:-1]))
-    if conversion is None:
+    pattern, shared = _line_form(tuple(literals))
+    if not pattern.fullmatch(block):
         return None
-    replaced, number_lines, to_csv = conversion
-    opening, closing = literals[0], literals[-1]
-    if not block.endswith(closing) or any(separator in block for _, separator in replaced):
-        return None
-    joint = closing + "\n" + opening
-    body = block[len(opening):len(block) - len(closing)]
-    lines = body.replace(joint, "\n")
-    if len(body) - len(lines) != (count - 1) * (len(joint) - 1):
-        return None
-    for literal, separator in replaced:
-        lines = lines.replace(literal, separator)
-    if not number_lines.fullmatch(lines):
-        return None
-    frame = pd.read_csv(io.BytesIO(lines.encode("ascii").translate(*to_csv)), header=None, engine="c", na_filter=False,
-                        low_memory=False, **EXACT_FLOATS)
+    absent = "".join(char for char, per_line in shared if block.count(char) == per_line * count)
+    table, delete, usecols = _csv_form(tuple(literals), absent)
+    frame = pd.read_csv(io.BytesIO(block.encode().translate(table, delete)), header=None, engine="c",
+                        na_filter=False, low_memory=False, usecols=usecols, **EXACT_FLOATS)
     columns = [_as_json_reads(column.to_numpy()) for _, column in frame.items()]
     return None if None in columns else (keys, columns)
 
@@ -286,7 +268,7 @@ def read_jsonl(text: str, source: str) -> Table:
             rows = np.arange(len(line_of), len(line_of) + count)
             for key, (values, whole) in zip(*at_once):
                 (columns.get(key) or columns.setdefault(key, Column())).extend_numbers(rows, values, whole)
-            line_of.frombytes(np.arange(number, number + count, dtype=np.int64).tobytes())
+            line_of.frombytes(raw_bytes(np.arange(number, number + count), np.int64))
             continue
         records = _records_at_once(block, count)
         if records is None:
@@ -305,6 +287,7 @@ def read_jsonl(text: str, source: str) -> Table:
         pos = line_number(text, line_of[row]).find(json.dumps(column)) if column else 0
         return line_of[row], max(pos, 0) + 1
 
-    frame = pd.DataFrame({str(key): column.values(count) for key, column in columns.items()}, index=range(count))
+    frame = pd.DataFrame({str(key): column.values(count) for key, column in columns.items()}, index=range(count),
+                         copy=False)   # the columns are made here: no block of them all copied
     present = {str(key): column.present(count) for key, column in columns.items()}
     return Table(frame=frame, locate=locate_key, notes=notes, present=present)

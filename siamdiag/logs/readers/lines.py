@@ -5,12 +5,14 @@ costs about 100 bytes a line before any value is read."""
 from __future__ import annotations
 
 import operator
+import sys
 from array import array
 from itertools import repeat
 
 import numpy as np
 
 _NONE = type(None)
+POSSESSIVE = sys.version_info >= (3, 11)   # regular expressions take possessive quantifiers (*+) from 3.11 on
 
 
 def unterminated_note(number: int, line: str) -> str:
@@ -66,6 +68,12 @@ def line_number(text: str, number: int) -> str:
         start = text.find("\n", start) + 1
     end = text.find("\n", start)
     return text[start:] if end < 0 else text[start:end]
+
+
+def raw_bytes(values: np.ndarray, dtype) -> np.ndarray:
+    """``values`` as ``dtype``, seen as bytes for ``array.frombytes`` (no copy when they already
+    are ``dtype`` and contiguous; ``tobytes`` would copy them)."""
+    return np.ascontiguousarray(values, dtype=dtype).view(np.uint8)
 
 
 class Column:
@@ -128,8 +136,8 @@ class Column:
         if self.rows is None and len(rows) and rows[-1] != self.count + len(rows) - 1:
             self.rows = array("q", range(self.count))   # the key missed a row: rows are kept from now on
         if self.rows is not None:
-            self.rows.frombytes(rows.astype(np.int64).tobytes())
-        self.numbers.frombytes(numbers.tobytes())
+            self.rows.frombytes(raw_bytes(rows, np.int64))
+        self.numbers.frombytes(raw_bytes(numbers, np.float64))
         self.count += len(rows)
         self.whole &= whole
 
@@ -144,8 +152,8 @@ class Column:
             out[rows] = self.objects
             return out
         numbers = np.frombuffer(self.numbers, dtype=np.float64) if self.count else np.zeros(0)
-        if self.whole and self.count == count:
-            return numbers.astype(np.int64)
+        if self.count == count:
+            return numbers.astype(np.int64) if self.whole else numbers
         out = np.full(count, np.nan)
         out[rows] = numbers
         return out

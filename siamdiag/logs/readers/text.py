@@ -17,7 +17,7 @@ import pandas as pd
 
 from ...errors import InputError, UsageError
 from ..tables import Table, pandas_reads_exactly, to_float
-from .lines import first_lines, line_blocks, whole_lines
+from .lines import POSSESSIVE, first_lines, line_blocks, whole_lines
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|infinity|Infinity)"
 # The finest step marker on a line wins: a step/iteration counter over an epoch counter.
@@ -120,13 +120,15 @@ def _literal(skeleton_part: str) -> str:
     return "[0-9]+".join(map(re.escape, skeleton_part.split("0")))
 
 
-def _template(skeleton: str) -> tuple[str, tuple[tuple[tuple[str, ...], dict | None], ...]] | None:
+def _template(skeleton: str) -> tuple[str, tuple[tuple[tuple[str, ...], dict | None], ...],
+                                      tuple[bytes, bytes] | None] | None:
     """A regular expression matching exactly the lines whose skeleton is ``skeleton``, and what
     each of its groups captures: the names of the fields in it (of 'marker', 'loss', 'grad') and,
     when it holds several, a translation table to spaces for the characters between them. A
     group holds consecutive fields when the text between them has no digit and no character any
-    of them can hold: a capture translated then splits at whitespace into its fields. None if
-    fields overlap, which one expression cannot capture (each field follows its own keyword and
+    of them can hold: a capture translated then splits at whitespace into its fields. Third, for
+    a template of one group, how its lines translate whole into that capture translated
+    (``_block_translation``; None when they do not). None if fields overlap, which one expression cannot capture (each field follows its own keyword and
     at most a separator, so they never do; such lines would be searched on their own)."""
     spans = sorted((m.span(1), name) for name, m in zip(("marker", "loss", "grad"), _builtin_matches(skeleton)) if m)
     if any(end > start for ((_s, end), _n), ((start, _e), _m) in zip(spans, spans[1:])):
@@ -146,8 +148,25 @@ def _template(skeleton: str) -> tuple[str, tuple[tuple[tuple[str, ...], dict | N
         parts += [_literal(skeleton[at:start]), "(", _literal(skeleton[start:end]), ")"]
         at = end
     parts.append(_literal(skeleton[at:]))
-    return "".join(parts), tuple((names, _separators(between) if between else None)
-                                 for _s, _e, names, between, _held in groups)
+    spaces = tuple(_separators(between) if between else None for _s, _e, _names, between, _held in groups)
+    translation = _block_translation(skeleton[:groups[0][0]] + skeleton[groups[0][1]:], spaces[0], groups[0][4]) \
+        if len(groups) == 1 else None
+    return "".join(parts), tuple(zip((names for _s, _e, names, _b, _h in groups), spaces)), translation
+
+
+def _block_translation(outside: str, spaces: dict | None, held: frozenset) -> tuple[bytes, bytes] | None:
+    """For a template of one group: bytes.translate's table and deletions that make each of its
+    lines what the group captures, translated by ``spaces``: the characters ``outside`` the group
+    are deleted, which changes no field when none is a digit or a character a field holds (or
+    the separator ``spaces`` makes a space of). So a block of such lines is read without
+    capturing each line. None when that does not hold, or a character is not ASCII."""
+    spaces = spaces or {}
+    if not (outside + "".join(map(chr, spaces))).isascii() or held.intersection(outside) or \
+            any(spaces.get(ord(char)) for char in outside):
+        return None
+    to_space = "".join(chr(code) for code, value in spaces.items() if value).encode()
+    deleted = {chr(code) for code, value in spaces.items() if not value}.union(outside)
+    return bytes.maketrans(to_space, b" " * len(to_space)), "".join(sorted(deleted)).encode()
 
 
 def _separators(between: tuple[str, ...]) -> dict:
@@ -161,26 +180,26 @@ def _separators(between: tuple[str, ...]) -> dict:
     return str.maketrans(dict.fromkeys(chars, " "))
 
 
-_PLAIN_NUMBERS = re.compile(r"[0-9.+\- ]*")
+_PLAIN_NUMBERS = re.compile(rb"[0-9.+\- ]*")
 
 
-def _numbers(text: str, width: int) -> np.ndarray:
-    """The ``width`` numbers on each line of ``text`` (fields one template captured, spaces
-    between them), as float() reads them. Every line of a template has the skeleton of its first
+def _numbers(text: bytes, width: int) -> np.ndarray:
+    """The ``width`` numbers on each line of ``text`` (ASCII: fields one template captured,
+    spaces between them), as float() reads them. Every line of a template has the skeleton of its first
     line, so the first tells: fields of digits, a point and signs alone are parsed by pandas' C
     parser from pandas 3.1 on, several times faster than numpy's loadtxt (faster still one space
     apart); others, spelling nan, inf or an exponent (which pandas reads otherwise: '-nan' loses
     its sign), and all under older pandas (whose one exact converter, round_trip, is slower than
     loadtxt), by loadtxt, which parses an ASCII field as float() does (PyOS_string_to_double)."""
-    first = text[:text.find("\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
+    first = text[:text.find(b"\n") % (len(text) + 1)]   # the first line (the whole text when it is one)
     if pandas_reads_exactly() and _PLAIN_NUMBERS.fullmatch(first):
-        sep = " " if len(first.split(" ")) == width else r"\s+"
+        sep = " " if len(first.split(b" ")) == width else r"\s+"
         try:
-            return pd.read_csv(io.BytesIO(text.encode("ascii")), sep=sep, header=None, dtype=np.float64,
+            return pd.read_csv(io.BytesIO(text), sep=sep, header=None, dtype=np.float64,
                                engine="c", na_filter=False).to_numpy()
         except (ValueError, OverflowError):   # pandas' parse errors: loadtxt says what is wrong
             pass
-    return np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
+    return np.loadtxt(io.StringIO(text.decode("ascii")), dtype=np.float64, ndmin=2)
 
 
 class _SkeletonScan:
@@ -205,6 +224,7 @@ class _SkeletonScan:
         self.sources: list[str] = []    # the templates, in the order they are tried
         self.groups: list[tuple] = []   # what each template's groups capture (see _template)
         self.known = self.any_line = None   # findall of the templates, and of them or any line
+        self.whole_blocks = None   # with a single template of one group: (fullmatch of its lines, translation)
         self.all_known = True   # whether the templates matched every line of the last block
         self.enabled = True     # off once most lines of a block need searching on their own
 
@@ -217,9 +237,12 @@ class _SkeletonScan:
         learnt = [template for template in map(_template, (skeleton for skeleton, _count in skeletons)) if template]
         if not learnt:
             return False
-        for source, groups in learnt:
+        for source, groups, _translation in learnt:
             self.sources.append(source)
             self.groups.append(groups)
+        only, translation = self.sources[0], learnt[0][2]
+        self.whole_blocks = (re.compile(f"{only}(?:\n{only})*" + "+" * POSSESSIVE).fullmatch, translation) \
+            if len(self.sources) == 1 and translation is not None else None
         templates = "|".join(self.sources)
         self.known = re.compile(f"^(?:{templates})$", re.M).findall
         self.any_line = re.compile(f"^(?:{templates}|(.*))$", re.M).findall
@@ -265,7 +288,7 @@ class _SkeletonScan:
                 if rows < count:
                     column = compress(column, matched)
                 joined = "\n".join(column)
-                values = _numbers(joined if spaces is None else joined.translate(spaces), len(names))
+                values = _numbers((joined if spaces is None else joined.translate(spaces)).encode("ascii"), len(names))
                 for name, value in zip(names, values.T):
                     fields[name][matched] = value
             if any("loss" in names for names, _spaces in groups):
@@ -283,6 +306,20 @@ class _SkeletonScan:
             self.enabled = False
         return fields["marker"], fields["loss"], fields["grad"], logs_loss
 
+    def _whole_block(self, block: str, count: int):
+        """``_fields`` of a block whose every line the one template (of one group) matches, read
+        from the block translated whole: no line's capture is made (``_block_translation``);
+        None for any other block."""
+        if self.whole_blocks is None or not block.isascii() or not self.whole_blocks[0](block):
+            return None
+        self.all_known = True
+        names = self.groups[0][0][0]
+        values = _numbers(block.encode().translate(*self.whole_blocks[1]), len(names))
+        fields = dict(zip(names, values.T))
+        absent = np.full(count, np.nan)
+        return (fields.get("marker", absent), fields.get("loss", absent), fields.get("grad", absent),
+                np.full(count, "loss" in names))
+
     def rows(self, block: str, first: int, count: int, current: float | None, source: str):
         """The loss lines of ``block`` (whose first line is ``first``, ``count`` lines) as
         ``_found_rows`` gives them, and the step in force after them: what searching every line on
@@ -290,7 +327,8 @@ class _SkeletonScan:
         if not self.enabled or (not block.isascii() and _FOREIGN_DIGIT.search(block)) or \
                 (self.known is None and not self._learn(first_lines(block, LEARN_SAMPLE))):
             return _searched_rows(block, first, current, source)
-        marker, loss, grad, logs_loss = self._fields(*self._search(block, count), count)
+        whole = self._whole_block(block, count)
+        marker, loss, grad, logs_loss = whole if whole is not None else self._fields(*self._search(block, count), count)
         last_marker = np.where(np.isnan(marker), -1, np.arange(count))   # the line of the marker in force
         np.maximum.accumulate(last_marker, out=last_marker)
         step = np.where(last_marker >= 0, marker[last_marker], np.nan if current is None else current)
