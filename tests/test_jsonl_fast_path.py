@@ -98,7 +98,9 @@ FLOATS = st.one_of(
 )
 NOT_NUMBERS = ["+1", "01", "-01", "00", "1.", ".5", "-.5", "1.e5", "1e", "1e+", "--1", "-",
                                     "1.2.3", "1e5e5", "0x10", "1_000", "inf", "nan", "-0", "NaN", "Infinity",
-                                    "-Infinity", "1 2", "1,2", '"1"', "true", "null", "[1]", "{}", "1\u00a0"]   # "-0" is one
+                                    "-Infinity", "1 2", "1,2", '"1"', "true", "null", "[1]", "{}", "1\u00a0",
+              "+.5", "+0", "00.5", "-00", "0e", "1.5.", ".", "+", "e5", "-e5", "1E", "0.", "1.e-5", "-", "0-1", "1e5.5",
+              "1+1", "2.5e+"]   # "-0" is one
 ODD_TOKENS = st.sampled_from(NOT_NUMBERS)
 ODD_VALUES = st.sampled_from(["null", "NaN", "Infinity", "-Infinity", "true", "false", '"s"', '"\\u0001"', "[1, 2]",
                               '{"a": 1}', '""', '"a,b"'])

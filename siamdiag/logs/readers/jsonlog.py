@@ -157,6 +157,9 @@ _NUMBER = _NUMBER_POSSESSIVE if POSSESSIVE else _NUMBER_PLAIN
 _OPENING = re.compile(r"[ \t]*\{")
 _MEMBER = re.compile(r'[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*:[ \t]*(' + _NUMBER + r")[ \t]*([,}])")
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
+_TOKEN = "[-+.eE0-9]+" + "+" * POSSESSIVE   # a run of the characters numbers are written with
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[ord("0"):ord("9") + 1] = True
 _ALL_BYTES = frozenset(range(256))
 
 
@@ -185,10 +188,11 @@ def _skeleton(line: str) -> tuple[list[str], list[str]] | None:
 
 @lru_cache(maxsize=256)
 def _line_form(literals: tuple[str, ...]) -> tuple[re.Pattern, tuple[tuple[str, int], ...]]:
-    """The pattern of lines made of the texts ``literals`` with a JSON number between each two,
-    and the characters a number may hold that these texts hold too (in keys), each with how
-    many times a line holds it."""
-    line = re.escape(literals[0]) + "".join(_NUMBER + re.escape(literal) for literal in literals[1:])
+    """The pattern of lines made of the texts ``literals`` with a run of number characters
+    between each two (a whole run: the texts end in a colon or a space and start with a space, a
+    comma or a brace), and the characters a number may hold that these texts hold too (in keys),
+    each with how many times a line holds it."""
+    line = re.escape(literals[0]) + "".join(_TOKEN + re.escape(literal) for literal in literals[1:])
     template = "".join(literals)
     shared = tuple((char, template.count(char)) for char in sorted(_NUMBER_CHARS.intersection(template)))
     return re.compile(f"{line}(?:\n{line})*" + "+" * POSSESSIVE), shared
@@ -210,16 +214,35 @@ def _csv_form(literals: tuple[str, ...], absent: str) -> tuple[bytes, bytes, lis
     return table, delete, None if columns == list(range(len(columns))) else columns
 
 
+def _spelled_as_json(csv: bytes) -> bool:
+    """Whether no field of ``csv`` (runs of number characters apart by commas and line breaks)
+    is one that pandas reads as a number and json refuses: pandas' parsers also take a leading
+    '+' or zero ('+1', '007', '-01.5') and a point without a digit on each side ('1.', '.5',
+    '1.e5'); in what both read, signs, points and exponents are where JSON has them."""
+    b = np.frombuffer(csv, dtype=np.uint8)
+    points = np.flatnonzero(b == ord("."))
+    if len(points) and (points[0] == 0 or points[-1] == len(b) - 1
+                        or not (_DIGIT[b[points - 1]] & _DIGIT[b[points + 1]]).all()):
+        return False
+    starts = np.flatnonzero((b == ord(",")) | (b == ord("\n"))) + 1
+    starts = np.concatenate(([0], starts[starts < len(b)]))
+    first = b[starts]
+    lead = (starts + (first == ord("-")))   # where a field's digits start
+    lead = lead[lead < len(b) - 1]
+    return not ((first == ord("+")).any() or (_DIGIT[b[lead + 1]] & (b[lead] == ord("0"))).any())
+
+
 def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.ndarray, bool]]] | None:
     """The keys and, key by key, the values (float64, and whether every one was an int) of the
     ``count`` lines of ``block`` when each line repeats the first one but for its numbers; None
     when that is not proven. The lines become CSV (bytes.translate), read by pandas' C parser.
 
-    Proof: the block matches the first line's texts around its values with a JSON number in
-    each place, line after line (``_line_form``). A character that a number may hold and a key
-    holds too is known absent from every number when the block holds it exactly as often as the
-    keys of its lines do. Deleting every other byte then leaves each line's numbers in order,
-    apart by commas (``_csv_form``).
+    Proof: the block matches the first line's texts around its values with a run of number
+    characters in each place, line after line (``_line_form``). A character that a number may
+    hold and a key holds too is known absent from every number when the block holds it exactly
+    as often as the keys of its lines do. Deleting every other byte then leaves each line's runs
+    in order, apart by commas (``_csv_form``). Each run is a JSON number when pandas reads it as
+    a number and it is spelled as JSON spells numbers (``_spelled_as_json``).
 
     Values: json.loads makes a number without fraction or exponent an int, any other a correctly
     rounded float; pandas reads a column of such ints as int64 (with one beyond int64: unsigned or
@@ -235,10 +258,15 @@ def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.n
     pattern, shared = _line_form(tuple(literals))
     if not pattern.fullmatch(block):
         return None
-    absent = "".join(char for char, per_line in shared if block.count(char) == per_line * count)
+    raw = block.encode()
+    codes = np.frombuffer(raw, dtype=np.uint8)   # (numpy counts a character several times faster than str.count)
+    absent = "".join(char for char, per_line in shared if np.count_nonzero(codes == ord(char)) == per_line * count)
     table, delete, usecols = _csv_form(tuple(literals), absent)
-    frame = pd.read_csv(io.BytesIO(block.encode().translate(table, delete)), header=None, engine="c",
-                        na_filter=False, low_memory=False, usecols=usecols, **EXACT_FLOATS)
+    csv = raw.translate(table, delete)
+    if not _spelled_as_json(csv):
+        return None
+    frame = pd.read_csv(io.BytesIO(csv), header=None, engine="c", na_filter=False, low_memory=False, usecols=usecols,
+                        **EXACT_FLOATS)
     columns = [_as_json_reads(column.to_numpy()) for _, column in frame.items()]
     return None if None in columns else (keys, columns)
 

@@ -224,7 +224,8 @@ class _SkeletonScan:
         self.sources: list[str] = []    # the templates, in the order they are tried
         self.groups: list[tuple] = []   # what each template's groups capture (see _template)
         self.known = self.any_line = None   # findall of the templates, and of them or any line
-        self.whole_blocks = None   # with a single template of one group: (fullmatch of its lines, translation)
+        self.whole_blocks = None   # the first template's, when it has one group: (fullmatch of its lines, translation)
+        self.whole_misses = 0      # blocks in a row that the first template did not match whole
         self.all_known = True   # whether the templates matched every line of the last block
         self.enabled = True     # off once most lines of a block need searching on their own
 
@@ -240,9 +241,9 @@ class _SkeletonScan:
         for source, groups, _translation in learnt:
             self.sources.append(source)
             self.groups.append(groups)
-        only, translation = self.sources[0], learnt[0][2]
-        self.whole_blocks = (re.compile(f"{only}(?:\n{only})*" + "+" * POSSESSIVE).fullmatch, translation) \
-            if len(self.sources) == 1 and translation is not None else None
+        first, translation = self.sources[0], learnt[0][2]
+        if len(self.sources) == len(learnt) and translation is not None:   # the first skeletons learnt
+            self.whole_blocks = (re.compile(f"{first}(?:\n{first})*" + "+" * POSSESSIVE).fullmatch, translation)
         templates = "|".join(self.sources)
         self.known = re.compile(f"^(?:{templates})$", re.M).findall
         self.any_line = re.compile(f"^(?:{templates}|(.*))$", re.M).findall
@@ -307,12 +308,18 @@ class _SkeletonScan:
         return fields["marker"], fields["loss"], fields["grad"], logs_loss
 
     def _whole_block(self, block: str, count: int):
-        """``_fields`` of a block whose every line the one template (of one group) matches, read
-        from the block translated whole: no line's capture is made (``_block_translation``);
-        None for any other block."""
-        if self.whole_blocks is None or not block.isascii() or not self.whole_blocks[0](block):
+        """``_fields`` of a block whose every line the first template (of one group) matches,
+        read from the block translated whole: no line's capture is made (``_block_translation``);
+        None for any other block. A line of another shape in two blocks in a row stops trying
+        (each try may scan a block in vain)."""
+        if self.whole_blocks is None or not block.isascii():
             return None
-        self.all_known = True
+        if not self.whole_blocks[0](block):
+            self.whole_misses += 1
+            if self.whole_misses == 2:
+                self.whole_blocks = None
+            return None
+        self.whole_misses, self.all_known = 0, True
         names = self.groups[0][0][0]
         values = _numbers(block.encode().translate(*self.whole_blocks[1]), len(names))
         fields = dict(zip(names, values.T))
