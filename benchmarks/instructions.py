@@ -11,8 +11,13 @@ the same is counted for another checkout (e.g. `git worktree add /tmp/base HEAD~
 printed; --top K lists the K functions (C level: the interpreter, numpy, LAPACK, pandas' parser)
 whose instructions per run changed most (with one tree: the K with the most).
 
+With --log FORMAT (a format of readers.py: jsonl, text, csv, ...) it counts instead reading one
+--steps-step log of that format (readers.py's run), after reading a 2,000-step one of the same
+format (imports and first calls), less the same process without the long read.
+
 Needs valgrind (apt-get install valgrind); one to two minutes per tree at the defaults.
 Usage: python benchmarks/instructions.py [--runs 40] [--stage judge|read] [--tree DIR] [--top 0]
+       python benchmarks/instructions.py --log jsonl [--steps 200000] [--tree DIR] [--top 0]
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from parallel import write_runs  # noqa: E402
+from readers import write_all  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,12 +54,21 @@ for log in logs[:runs]:
     one(log)
 """
 
+LOG_CODE = """
+import sys
+from siamdiag.logs.ingest import read_runs
+short, long, count = sys.argv[1:]
+read_runs([short])   # imports and first calls, counted on both sides
+if count == "1":
+    read_runs([long])
+"""
 
-def counted(tree: str, stage: str, runs: int, directory: str, out: str) -> int:
+
+def counted(tree: str, code: str, args: list[str], out: str) -> int:
     """Instructions one process executes, read from callgrind's summary line."""
     env = dict(os.environ, PYTHONPATH=tree, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
-    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", CODE,
-                           stage, str(runs), directory], cwd=tree, env=env, capture_output=True, text=True)
+    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code,
+                           *args], cwd=tree, env=env, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or not found:
         raise SystemExit(f"valgrind failed in {tree}:\n{done.stderr[-2000:]}")
@@ -72,14 +87,26 @@ def by_function(out: str) -> collections.Counter:
     return totals
 
 
+def difference(tree: str, code: str, with_args: list[str], without_args: list[str], directory: str
+               ) -> tuple[int, collections.Counter]:
+    """Instructions, and per function, that the checkout at ``tree`` executes with ``with_args``
+    beyond ``without_args`` (callgrind's outputs are written in ``directory``)."""
+    with_out, without_out = os.path.join(directory, "with.out"), os.path.join(directory, "without.out")
+    total = counted(tree, code, with_args, with_out) - counted(tree, code, without_args, without_out)
+    functions = by_function(with_out)
+    functions.subtract(by_function(without_out))
+    return total, functions
+
+
 def per_run(tree: str, stage: str, runs: int, directory: str) -> tuple[float, collections.Counter]:
-    """Instructions per run, and per function per run, for the checkout at ``tree`` (callgrind's
-    outputs are written beside the logs in ``directory``)."""
-    with_runs, without = os.path.join(directory, "with.out"), os.path.join(directory, "without.out")
-    total = counted(tree, stage, runs, directory, with_runs) - counted(tree, stage, 0, directory, without)
-    functions = by_function(with_runs)
-    functions.subtract(by_function(without))
+    """Instructions per run, and per function per run, for the checkout at ``tree``."""
+    total, functions = difference(tree, CODE, [stage, str(runs), directory], [stage, "0", directory], directory)
     return total / runs, collections.Counter({k: v / runs for k, v in functions.items()})
+
+
+def one_log(tree: str, short: str, long: str, directory: str) -> tuple[float, collections.Counter]:
+    """Instructions, and per function, to read the log ``long`` after the log ``short``."""
+    return difference(tree, LOG_CODE, [short, long, "1"], [short, long, "0"], directory)
 
 
 def main() -> None:
@@ -88,12 +115,19 @@ def main() -> None:
     parser.add_argument("--stage", choices=("judge", "read"), default="judge")
     parser.add_argument("--tree", help="another checkout to count, for the ratio")
     parser.add_argument("--top", type=int, default=0)
+    parser.add_argument("--log", help="count reading one long log of this readers.py format instead")
+    parser.add_argument("--steps", type=int, default=200_000, help="the long log's steps, with --log")
     args = parser.parse_args()
     trees = [HERE] + ([os.path.abspath(args.tree)] if args.tree else [])
     with tempfile.TemporaryDirectory() as directory:
-        write_runs(directory, args.runs + 1, 2000)
-        results = [per_run(tree, args.stage, args.runs, directory) for tree in trees]
-    print(f"instructions per 2,000-step run ({args.stage}), {args.runs} runs, callgrind:")
+        if args.log:
+            short, long = (write_all(os.path.join(directory, str(n)), n)[args.log] for n in (2000, args.steps))
+            results = [one_log(tree, short, long, directory) for tree in trees]
+        else:
+            write_runs(directory, args.runs + 1, 2000)
+            results = [per_run(tree, args.stage, args.runs, directory) for tree in trees]
+    print(f"instructions to read one {args.steps:,}-step {args.log} log, callgrind:" if args.log else
+          f"instructions per 2,000-step run ({args.stage}), {args.runs} runs, callgrind:")
     for tree, (total, _functions) in zip(trees, results):
         print(f"{total / 1e6:10.2f} M  {tree}")
     if args.tree:
