@@ -208,6 +208,8 @@ CRAFTED = {   # (log, whether the fast path may read it)
                                                    + '{"step": 9, "epoch": 1e-05}\n', True),
     "keys holding every number character": ("".join('{"e-1.5E+2": %d, "loss_0": %r, "x": -%d}\n' % (i, i / 3, i)
                                                     for i in range(9)), True),
+    "keys holding points": ("".join('{"train.loss": %r, "v1.2": %d, "a.": 0.5}\n' % (i / 3, i) for i in range(9)), True),
+    "a key holding a point beside a digit": ("".join('{"x.5": %r}\n' % (i / 3) for i in range(9)), False),
     "a key holding a colon and a digit": ("".join('{"a:1": %r, "b": %d}\n' % (i / 7, i) for i in range(9)), True),
     "the joint missing": (CLEAN.replace("}\n{", "}\n\n{", 1), False),
     "a blank last line": (CLEAN + "\n", False),

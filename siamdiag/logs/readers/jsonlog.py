@@ -217,19 +217,18 @@ def _csv_form(literals: tuple[str, ...], absent: str) -> tuple[bytes, bytes, lis
 def _spelled_as_json(csv: bytes) -> bool:
     """Whether no field of ``csv`` (runs of number characters apart by commas and line breaks)
     is one that pandas reads as a number and json refuses: pandas' parsers also take a leading
-    '+' or zero ('+1', '007', '-01.5') and a point without a digit on each side ('1.', '.5',
-    '1.e5'); in what both read, signs, points and exponents are where JSON has them."""
-    b = np.frombuffer(csv, dtype=np.uint8)
+    '+' or zero ('+1', '007', '-01.5') and a point with a digit on one side only ('1.', '.5',
+    '1.e5'); in what both read, signs, points and exponents are where JSON has them. (A point
+    with no digit beside it is in no number pandas reads: a key's, as in 'train.loss'.)"""
+    b = np.frombuffer(b"\n" + csv + b"\n", dtype=np.uint8)   # every field follows a comma or a line break
     points = np.flatnonzero(b == ord("."))
-    if len(points) and (points[0] == 0 or points[-1] == len(b) - 1
-                        or not (_DIGIT[b[points - 1]] & _DIGIT[b[points + 1]]).all()):
+    if (_DIGIT[b[points - 1]] != _DIGIT[b[points + 1]]).any():
         return False
     starts = np.flatnonzero((b == ord(",")) | (b == ord("\n"))) + 1
-    starts = np.concatenate(([0], starts[starts < len(b)]))
-    first = b[starts]
-    lead = (starts + (first == ord("-")))   # where a field's digits start
-    lead = lead[lead < len(b) - 1]
-    return not ((first == ord("+")).any() or (_DIGIT[b[lead + 1]] & (b[lead] == ord("0"))).any())
+    first = b[starts[:-1]]   # (the last line break starts no field)
+    lead = starts[:-1] + (first == ord("-"))   # where a field's digits start
+    zeros = lead[b[lead] == ord("0")]   # (never the last byte, a line break)
+    return not ((first == ord("+")).any() or _DIGIT[b[zeros + 1]].any())
 
 
 def _numbers_at_once(block: str, count: int) -> tuple[list[str], list[tuple[np.ndarray, bool]]] | None:
