@@ -276,6 +276,15 @@ def test_a_token_json_does_not_read_as_a_number_among_numbers(token):
         assert_same(read(text), read(text, fast=False), text)
 
 
+def test_an_int_that_float64_rounds_to_2_63_is_not_wrapped():
+    # the columns hold numbers as float64: 2^63 - 1 rounds to 2^63, which int64 cannot hold (it
+    # would wrap to -2^63); the column stays float64, positive, on both paths
+    text = CLEAN + LINE % (2 ** 63 - 1, 1, 2) + "\n"
+    for fast in (True, False):
+        step = read(text, fast=fast).frame["step"].to_numpy()
+        assert step.dtype == np.float64 and step[-1] == 2.0 ** 63 and step[:-1].tolist() == list(range(20))
+
+
 def test_a_column_of_objects_stays_one_when_numbers_follow():
     # a block with a string makes "note" a column of objects; the numeric blocks after it must
     # add their ints as ints (the fast path leaves them to json), not as floats

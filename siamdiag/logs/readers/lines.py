@@ -153,7 +153,9 @@ class Column:
             return out
         numbers = np.frombuffer(self.numbers, dtype=np.float64) if self.count else np.zeros(0)
         if self.count == count:
-            return numbers.astype(np.int64) if self.whole else numbers
+            # ints as int64, unless float64 rounded one to 2^63 or beyond (2^63 - 1 rounds up), which int64 would wrap
+            fits = self.whole and (not count or -2.0 ** 63 <= numbers.min() and numbers.max() < 2.0 ** 63)
+            return numbers.astype(np.int64) if fits else numbers
         out = np.full(count, np.nan)
         out[rows] = numbers
         return out
