@@ -47,6 +47,12 @@ def decode(data: bytes, source: str) -> str:
         pos = text.index("\x00")
         raise InputError(source, "NUL byte in text; is this a loss log?", text.count("\n", 0, pos) + 1,
                          pos - (text.rfind("\n", 0, pos) + 1) + 1)
+    return universal_newlines(text)
+
+
+def universal_newlines(text: str) -> str:
+    """CRLF and CR as LF, as universal newlines read them; the text itself when it holds no CR
+    (the two replaces scan a long log twice for nothing)."""
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
@@ -129,7 +135,7 @@ def head(path: str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise NotPlainText("not UTF-8") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    return universal_newlines(text)
 
 
 def last_line_start(path: str) -> int:

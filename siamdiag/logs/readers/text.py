@@ -128,8 +128,9 @@ def _template(skeleton: str) -> tuple[str, tuple[tuple[tuple[str, ...], dict | N
     group holds consecutive fields when the text between them has no digit and no character any
     of them can hold: a capture translated then splits at whitespace into its fields. Third, for
     a template of one group, how its lines translate whole into that capture translated
-    (``_block_translation``; None when they do not). None if fields overlap, which one expression cannot capture (each field follows its own keyword and
-    at most a separator, so they never do; such lines would be searched on their own)."""
+    (``_block_translation``; None when they do not). None if fields overlap, which one expression
+    cannot capture (each field follows its own keyword and at most a separator, so they never do;
+    such lines would be searched on their own)."""
     spans = sorted((m.span(1), name) for name, m in zip(("marker", "loss", "grad"), _builtin_matches(skeleton)) if m)
     if any(end > start for ((_s, end), _n), ((start, _e), _m) in zip(spans, spans[1:])):
         return None
@@ -185,9 +186,9 @@ _PLAIN_NUMBERS = re.compile(rb"[0-9.+\- ]*")
 
 def _numbers(text: bytes, width: int) -> np.ndarray:
     """The ``width`` numbers on each line of ``text`` (ASCII: fields one template captured,
-    spaces between them), as float() reads them. Every line of a template has the skeleton of its first
-    line, so the first tells: fields of digits, a point and signs alone are parsed by pandas' C
-    parser from pandas 3.1 on, several times faster than numpy's loadtxt (faster still one space
+    spaces between them), as float() reads them. Every line of a template has the skeleton of its
+    first line, so the first tells: fields of digits, a point and signs alone are parsed by pandas'
+    C parser from pandas 3.1 on, several times faster than numpy's loadtxt (faster still one space
     apart); others, spelling nan, inf or an exponent (which pandas reads otherwise: '-nan' loses
     its sign), and all under older pandas (whose one exact converter, round_trip, is slower than
     loadtxt), by loadtxt, which parses an ASCII field as float() does (PyOS_string_to_double)."""
