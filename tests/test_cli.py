@@ -1,4 +1,5 @@
 """The CLI contract: exit codes, output files, formats, gate options."""
+import gc
 import json
 import os
 import subprocess
@@ -135,6 +136,27 @@ def test_module_entry_point_and_no_torch_import():
             "    assert e.code == 0, e.code\nassert 'torch' not in sys.modules\nprint('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.strip().endswith("ok"), res.stderr
+
+
+def test_the_executable_freezes_its_objects_before_exit_and_main_in_process_never_does(capsys):
+    """The `siamdiag` script and `python -m siamdiag` run console(): once analyze has written its
+    report, the objects alive are frozen so that the interpreter's last collections skip them.
+    main() called in-process (a test, a notebook) never freezes: frozen objects are never
+    collected. The report is main's, byte for byte, and so is the exit code (a failing gate here)."""
+    from importlib.metadata import entry_points
+
+    [script] = entry_points(group="console_scripts", name="siamdiag")
+    assert script.value == "siamdiag.cli.main:console"
+    path = os.path.join(SAMPLES, "nonstationary.csv")
+    frozen = gc.get_freeze_count()
+    code, expected, _ = run_cli(["analyze", path, "--format", "json"], capsys)
+    assert code == 1 and gc.get_freeze_count() == frozen
+    program = ("import gc, sys\nsys.argv = ['siamdiag', 'analyze', " + repr(path) + ", '--format', 'json']\n"
+               "try:\n    import runpy; runpy.run_module('siamdiag', run_name='__main__')\n"
+               "except SystemExit as e:\n    sys.stderr.write(f'EXIT {e.code} FROZEN {gc.get_freeze_count()}')")
+    res = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    exit_code, frozen_count = res.stderr.rsplit("EXIT ", 1)[1].split(" FROZEN ")
+    assert res.stdout == expected and exit_code == "1" and int(frozen_count) > 1000, res.stderr
 
 
 def test_judging_a_csv_loads_only_what_it_uses(tmp_path):

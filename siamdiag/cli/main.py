@@ -7,6 +7,7 @@ Exit codes are an API: 0 gate passed, 1 gate failed, 2 usage, input or environme
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import os
 import signal
@@ -110,6 +111,7 @@ def analyze(paths, output, reports, quiet, github_summary, plot_target, write_ba
     failures = write_verdicts_back(report, quiet, read.tracking_timeout) if write_back else []
     for failure in failures:
         click.echo(f"siamdiag: error: {failure}", err=True)
+    leave_objects_to_exit()
     sys.exit(EXIT_USAGE if failures else EXIT_PASS if report.passed else EXIT_FAIL)
 
 
@@ -205,6 +207,28 @@ def shown_value(key: str, value) -> str:
     if isinstance(value, float) and value > 1 and value.is_integer():
         return str(int(value))   # a number of steps, as written (a fraction keeps its point)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_process_ends_with_main = False   # set by console(): main is the whole process
+
+
+def console() -> None:
+    """The `siamdiag` executable and `python -m siamdiag`: main(), in a process that ends with it."""
+    global _process_ends_with_main
+    _process_ends_with_main = True
+    main()
+
+
+def leave_objects_to_exit() -> None:
+    """In the executable, once a command has written and closed everything it writes: freeze the
+    objects alive now (every module click, numpy and pandas loaded, and the results), so that the
+    interpreter's last full garbage collections at exit do not scan them one by one, about 0.1 s
+    at any log size (BENCHMARKS.md, "Speed and memory"). atexit handlers and the flush of stdout
+    and stderr still run; what the collections would have finalised, objects in reference
+    cycles, is left to the operating system. Never when main is called in-process (tests, a
+    notebook): a frozen object is never collected."""
+    if _process_ends_with_main:
+        gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> None:
