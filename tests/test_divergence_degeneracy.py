@@ -130,3 +130,60 @@ def test_an_exponential_explosion_at_the_end_is_still_diverged():
     assert runs[0].reasons[0].startswith("explosive growth at the end: from step 9")
     doubling = float(re.search(r"doubling every ~([\d.]+) steps", runs[0].reasons[0]).group(1))
     assert abs(doubling - 10 * np.log(2)) < 1.5   # time constant 10 steps
+
+
+# -- the shortcuts for a finite run give what the general counts give ---------------------------
+
+def _end_stretch_by_its_definition(values):
+    """checks.end_stretch written out with an index array of every value within the band."""
+    from siamdiag.engine import checks
+
+    tail = max(checks.END_MIN_POINTS, int(np.ceil(checks.TAIL_FRACTION * len(values))))
+    if len(values) < 4 * tail:
+        return None
+    body = values[:-tail]
+    level = float(np.median(body))
+    sigma = max(checks.MAD_TO_SIGMA * float(np.median(np.abs(body - level))), checks.PINNED_RTOL * abs(level))
+    below = np.flatnonzero(values - level <= checks.EXCESS_SIGMAS * sigma)
+    return (int(below[-1]) + 1 if len(below) else 0), level
+
+
+def test_the_end_stretch_starts_after_the_last_value_within_the_band():
+    from siamdiag.engine import checks
+
+    rng = np.random.default_rng(11)
+    for n in (10, 200, 1000, 30_000):
+        flat = 1.0 + 0.01 * rng.standard_normal(n)
+        rising = flat.copy()
+        rising[-n // 10:] += np.geomspace(0.1, 100.0, n // 10)   # every value of the end above the band
+        spiked = flat.copy()
+        spiked[-1] += 5.0   # only the last value above it
+        for values in (flat, rising, spiked, np.full(n, 2.0), -flat):
+            assert checks.end_stretch(values) == _end_stretch_by_its_definition(values)
+
+
+def test_a_finite_run_counts_no_nonfinite_values_and_fits_its_window_alone():
+    from siamdiag.engine import checks
+
+    rng = np.random.default_rng(5)
+    for n, start in ((40, 20), (3000, 1500), (3000, 0), (3000, 3000), (3000, 10**6)):
+        steps = np.arange(n, dtype=float)
+        for loss in (0.3 + 0.01 * rng.standard_normal(n), 0.3 * np.exp(steps / (n / 8)), -steps):
+            d = checks.divergence(steps, loss, float(start))
+            growth = checks.explosion(steps[steps >= start], loss[steps >= start])
+            assert (d.nonfinite_in_window, d.nonfinite_before_window, d.first_nonfinite_step, d.ends_nonfinite,
+                    d.recovered) == (0, 0, None, False, True)
+            assert d.growth == (None if growth is None else growth.factor)
+            assert d.geometric == d.diverged == (growth is not None and growth.geometric)
+
+
+def test_the_largest_magnitude_is_that_of_the_finite_values():
+    from siamdiag.engine.analysis import largest_magnitude
+
+    rng = np.random.default_rng(2)
+    cases = [rng.standard_normal(1000) * 10.0 ** rng.integers(-300, 300, 1000), -np.arange(1.0, 6.0),
+             np.array([-0.0, 0.0]), np.array([]), np.array([np.nan, np.inf, -np.inf]),
+             np.array([1.0, np.nan, -7.5, np.inf]), np.array([-1e308, 1e308, -np.inf])]
+    for x in cases:
+        expected = float(np.max(np.abs(x), where=np.isfinite(x), initial=0.0))
+        assert largest_magnitude(x) == expected and not np.signbit(largest_magnitude(x))

@@ -217,6 +217,69 @@ def test_robust_spreads_are_unchanged_by_the_fast_median():
             assert numerics.robust_sigma(x, float(med)) == sigma
         clipped = x.copy() if sigma == 0 else np.clip(x, med - 5 * sigma, med + 5 * sigma)
         assert numerics.winsorize(x).tobytes() == clipped.tobytes()
+        in_place = x.copy()
+        numerics.clip_in_place(in_place, numerics.winsor_bounds(x))
+        assert in_place.tobytes() == clipped.tobytes()
+
+
+def test_clipping_in_place_writes_only_when_a_value_reaches_a_bound():
+    """A window with no value at or beyond median ± 5 robust sigmas is left unwritten (read-only
+    here, so a write would raise); one spike is clipped where it lies, as np.clip clips it."""
+    x = np.random.default_rng(3).standard_normal(100_000)
+    x.flags.writeable = False
+    numerics.clip_in_place(x, numerics.winsor_bounds(x))
+    spiked = x.copy()
+    spiked[500] = 40.0
+    expected = np.clip(spiked, *numerics.winsor_bounds(spiked))
+    numerics.clip_in_place(spiked, numerics.winsor_bounds(spiked))
+    assert spiked.tobytes() == expected.tobytes() and spiked[500] < 40.0
+
+
+def _same(got, expected):
+    return type(got) is type(expected) and np.asarray(got).tobytes() == np.asarray(expected).tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")   # sums near the float limit, on both sides
+def test_a_sorted_window_gives_the_statistics_of_the_window_itself_bit_for_bit():
+    """Each statistic read from the sorted values against the function it names, on the window
+    itself (the oracle): awkward long and short finite arrays, ties, signed zeros, values near
+    the float limit (where the median overflows and the functions halve), a window standardised
+    as prepare_series standardises it (a non-decreasing map), tolerances of 0 and wider."""
+    from siamdiag.engine import checks
+
+    arrays = [x for x in [*_arrays_for_exact_median(), *_short_arrays_for_exact_median()]
+              if x.dtype == np.float64 and np.isfinite(x).all()]
+    rng = np.random.default_rng(21)
+    arrays += [np.round(rng.standard_normal(n), 2) + 684.5 for n in (2, 3, 1000, 60_001)]   # quantised, offset
+    for x in arrays:
+        window = numerics.SortedWindow(x)
+        assert _same(window.exact_median(), numerics.exact_median(x))
+        assert window.median() == numerics.median(x)
+        level = window.median()
+        for centre in (level, float(np.mean(x)), float(x[0])):
+            assert _same(window.median_deviation(centre), numerics.exact_median(np.abs(x - centre)))
+        if np.isfinite(numerics.robust_sigma(x)):
+            assert window.robust_sigma() == numerics.robust_sigma(x)
+            assert window.robust_sigma(level) == numerics.robust_sigma(x, level)
+        assert window.winsor_bounds() == numerics.winsor_bounds(x)
+        assert window.distinct_count() == checks.distinct_count(x)
+        for tolerance in (0.0, 2e-6 * abs(level), 0.5, 3.0):
+            assert window.share_within(level, tolerance) == float(np.mean(np.abs(x - level) <= tolerance))
+        spread = numerics.robust_sigma(x, level)
+        scale = numerics.power_of_two_near(spread)
+        standardised = (x - level) / scale
+        mapped = window.mapped(lambda v: (v - level) / scale, standardised)
+        assert _same(mapped.exact_median(), numerics.exact_median(standardised))
+        assert mapped.winsor_bounds() == numerics.winsor_bounds(standardised)
+
+
+def test_the_kth_of_two_sorted_sequences_is_the_kth_of_both_sorted_together():
+    rng = np.random.default_rng(8)
+    for m, n in ((0, 5), (5, 0), (1, 1), (3, 7), (50, 49), (200, 3)):
+        a, b = np.sort(np.round(rng.standard_normal(m), 1)), np.sort(np.round(rng.standard_normal(n), 1))
+        both = np.sort(np.concatenate([a, b]))
+        for k in range(m + n):
+            assert numerics._kth_of_two(a.item, m, b.item, n, k) == both[k]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")   # a sum near the float limit is inf for both

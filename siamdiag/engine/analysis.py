@@ -204,6 +204,14 @@ def loss_profile(loss: np.ndarray, points: int = PROFILE_POINTS) -> tuple[float,
     return tuple(means)
 
 
+def largest_magnitude(loss: np.ndarray) -> float:
+    """The largest |loss| among finite values (0 when there is none). A finite run's comes from
+    its largest and smallest values, without an array of magnitudes (24 MB at 3M steps)."""
+    if len(loss) and np.isfinite(loss).all():
+        return float(max(np.max(loss), -np.min(loss), 0.0))
+    return float(np.max(np.abs(loss), where=np.isfinite(loss), initial=0.0))
+
+
 def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     """Judge one run. Raises nothing for any finite or non-finite input of any length.
 
@@ -211,7 +219,7 @@ def analyze_run(run: OrderedRun, options: Options) -> RunResult:
     few powers of two of the float64 limit (|loss| > 2^1000, about 1e301) still overflows in
     the few figures kept in loss units (a threshold, a profile chunk), which are then inf and
     say so in a note, while the verdict stands."""
-    largest = float(np.max(np.abs(run.loss), where=np.isfinite(run.loss), initial=0.0))
+    largest = largest_magnitude(run.loss)
     if largest > HUGE:
         with np.errstate(over="ignore", invalid="ignore"):
             result = judge_run(run, options)
@@ -281,7 +289,7 @@ def judge_run(run: OrderedRun, options: Options) -> RunResult:
     common["notes"] = tuple(notes)
     window_index = int(np.searchsorted(steps, window.first_step))
     window_extras = {k: v[window_index:] for k, v in run.extras.items() if v is not None}
-    deg = checks.degeneracy(prepared.window_loss, prepared.level, window_extras, loss[:window_index])
+    deg = checks.degeneracy(prepared.sorted_window, prepared.level, window_extras, loss[:window_index])
     findings = siamese.siamese_findings(steps, loss, run.grad_norm, run.extras, window_index, prepared.level)
     if deg.kind == "easy":  # the degeneracy reason says it already
         findings = tuple(f for f in findings if f.name != "margin_too_easy")

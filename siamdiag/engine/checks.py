@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import stattests
-from .numerics import (MAD_TO_SIGMA, ar_residuals, bartlett_long_run_variance, block_means, exact_median,
+from .numerics import (MAD_TO_SIGMA, SortedWindow, ar_residuals, bartlett_long_run_variance, block_means, exact_median,
                        integrated_autocorrelation_time, mean, ols_slope, polynomial_residuals, winsorize)
 
 MIN_BATCHES, MAX_BATCHES = 20, 50  # batch means per window for drift / shift / variance tests
@@ -118,8 +118,9 @@ def end_stretch(values: np.ndarray) -> tuple[int, float] | None:
     body = values[:-tail]
     level = float(exact_median(body))
     sigma = max(MAD_TO_SIGMA * float(exact_median(np.abs(body - level))), PINNED_RTOL * abs(level))
-    below = np.flatnonzero(values - level <= EXCESS_SIGMAS * sigma)
-    return (int(below[-1]) + 1 if len(below) else 0), level
+    within = values - level <= EXCESS_SIGMAS * sigma
+    after_last = len(within) - int(np.argmax(within[::-1]))   # one past the last value within (no index array)
+    return (after_last if within[after_last - 1] else 0), level
 
 
 def explosion(steps: np.ndarray, values: np.ndarray) -> Growth | None:
@@ -146,14 +147,18 @@ def divergence(steps: np.ndarray, loss: np.ndarray, window_start_step: float) ->
     inside and before the window."""
     bad = ~np.isfinite(loss)
     in_window = steps >= window_start_step
-    nonfinite_in = int((bad & in_window).sum())
-    nonfinite_before = int((bad & ~in_window).sum())
-    first_bad = float(steps[np.argmax(bad)]) if bad.any() else None
-    ends_bad = bool(len(loss) and bad[-1])
-    window_points = int(in_window.sum())
-    recovered = (not ends_bad and longest_run(bad) <= RECOVERED_MAX_RUN
-                 and nonfinite_in <= max(RECOVERED_MAX_COUNT, RECOVERED_MAX_SHARE * window_points))
-    finite = in_window & ~bad
+    if bad.any():
+        nonfinite_in = int((bad & in_window).sum())
+        nonfinite_before = int((bad & ~in_window).sum())
+        first_bad = float(steps[np.argmax(bad)])
+        ends_bad = bool(bad[-1])
+        window_points = int(in_window.sum())
+        recovered = (not ends_bad and longest_run(bad) <= RECOVERED_MAX_RUN
+                     and nonfinite_in <= max(RECOVERED_MAX_COUNT, RECOVERED_MAX_SHARE * window_points))
+        finite = in_window & ~bad
+    else:   # every value finite, the usual case: nothing to count (five passes over the run saved)
+        nonfinite_in, nonfinite_before, first_bad, ends_bad, recovered = 0, 0, None, False, True
+        finite = in_window
     first = int(np.argmax(finite))
     # the window's finite points are a stretch to the end (the usual case): views, not copies
     growth = explosion(steps[first:], loss[first:]) if finite[first:].all() else explosion(steps[finite], loss[finite])
@@ -198,17 +203,18 @@ def fell_to(level: float, before: np.ndarray) -> bool:
     return bool(exact_median(start) - level > band and np.mean(level - finite > band) <= 1 - PINNED_SHARE)
 
 
-def degeneracy(window_loss: np.ndarray, level: float, extras: dict[str, np.ndarray], before: np.ndarray) -> Degeneracy:
+def degeneracy(window: SortedWindow, level: float, extras: dict[str, np.ndarray], before: np.ndarray) -> Degeneracy:
     """Flat for the wrong reason: the loss sits at one value (within float32 rounding jitter,
     PINNED_RTOL relative) in >= 90 % of the window — pinned at 0, pinned at the margin (0 with
     every triplet easy is the margin being too easy), or constant where it never came down to that
     value (``before``: the loss before the window; a loss that fell and then stopped converged,
     unless the window holds one exact value) —, no active pairs/triplets, or collapsed embeddings
-    (positive and negative distances below 2 % of the margin). ``level`` is the window's median."""
-    share = float(np.mean(np.abs(window_loss - level) <= PINNED_RTOL * abs(level)))
+    (positive and negative distances below 2 % of the margin). ``window`` holds the window's loss
+    values (sorted once, for the share and the distinct count); ``level`` is their median."""
+    share = window.share_within(level, PINNED_RTOL * abs(level))
     pinned = share >= PINNED_SHARE
     fell = fell_to(level, before) if pinned else None
-    distinct = distinct_count(window_loss)
+    distinct = window.distinct_count()
     easy = finite_values(extras, "easy_fraction")
     easy_median = None if easy is None else float(exact_median(easy))
     all_easy = easy_median is not None and easy_median >= EASY_ALL

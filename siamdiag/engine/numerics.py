@@ -3,6 +3,7 @@ nested least squares, burn-in. Pure numpy; every function is O(n) or O(n·k²) w
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import numpy as np
 
@@ -117,14 +118,138 @@ def median(x: np.ndarray) -> float:
     return value
 
 
-def winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:
-    """Clip ``x`` to median ± k robust sigmas, so isolated loss spikes (bad batches) cannot
-    masquerade as level or variance changes. Normal data is untouched (P(|z|>5) ≈ 6e-7)."""
+def _middle_ranks(n: int) -> list[int]:
+    """The order statistics np.median averages: the middle one, or the middle two."""
+    return [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+
+
+def _first_passing(low: int, high: int, passed: Callable[[int], bool]) -> int:
+    """The first index of [low, high) where ``passed`` holds (``high`` when none), for a test that
+    fails and then holds as the index grows: bisection."""
+    while low < high:
+        middle = (low + high) // 2
+        if passed(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _kth_of_two(first: Callable[[int], float], first_count: int, second: Callable[[int], float],
+                second_count: int, k: int) -> float:
+    """The k-th smallest (from 0) of two non-decreasing sequences together, each read through
+    an index -> value function, in O(log n) reads: the k + 1 smallest are the first i of one and
+    the first k + 1 - i of the other, for the i found by bisection."""
+    low, high = max(0, k + 1 - second_count), min(k + 1, first_count)
+    while low < high:
+        i = (low + high) // 2
+        if first(i) < second(k - i):   # the (i+1)-th of the first precedes the last taken from the second
+            low = i + 1
+        else:
+            high = i
+    taken = [first(low - 1)] if low > 0 else []
+    return max(taken + ([second(k - low)] if k + 1 - low > 0 else []))
+
+
+class SortedWindow:
+    """A finite 1-D float64 array ``x`` sorted once, and the statistics the window's checks take
+    of it read from the sorted values instead of selections over the whole array: each method
+    gives, bit for bit, what the function it names gives on ``x`` (the same order statistics,
+    averaged alike). ``mapped`` does the same for any non-decreasing map of the values (the
+    standardised window): such a map keeps every order statistic in its place. The median
+    absolute deviation is read in O(log n): the deviations below the centre, read from it
+    outward, and those above it are two sorted sequences. At 1.5M points the sort (which the
+    distinct count needs anyway) replaces four selections and two arrays of deviations."""
+
+    def __init__(self, x: np.ndarray, ordered: np.ndarray | None = None,
+                 at: Callable[[float], float] | None = None):
+        self.x = x
+        self.ordered = np.sort(x) if ordered is None else ordered
+        self.at = at
+
+    def mapped(self, at: Callable[[float], float], x: np.ndarray) -> SortedWindow:
+        """The window of ``x``, which is ``at`` applied to each value of this one (non-decreasing)."""
+        return SortedWindow(x, self.ordered, at)
+
+    def value(self, i: int) -> float:
+        v = self.ordered.item(i)
+        return v if self.at is None else self.at(v)
+
+    def exact_median(self) -> np.floating:
+        """exact_median(x)."""
+        ranks = _middle_ranks(len(self.ordered))
+        if self.at is None:
+            return mean(self.ordered[ranks[0]:ranks[-1] + 1])
+        return mean(np.array([self.value(k) for k in ranks]))
+
+    def median_deviation(self, centre: float) -> np.floating:
+        """exact_median(np.abs(x - centre)), x holding no NaN."""
+        n, value = len(self.ordered), self.value
+        split = _first_passing(0, n, lambda i: value(i) >= centre)
+
+        def below(i: int) -> float:   # the deviations below the centre, read outward from it
+            return abs(value(split - 1 - i) - centre)
+
+        def above(j: int) -> float:
+            return abs(value(split + j) - centre)
+
+        return mean(np.array([_kth_of_two(below, split, above, n - split, k) for k in _middle_ranks(n)]))
+
+    def median(self) -> float:
+        """median(x)."""
+        value = float(self.exact_median())
+        return value if np.isfinite(value) else median(self.x)
+
+    def robust_sigma(self, center: float | None = None) -> float:
+        """robust_sigma(x, center)."""
+        mad = self.median_deviation(self.exact_median() if center is None else center)
+        sigma = float(MAD_TO_SIGMA * mad) if mad > 0 else np.nan
+        # ties (the mean deviation) or overflow near the float limit: on the values themselves
+        return sigma if np.isfinite(sigma) else robust_sigma(self.x, center)
+
+    def winsor_bounds(self, k: float = 5.0) -> tuple[float, float] | None:
+        """winsor_bounds(x, k)."""
+        med = float(self.exact_median())
+        return _bounds_around(med, self.robust_sigma(med), k)
+
+    def distinct_count(self) -> int:
+        """How many different values x holds (as np.diff of the sorted values counts them)."""
+        ordered = self.ordered
+        return int(1 + np.count_nonzero(ordered[1:] != ordered[:-1])) if len(ordered) else 0
+
+    def share_within(self, centre: float, tolerance: float) -> float:
+        """float(np.mean(np.abs(x - centre) <= tolerance)), x holding no NaN: the values within
+        are one stretch of the sorted values, found by bisection on each side of the centre."""
+        n, value = len(self.ordered), self.value
+        split = _first_passing(0, n, lambda i: value(i) >= centre)
+        start = _first_passing(0, split, lambda i: abs(value(i) - centre) <= tolerance)
+        end = _first_passing(split, n, lambda i: abs(value(i) - centre) > tolerance)
+        return (end - start) / n
+
+
+def winsor_bounds(x: np.ndarray, k: float = 5.0) -> tuple[float, float] | None:
+    """Median ± k robust sigmas of ``x``: beyond them a value is an isolated spike (a bad batch)
+    that could masquerade as a level or variance change. None when the robust sigma is 0."""
     med = float(exact_median(x))
-    s = robust_sigma(x, med)
-    if s == 0:
-        return x.copy()
-    return np.clip(x, med - k * s, med + k * s)
+    return _bounds_around(med, robust_sigma(x, med), k)
+
+
+def _bounds_around(med: float, sigma: float, k: float) -> tuple[float, float] | None:
+    return None if sigma == 0 else (med - k * sigma, med + k * sigma)
+
+
+def winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:
+    """``x`` clipped to its winsor_bounds, as a new array. Normal data is untouched (P(|z|>5) ≈ 6e-7)."""
+    bounds = winsor_bounds(x, k)
+    return x.copy() if bounds is None else np.clip(x, *bounds)
+
+
+def clip_in_place(x: np.ndarray, bounds: tuple[float, float] | None) -> None:
+    """np.clip(x, *bounds) written into ``x`` itself (winsorize's values, given its bounds), and
+    only when a value reaches a bound (np.clip gives back a value strictly inside them as it is):
+    no new array for a long window. None: nothing to clip."""
+    if bounds is not None and not (np.min(x) > bounds[0] and np.max(x) < bounds[1]):
+        np.clip(x, *bounds, out=x)
 
 
 def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:

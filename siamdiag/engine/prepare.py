@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..logs.tables import Metric, RawRun, Tracker
-from .numerics import (HUGE, block_means, block_variances, exact_median, median, mser_truncation, power_of_two_near,
-                       robust_sigma, winsorize)
+from .numerics import (HUGE, SortedWindow, block_means, block_variances, clip_in_place, exact_median, median,
+                       mser_truncation, power_of_two_near, robust_sigma)
 
 MAX_BLOCKS = 2000          # judge at most this many block means per run (research §6.1)
 DEFAULT_WINDOW = 0.5       # the second half of the run's steps
@@ -179,7 +179,7 @@ class PreparedSeries:
     was moved past it."""
 
     window: Window
-    window_loss: np.ndarray
+    sorted_window: SortedWindow   # the window's loss (``window_loss``), sorted once for its order statistics
     scale: float
     level: float
     spread: float          # robust sigma of the window, in loss units
@@ -192,6 +192,10 @@ class PreparedSeries:
     interval_change: tuple[float, float, float] | None = None   # (step, old, new logging interval)
     asked_first_step: float | None = None   # the window's first step as asked, when moved past the transient
     level_drop: float | None = None         # step of a drop in the loss (no lr logged) the window was moved past
+
+    @property
+    def window_loss(self) -> np.ndarray:
+        return self.sorted_window.x
 
 
 def window_start_index(steps: np.ndarray, options: Options) -> int:
@@ -361,8 +365,9 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
                               search_limit=None) * max(1, -(-len(segment) // MAX_BLOCKS))
         start = segment_start + min(cut, len(segment) - options.min_points)
     window_loss = loss[start:]
-    level = median(window_loss)
-    spread = robust_sigma(window_loss, level if abs(level) < HUGE else None)   # below HUGE it is np.median's
+    ordered = SortedWindow(window_loss)
+    level = ordered.median()
+    spread = ordered.robust_sigma(level if abs(level) < HUGE else None)   # below HUGE it is np.median's
     scale = power_of_two_near(spread)
     # At most MAX_BLOCKS blocks over the run, and at least min_points blocks in the window.
     block = max(1, min(-(-len(loss) // MAX_BLOCKS), (len(loss) - start) // options.min_points))
@@ -371,7 +376,8 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
     # Centred on the window median and scaled: every test is location- and scale-invariant, and
     # sums of squares of a loss like 684.5 +- 2e-5 (or 1e160) would otherwise cancel or overflow.
     series = (loss - level) / scale
-    series[start:] = winsorize(series[start:])
+    standardised = series[start:]
+    clip_in_place(standardised, ordered.mapped(lambda v: (v - level) / scale, standardised).winsor_bounds())
     agg = block_means(series, block)
     within = block_variances(series[len(series) - agg_count_window * block:], block)
     agg_start = len(agg) - agg_count_window
@@ -387,7 +393,7 @@ def prepare_series(steps: np.ndarray, loss: np.ndarray, options: Options,
         burn_in_step, method = float(options.burn_in), "fixed"
     window = Window(start=start, first_step=float(steps[start]), last_step=float(steps[-1]),
                     burn_in_step=burn_in_step, burn_in_method=method, block=block, agg_start=agg_start)
-    return PreparedSeries(window=window, window_loss=window_loss, scale=scale, level=level, spread=spread,
+    return PreparedSeries(window=window, sorted_window=ordered, scale=scale, level=level, spread=spread,
                           agg=agg, agg_window=agg[agg_start:], within_window=within,
                           tolerance=options.tolerance(level) / scale, lr_change=lr_change, lr_period=lr_period,
                           interval_change=(interval_noted if interval is None

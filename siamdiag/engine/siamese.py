@@ -89,7 +89,7 @@ def never_learned(steps: np.ndarray, loss: np.ndarray, level: float) -> Finding 
     of its level over the first 1 % of the log: nothing much was learned after the first steps (a
     run that learns cuts its loss several-fold: the default siamdiag train run by 8x). ``level``
     is the window's median."""
-    values = loss[np.isfinite(loss)]
+    values = kept(loss, np.isfinite(loss))
     if not starts_at_beginning(steps) or len(values) < 2 * START_MIN_POINTS or np.min(values) < 0:
         return None
     start = float(exact_median(values[:start_count(len(values))]))
