@@ -144,30 +144,35 @@ def test_a_log_that_grows_while_pandas_reads_it_is_read_as_it_was(appended, tmp_
     pd.testing.assert_frame_equal(got.frame, expected.frame)
 
 
-def test_a_log_that_grows_while_its_pieces_are_parsed_is_read_as_it_was(tmp_path, monkeypatch):
+@pytest.mark.parametrize("numbers", [True, False])   # through pandas' tokenizer alone, through read_csv
+def test_a_log_that_grows_while_its_pieces_are_parsed_is_read_as_it_was(numbers, tmp_path, monkeypatch):
     """Pieces end where the file did when its size was taken: a row a writer appends meanwhile
     (and the cut one after it) is not read."""
     from siamdiag.logs.readers import delimited
 
     monkeypatch.setattr(textfile, "PARSE_THREADS", 2)
     path = tmp_path / "log.csv"
-    path.write_text("step,loss,grad_norm\n" + _rows(160_000))   # ~3.7 MB: two pieces
+    rows = _rows(160_000) if numbers else "".join(f"{i},{i / 7:.5f},n{i % 3}\n" for i in range(160_000))
+    path.write_text("step,loss,grad_norm\n" + rows)   # ~3.7 MB: two pieces
     expected = read_delimited_file(str(path), str(path), ",")
-    real, calls, outcomes = pd.read_csv, [], []
+    real_range, pieces, outcomes = delimited._ByteRange, [], []
     real_pieces = delimited._parse_pieces
 
-    def appending(rows, *args, **kwargs):
-        if not calls:
+    def appending(*args):
+        if not pieces:
             with open(path, "a") as fh:
                 fh.write("160000,0.5,0.25\n160001,0")
-        calls.append(rows)
-        return real(rows, *args, **kwargs)
+        pieces.append(args[2:4])
+        return real_range(*args)
 
-    monkeypatch.setattr(delimited.pd, "read_csv", appending)
+    read_csv_calls = []
+    real_read_csv = pd.read_csv
+    monkeypatch.setattr(delimited.pd, "read_csv", lambda rows, *a, **k: read_csv_calls.append(rows) or real_read_csv(rows, *a, **k))
+    monkeypatch.setattr(delimited, "_ByteRange", appending)
     monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real_pieces(*a)) or outcomes[-1])
     got = read_delimited_file(str(path), str(path), ",")
-    assert calls and all(isinstance(rows, delimited._ByteRange) for rows in calls)   # read in pieces alone
-    assert len(outcomes) == 1 and outcomes[0] is not None
+    assert len(pieces) == 2 and len(outcomes) == 1 and outcomes[0] is not None   # read in pieces alone
+    assert len(read_csv_calls) == (0 if numbers else 2)
     pd.testing.assert_frame_equal(got.frame, expected.frame)
 
 
@@ -313,6 +318,9 @@ PIECE_SHAPES = {
     "empty cells in some pieces": "step,loss,val\n" + "".join(f"{i},{i / 9:.4f},{'' if i < 40 else i}\n" for i in range(80)),
     "blank lines between pieces": "step,loss,grad_norm\n" + _rows(20) + "\n" * 200 + _rows(20),
     "spaces opening the header's fields alone": "step, loss, grad_norm\n" + _rows(60),
+    "a float among integers in a later piece": "step,loss\n" + "".join(f"{i},{i / 9:.4f}\n" for i in range(60)) + "60.5,0.5\n",
+    "booleans": "step,loss,ok\n" + "".join(f"{i},{i / 9:.4f},{i % 2 == 0}\n" for i in range(60)),
+    "an index column the header leaves unnamed": "loss,grad_norm\n" + _rows(60),
 }
 
 
@@ -341,6 +349,8 @@ def test_pieces_parsed_on_threads_give_the_whole_file_readers_table(shape, tmp_p
     gives_up = {"quoted line breaks", "text in a later piece", "blank lines", "lone cr", "crlf, quoted fields",
                 "crlf, then a lone cr"}
     if shape in ("plain", "bom", "quoted header", "empty cells in some pieces", "longer than a block", "nan in a later piece",
+                 "a float among integers in a later piece", "booleans",
+                 "an index column the header leaves unnamed",
                  "duplicate columns", "tsv", "empty loss cells", "blank lines between pieces", "crlf", "bom, crlf, semicolons",
                  "crlf longer than a block", "crlf, spaces opening fields"):
         assert outcomes and outcomes[0] is not None   # parsed in pieces

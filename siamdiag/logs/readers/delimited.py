@@ -12,6 +12,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor   # (pandas loads it anyway)
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 try:
@@ -164,20 +165,82 @@ def _numeric_frame(path: str, delimiter: str, spaces_open_fields: bool) -> pd.Da
     a parse error, a pandas without that class): read_csv then reads the file, and decides."""
     if TextReader is None:
         return None
-    options = dict(PARSE_OPTIONS, na_values=set(PARSE_OPTIONS["na_values"]), na_fvalues=set())   # (as read_csv passes them)
     try:
         with open(path, "rb") as fh:
-            reader = TextReader(fh, delimiter=delimiter, header=0, skipinitialspace=spaces_open_fields, **options)
-            header = reader.header
+            reader = _text_reader(fh, delimiter, spaces_open_fields)
             columns = reader.read()
     except Exception:   # read_csv reads it again and reports what is wrong
         return None
-    names = header[0] if header and len(header) == 1 else []
-    if (not names or len(columns) != len(names)   # (rows longer than the header: an index column)
-            or len(set(names)) != len(names) or not all(isinstance(name, str) for name in names)
-            or not all(columns[k].dtype.kind in "if" for k in range(len(names)))):
+    names = _named_once(reader, len(columns))
+    if names is None or not all(columns[k].dtype.kind in "if" for k in range(len(names))):
         return None
     return pd.DataFrame({name: columns[k] for k, name in enumerate(names)}, copy=False)
+
+
+def _text_reader(rows, delimiter: str, spaces_open_fields: bool):
+    """pandas' tokenizer (TextReader) over the file-like ``rows``, its first line the header, with
+    PARSE_OPTIONS as read_csv hands them to it."""
+    options = dict(PARSE_OPTIONS, na_values=set(PARSE_OPTIONS["na_values"]), na_fvalues=set())
+    return TextReader(rows, delimiter=delimiter, header=0, skipinitialspace=spaces_open_fields, **options)
+
+
+def _named_once(reader, columns: int) -> list[str] | None:
+    """The header's names, when it is one line naming each of the ``columns`` parsed once, as
+    text; None otherwise (rows longer than the header make an index column, a repeated name is
+    renamed: read_csv decides those)."""
+    header = reader.header
+    names = header[0] if header and len(header) == 1 else []
+    if (not names or len(names) != columns or len(set(names)) != len(names)
+            or not all(isinstance(name, str) for name in names)):
+        return None
+    return names
+
+
+NUMBER_DTYPES = {np.dtype(np.int64), np.dtype(np.float64)}   # what the tokenizer makes of a column of numbers
+
+
+def _numeric_chunks(rows: _ByteRange, delimiter: str, spaces_skipped: bool) -> tuple[list[str], list[dict]] | None:
+    """A piece's rows through pandas' tokenizer alone, in the chunks of rows read_csv's low-memory
+    read makes (not joined: the pieces' chunks are joined once, by ``_gathered``): the header's
+    names and the chunks, each a column's values by position. None when the header does not name
+    each column once."""
+    reader = _text_reader(rows, delimiter, spaces_skipped)
+    try:
+        chunks = reader.read_low_memory(None)
+    except StopIteration:   # no row: blank lines alone
+        chunks = []
+    finally:
+        reader.close()
+    columns = len(chunks[0]) if chunks else reader.table_width
+    names = _named_once(reader, columns)
+    return None if names is None else (names, chunks)
+
+
+def _gathered(pieces: list[tuple[list[str], list[dict]] | None]) -> pd.DataFrame | None:
+    """The pieces' chunks of rows, joined in file order into one array per column: int64 where
+    every chunk holds integers, float64 where any holds a float or an empty cell (as read_csv's
+    join types them). Each chunk is let go as it is copied. None when a column holds anything but
+    numbers in some chunk (text, booleans, integers past int64), or the pieces' headers differ:
+    read_csv then reads the pieces."""
+    if any(piece is None or piece[0] != pieces[0][0] for piece in pieces):
+        return None
+    names = pieces[0][0]
+    chunks = [chunk for _, piece_chunks in pieces for chunk in piece_chunks]
+    positions = list(range(len(names)))
+    if not chunks or not all(sorted(chunk) == positions for chunk in chunks) \
+            or not all(isinstance(chunk[k], np.ndarray) and chunk[k].dtype in NUMBER_DTYPES for chunk in chunks for k in positions):
+        return None
+    rows = sum(len(chunk[0]) for chunk in chunks)
+    columns = {}
+    for k, name in enumerate(names):
+        column = np.empty(rows, np.result_type(*{chunk[k].dtype for chunk in chunks}))
+        start = 0
+        for chunk in chunks:
+            part = chunk.pop(k)
+            column[start:start + len(part)] = part
+            start += len(part)
+        columns[name] = column
+    return pd.DataFrame(columns, copy=False)
 
 
 def _checked(frame: pd.DataFrame) -> pd.DataFrame:
@@ -277,7 +340,8 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None,
     needles = ((delimiter + " ").encode(), b"\n ", b"\r ")   # spaces that may open a field
     frame = None
     if body_end == size and textfile.PARSE_THREADS > 1 and size >= textfile.PARSE_THREADS * PIECE_MIN_BYTES:
-        frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "))
+        frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "),
+                              first_row_numbers(start_text, header, delimiter))
     if frame is None:   # a short file, an unterminated last line, carriage returns, a piece that did not parse...
         carriage, spaces = textfile.inspect(path, body_end, *needles)
         parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
@@ -376,11 +440,15 @@ def header_end(data: bytes) -> int:
 
 
 def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ...],
-                  spaces_open_fields: bool) -> pd.DataFrame | None:
+                  spaces_open_fields: bool, numeric: bool) -> pd.DataFrame | None:
     """The table, parsed in a piece per thread (textfile.PARSE_THREADS pieces of about equal size, cut after
     a line break, each behind the header line), joined column by column in file order: the table
     the serial reader gives. More pieces than threads would only add a parser and a frame each:
-    slower, and no less memory. Each piece's bytes are checked as pandas reads them (``BlockCheck``:
+    slower, and no less memory. When the log looks ``numeric`` (its first row holds numbers alone),
+    each piece goes through pandas' tokenizer alone and the chunks of rows it makes are joined once
+    (``_gathered``): pandas joining each piece's chunks, then the pieces joined, copied every value
+    twice into fresh memory. Otherwise, or when a column turns out to hold more than numbers,
+    read_csv reads each piece. Each piece's bytes are checked as pandas reads them (``BlockCheck``:
     NotPlainText at anything but clean text), so the file is read once. A piece stops at the first
     carriage return that universal newlines would read otherwise (a CRLF ends a line for pandas as
     LF does, unless a quote went by), or space opening a field (one of ``needles``) while such spaces
@@ -408,26 +476,33 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
             cuts.append(target + line_break + 1)
         cuts.append(size)
 
-        def parse(spaces_skipped: bool) -> list[pd.DataFrame] | None:
-            """Every piece, spaces opening a field skipped or not; None when a piece does not parse
-            or stops at a carriage return."""
+        def parse(spaces_skipped: bool, read_piece: Callable) -> list | None:
+            """``read_piece(rows, delimiter, spaces_skipped)`` of every piece, spaces opening a field
+            skipped or not; None when a piece does not parse or stops at a carriage return."""
             checks = [textfile.BlockCheck(needles, before=b"\n") for _ in cuts[1:]]   # each piece follows a line break
-            options = dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_skipped)
 
-            def piece(k: int) -> pd.DataFrame:
-                return pd.read_csv(_ByteRange(fd, prefix, cuts[k], cuts[k + 1], checks[k], spaces_skipped),
-                                   engine="c", compression=None, **options)
+            def piece(k: int):
+                return read_piece(_ByteRange(fd, prefix, cuts[k], cuts[k + 1], checks[k], spaces_skipped),
+                                  delimiter, spaces_skipped)
 
             try:
                 with ThreadPoolExecutor(max_workers=len(checks)) as pool, warnings.catch_warnings():
                     warnings.simplefilter("ignore", pd.errors.DtypeWarning)   # mixed columns go to the serial reader
                     return list(pool.map(piece, range(len(checks))))
             except _PieceStopped as stop:
-                return None if stop.carriage or spaces_skipped else parse(True)   # spaces in the rows: again, skipping them
+                return None if stop.carriage or spaces_skipped else parse(True, read_piece)   # spaces in the rows: again, skipping them
             except (ValueError, OverflowError):   # pandas' parse and data errors (ParserError is a ValueError)
                 return None
 
-        pieces = parse(spaces_open_fields or any(needle in prefix for needle in needles))   # (the header's spaces too)
+        spaces_skipped = spaces_open_fields or any(needle in prefix for needle in needles)   # (the header's spaces too)
+        if numeric and TextReader is not None:
+            chunked = parse(spaces_skipped, _numeric_chunks)
+            if chunked is None:
+                return None
+            frame = _gathered(chunked)
+            if frame is not None:
+                return frame
+        pieces = parse(spaces_skipped, _read_csv_piece)
     if pieces is None:
         return None
     if any(list(p.columns) != list(pieces[0].columns) for p in pieces):
@@ -437,6 +512,11 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
         return _joined({name: [p.pop(name) for p in pieces] for name in list(pieces[0].columns)})
     except MixedChunks:   # the serial reader reads such a column as text
         return None
+
+
+def _read_csv_piece(rows: _ByteRange, delimiter: str, spaces_skipped: bool) -> pd.DataFrame:
+    """A piece's rows, as read_csv reads them."""
+    return pd.read_csv(rows, engine="c", compression=None, **dict(PARSE_OPTIONS, sep=delimiter, skipinitialspace=spaces_skipped))
 
 
 def _with_last_line(frame: pd.DataFrame, header: str, last: str, delimiter: str, source: str,
