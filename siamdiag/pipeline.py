@@ -125,13 +125,15 @@ def _context():
 
 
 def _start_worker() -> None:
-    """In a worker: a long CSV is parsed on one thread (the workers already share the cores).
-    Ctrl-C reaches the whole process group, and the parent handles it (exit 130) by ending the
-    workers; SIGTERM, which ends a worker, does so at once (a forked worker would otherwise
-    inherit the CLI's handler, take it for its task's error and carry on)."""
+    """In a worker: a long CSV is parsed and a long window sorted on one thread (the workers
+    already share the cores). Ctrl-C reaches the whole process group, and the parent handles it
+    (exit 130) by ending the workers; SIGTERM, which ends a worker, does so at once (a forked
+    worker would otherwise inherit the CLI's handler, take it for its task's error and carry on)."""
+    from .engine import numerics
     from .logs import textfile
 
     textfile.PARSE_THREADS = 1
+    numerics.SORT_THREADS = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

@@ -240,12 +240,16 @@ def _same(got, expected):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")   # sums near the float limit, on both sides
-def test_a_sorted_window_gives_the_statistics_of_the_window_itself_bit_for_bit():
+@pytest.mark.parametrize("halves", [False, True])   # one sort; every array sorted in halves on two threads
+def test_a_sorted_window_gives_the_statistics_of_the_window_itself_bit_for_bit(halves, monkeypatch):
     """Each statistic read from the sorted values against the function it names, on the window
     itself (the oracle): awkward long and short finite arrays, ties, signed zeros, values near
     the float limit (where the median overflows and the functions halve), a window standardised
     as prepare_series standardises it (a non-decreasing map), tolerances of 0 and wider."""
     from siamdiag.engine import checks
+
+    monkeypatch.setattr(numerics, "SORT_THREADS", 2 if halves else 1)
+    monkeypatch.setattr(numerics, "HALVES_SORT_MIN", 2 if halves else numerics.HALVES_SORT_MIN)
 
     arrays = [x for x in [*_arrays_for_exact_median(), *_short_arrays_for_exact_median()]
               if x.dtype == np.float64 and np.isfinite(x).all()]
@@ -271,6 +275,24 @@ def test_a_sorted_window_gives_the_statistics_of_the_window_itself_bit_for_bit()
         mapped = window.mapped(lambda v: (v - level) / scale, standardised)
         assert _same(mapped.exact_median(), numerics.exact_median(standardised))
         assert mapped.winsor_bounds() == numerics.winsor_bounds(standardised)
+
+
+@pytest.mark.parametrize("n", [2, 3, 1000, 60_001, 1 << 18, (1 << 18) + 1])
+def test_a_copy_sorted_in_halves_is_np_sort(n, monkeypatch):
+    """The oracle is np.sort of the same array: ties, signed zeros, both extremes of the floats,
+    odd and even lengths; at and past the length where the halves are sorted on two threads."""
+    monkeypatch.setattr(numerics, "SORT_THREADS", 2)
+    if n < numerics.HALVES_SORT_MIN:
+        monkeypatch.setattr(numerics, "HALVES_SORT_MIN", 2)
+    rng = np.random.default_rng(n)
+    x = np.round(rng.standard_normal(n), 1)
+    x[rng.integers(0, n, size=max(1, n // 10))] = -0.0
+    x[0], x[-1] = np.finfo(float).max, -np.finfo(float).max
+    before = x.copy()
+    ordered = numerics.sorted_copy(x)
+    np.testing.assert_array_equal(ordered, np.sort(x))
+    np.testing.assert_array_equal(x, before)   # the window itself is left as it was
+    assert np.all(ordered[1:] >= ordered[:-1])
 
 
 def test_the_kth_of_two_sorted_sequences_is_the_kth_of_both_sorted_together():

@@ -175,3 +175,19 @@ def test_short_logs_are_read_in_batches_in_input_order(tmp_path, monkeypatch):
         ["c", "d", "e"],      # 80 bytes: f's 50 would pass 100
         ["f"], ["big"],       # over BATCH_BYTES: alone
         ["empty2", "g"], ["dir"], ["missing"], ["h"]]
+
+
+def _threads_in_this_process() -> tuple[int, int]:
+    from siamdiag.engine import numerics
+    from siamdiag.logs import textfile
+
+    return textfile.PARSE_THREADS, numerics.SORT_THREADS
+
+
+def test_workers_parse_and_sort_on_one_thread():
+    """`--jobs` workers already share the cores: in one, a long CSV is parsed in one piece and a
+    long window sorted in one call, whatever the parent does."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=pipeline._context(), initializer=pipeline._start_worker) as pool:
+        assert pool.submit(_threads_in_this_process).result() == (1, 1)

