@@ -459,3 +459,28 @@ def test_a_run_column_that_pandas_types_block_by_block_inside_one_chunk_is_one_r
     assert sorted((r.name, len(r.metrics["loss"].values)) for r in runs) == [("1", 200_000), ("baseline", 200_000)]
     pd.testing.assert_frame_equal(table.frame, pd.read_csv(path, dtype={"run": str}))
     assert not [w for w in caught if issubclass(w.category, pd.errors.DtypeWarning)]
+
+
+@pytest.mark.parametrize("library", ["without malloc_trim", "not loadable"])
+def test_a_c_library_without_malloc_trim_reads_the_pieces_all_the_same(library, tmp_path, monkeypatch):
+    """Handing the parse threads' freed memory back is glibc's call; with a C library that has no
+    malloc_trim (musl, macOS) or none to load, the pieces give the same table."""
+    import ctypes
+
+    from siamdiag.logs.readers import delimited
+
+    def load(name):
+        if library == "not loadable":
+            raise OSError("no C library")
+        return object()   # a library without the call
+
+    monkeypatch.setattr(textfile, "PARSE_THREADS", 2)
+    monkeypatch.setattr(ctypes, "CDLL", load)
+    outcomes = []
+    real = delimited._parse_pieces
+    monkeypatch.setattr(delimited, "_parse_pieces", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,grad_norm\n" + _rows(160_000))   # ~3.7 MB: two pieces
+    got = read_delimited_file(str(path), str(path), ",")
+    assert len(outcomes) == 1 and outcomes[0] is not None
+    pd.testing.assert_frame_equal(got.frame, pd.read_csv(path, engine="c", keep_default_na=False, na_values=[""]))

@@ -501,6 +501,7 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
                 return None
             frame = _gathered(chunked)
             if frame is not None:
+                _return_freed_memory()
                 return frame
         pieces = parse(spaces_skipped, _read_csv_piece)
     if pieces is None:
@@ -512,6 +513,20 @@ def _parse_pieces(path: str, size: int, delimiter: str, needles: tuple[bytes, ..
         return _joined({name: [p.pop(name) for p in pieces] for name in list(pieces[0].columns)})
     except MixedChunks:   # the serial reader reads such a column as text
         return None
+
+
+def _return_freed_memory() -> None:
+    """Hand back to the system what the parse threads freed (glibc's malloc_trim): glibc keeps the
+    memory a thread frees (its tokenizer's buffers, the chunks once joined) in that thread's arena,
+    where the analysis, on the main thread, cannot reuse it, so the run's peak stacked the analysis
+    on top of it (1M steps: 175 MB against 166 MB after the trim, which takes about 1.5 ms). Nothing
+    where the C library has no such call."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _read_csv_piece(rows: _ByteRange, delimiter: str, spaces_skipped: bool) -> pd.DataFrame:
