@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from ..cores import usable_cores
 from ..errors import InputError, UsageError
 from ..report import FORMATS
 from ..logs import INPUT_FORMAT_ALIASES, INPUT_FORMATS
@@ -103,7 +104,7 @@ def _seconds(value: object) -> float:
 def _jobs(value: object) -> int:
     """'auto' (the cores this process may use) or a whole number of worker processes."""
     if isinstance(value, str) and value.strip().lower() == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return usable_cores() or os.cpu_count() or 1
     try:
         return _positive_int(value)
     except ValueError:

@@ -3,16 +3,17 @@ nested least squares, burn-in. Pure numpy; every function is O(n) or O(n·k²) w
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
+from ..cores import usable_cores
+
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal sample -> its sigma
 # sorted_copy sorts a long array's halves on two threads where the process may use two cores
 # (set to 1 in --jobs workers, which share the cores already)
-SORT_THREADS = min(2, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 1
+SORT_THREADS = min(2, usable_cores() or 1)
 HALVES_SORT_MIN = 1 << 18   # shorter arrays sort in a few ms: a second thread would not pay for itself
 
 
@@ -197,6 +198,10 @@ class SortedWindow:
         v = self.ordered.item(i)
         return v if self.at is None else self.at(v)
 
+    def _first_at_least(self, centre: float) -> int:
+        """How many values lie below ``centre``: the index of the first at or above it."""
+        return _first_passing(0, len(self.ordered), lambda i: self.value(i) >= centre)
+
     def exact_median(self) -> np.floating:
         """exact_median(x)."""
         ranks = _middle_ranks(len(self.ordered))
@@ -207,7 +212,7 @@ class SortedWindow:
     def median_deviation(self, centre: float) -> np.floating:
         """exact_median(np.abs(x - centre)), x holding no NaN."""
         n, value = len(self.ordered), self.value
-        split = _first_passing(0, n, lambda i: value(i) >= centre)
+        split = self._first_at_least(centre)
 
         def below(i: int) -> float:   # the deviations below the centre, read outward from it
             return abs(value(split - 1 - i) - centre)
@@ -243,7 +248,7 @@ class SortedWindow:
         """float(np.mean(np.abs(x - centre) <= tolerance)), x holding no NaN: the values within
         are one stretch of the sorted values, found by bisection on each side of the centre."""
         n, value = len(self.ordered), self.value
-        split = _first_passing(0, n, lambda i: value(i) >= centre)
+        split = self._first_at_least(centre)
         start = _first_passing(0, split, lambda i: abs(value(i) - centre) <= tolerance)
         end = _first_passing(split, n, lambda i: abs(value(i) - centre) > tolerance)
         return (end - start) / n

@@ -14,6 +14,7 @@ import io
 import os
 import sys
 
+from ..cores import usable_cores
 from ..errors import InputError
 
 
@@ -65,7 +66,7 @@ BLOCK = 1 << 20
 # Threads a reader may parse one log on: pandas' C parser releases the GIL while it tokenises and
 # converts, as pandas' own reader of a whole file does on these cores. The pool workers of --jobs
 # set it to 1 (their processes already share the cores).
-PARSE_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+PARSE_THREADS = max(1, min(4, usable_cores() or 1))
 HEAD_BYTES = 1 << 16   # enough for a header and the first rows, to pick a format
 
 

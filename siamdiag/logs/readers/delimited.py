@@ -172,7 +172,7 @@ def _numeric_frame(path: str, delimiter: str, spaces_open_fields: bool) -> pd.Da
     except Exception:   # read_csv reads it again and reports what is wrong
         return None
     names = _named_once(reader, len(columns))
-    if names is None or not all(columns[k].dtype.kind in "if" for k in range(len(names))):
+    if names is None or not all(_numbers(columns[k]) for k in range(len(names))):
         return None
     return pd.DataFrame({name: columns[k] for k, name in enumerate(names)}, copy=False)
 
@@ -197,6 +197,12 @@ def _named_once(reader, columns: int) -> list[str] | None:
 
 
 NUMBER_DTYPES = {np.dtype(np.int64), np.dtype(np.float64)}   # what the tokenizer makes of a column of numbers
+
+
+def _numbers(values) -> bool:
+    """Whether the tokenizer read a column (or a chunk of one) as numbers: int64 or float64, not
+    text, booleans or integers past int64."""
+    return isinstance(values, np.ndarray) and values.dtype in NUMBER_DTYPES
 
 
 def _numeric_chunks(rows: _ByteRange, delimiter: str, spaces_skipped: bool) -> tuple[list[str], list[dict]] | None:
@@ -228,7 +234,7 @@ def _gathered(pieces: list[tuple[list[str], list[dict]] | None]) -> pd.DataFrame
     chunks = [chunk for _, piece_chunks in pieces for chunk in piece_chunks]
     positions = list(range(len(names)))
     if not chunks or not all(sorted(chunk) == positions for chunk in chunks) \
-            or not all(isinstance(chunk[k], np.ndarray) and chunk[k].dtype in NUMBER_DTYPES for chunk in chunks for k in positions):
+            or not all(_numbers(chunk[k]) for chunk in chunks for k in positions):
         return None
     rows = sum(len(chunk[0]) for chunk in chunks)
     columns = {}
@@ -338,16 +344,16 @@ def read_delimited_file(path: str, source: str, delimiter: str | None = None,
         body_end = size
     reread = lambda: textfile.read_text(path, source)  # noqa: E731
     needles = ((delimiter + " ").encode(), b"\n ", b"\r ")   # spaces that may open a field
+    numeric = first_row_numbers(start_text, header, delimiter)   # a guess from the first row; the parse decides
     frame = None
     if body_end == size and textfile.PARSE_THREADS > 1 and size >= textfile.PARSE_THREADS * PIECE_MIN_BYTES:
-        frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "),
-                              first_row_numbers(start_text, header, delimiter))
+        frame = _parse_pieces(path, size, delimiter, needles, start_text.startswith(" "), numeric)
     if frame is None:   # a short file, an unterminated last line, carriage returns, a piece that did not parse...
         carriage, spaces = textfile.inspect(path, body_end, *needles)
         parse = functools.partial(_parse, delimiter=delimiter, source=source, text_of=reread,
                                   chunk_rows=None if size <= WHOLE_BYTES else _chunk_rows(start_text),
                                   spaces_open_fields=spaces or start_text.startswith(" "),
-                                  direct=size <= WHOLE_BYTES and first_row_numbers(start_text, header, delimiter))
+                                  direct=size <= WHOLE_BYTES and numeric)
         if body_end == size and not carriage:
             frame = _parse_path(path, size, parse)
         if frame is None:   # line breaks to make universal, an unterminated last line to leave out, or a file that grew
