@@ -13,7 +13,7 @@ STAGE_OF_PATH = [
     ("__main__.py", "entry"), ("__init__.py", "entry"), ("cli/", "cli"), ("api.py", "api"),
     ("pipeline.py", "api"), ("report/", "report"), ("engine/", "engine"), ("logs/", "logs"),
     ("integrations/", "integrations"), ("lightning.py", "integrations"), ("train/", "train"),
-    ("atomic.py", "base"), ("errors.py", "base"), ("schemas/", "base"),
+    ("atomic.py", "base"), ("cores.py", "base"), ("errors.py", "base"), ("schemas/", "base"),
 ]
 # The stages each stage may import (its own always allowed). The package root itself only
 # holds __version__ and lazy public names, so importing it is allowed everywhere.
